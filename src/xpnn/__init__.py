@@ -1,0 +1,13 @@
+"""xpnn: neural-network layers written once on the Python array API standard.
+
+The same layer code and the same hand-derived gradients run on NumPy,
+PyTorch, CuPy, JAX, Dask and array_api_strict arrays, on whatever device
+they live on. Importing xpnn imports none of those libraries but NumPy.
+"""
+
+from . import functional
+from .layers import Linear, Module
+
+__version__ = "0.1.0"
+
+__all__ = ["Linear", "Module", "__version__", "functional"]

@@ -1,0 +1,226 @@
+"""The one place that talks to ``array_api_compat``.
+
+Every other module reaches array libraries through the helpers here, so the
+whole package depends on one narrow surface of ``array_api_compat`` and on
+the namespaces that arrays themselves report.
+"""
+
+from __future__ import annotations
+
+import importlib
+import types
+import warnings
+from typing import Any, TypeAlias
+
+import array_api_compat
+
+__all__ = [
+    "Array",
+    "Device",
+    "DType",
+    "Namespace",
+    "array_namespace",
+    "device",
+    "dtype_name",
+    "is_array",
+    "library_name",
+    "resolve_device",
+    "resolve_dtype",
+    "resolve_namespace",
+    "to_device",
+]
+
+# The standard defines no runtime type for arrays, devices or dtypes; these
+# aliases document intent in signatures.
+Array: TypeAlias = Any
+Device: TypeAlias = Any
+DType: TypeAlias = Any
+Namespace: TypeAlias = Any
+
+
+def _describe(obj: object) -> str:
+    kind = type(obj)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def is_array(obj: object) -> bool:
+    """Tell whether ``obj`` is an array of a library that xpnn supports."""
+    return bool(array_api_compat.is_array_api_obj(obj))
+
+
+def array_namespace(**named: Array | None) -> Namespace:
+    """Return the one namespace shared by the named arrays.
+
+    Parameters
+    ----------
+    **named : array or None
+        The arrays by argument name; ``None`` values are ignored.
+
+    Returns
+    -------
+    namespace
+        The array API namespace of the arrays.
+
+    Raises
+    ------
+    TypeError
+        If a value is not an array, or if the arrays come from more than one
+        library. The message names each argument and its type.
+    """
+    arrays = {name: value for name, value in named.items() if value is not None}
+    for name, value in arrays.items():
+        if not is_array(value):
+            raise TypeError(
+                f"{name} must be an array from an array API library (numpy, "
+                f"torch, cupy, jax, dask, array_api_strict, ...), got "
+                f"{_describe(value)}; wrap it with xp.asarray(...) first"
+            )
+    try:
+        return array_api_compat.array_namespace(*arrays.values())
+    except TypeError:
+        listing = ", ".join(f"{n}: {_describe(v)}" for n, v in arrays.items())
+        raise TypeError(
+            f"arrays from different libraries cannot be combined ({listing}); "
+            "convert them to one library first, for example with "
+            "xp.asarray(...) or xp.from_dlpack(...)"
+        ) from None
+
+
+def device(x: Array) -> Device:
+    """Return the device an array lives on (works for Dask arrays too)."""
+    return array_api_compat.device(x)
+
+
+def to_device(x: Array, target: Device) -> Array:
+    """Return ``x`` on ``target``, through the library's own transfer."""
+    return array_api_compat.to_device(x, target)
+
+
+def is_lazy(x: Array) -> bool:
+    """Tell whether ``x`` belongs to a lazy library (JAX, Dask, ndonnx)."""
+    return bool(array_api_compat.is_lazy_array(x))
+
+
+_WRAPPED = (
+    (array_api_compat.is_numpy_namespace, "array_api_compat.numpy"),
+    (array_api_compat.is_torch_namespace, "array_api_compat.torch"),
+    (array_api_compat.is_cupy_namespace, "array_api_compat.cupy"),
+    (array_api_compat.is_dask_namespace, "array_api_compat.dask.array"),
+    # JAX implements the standard itself in jax.numpy.
+    (array_api_compat.is_jax_namespace, "jax.numpy"),
+)
+
+
+def library_name(xp: Namespace) -> str:
+    """Return the name users know a namespace by (``numpy``, ``torch``, ...)."""
+    return str(xp.__name__).removeprefix("array_api_compat.")
+
+
+def resolve_namespace(xp: object | None) -> Namespace:
+    """Turn what a user passed as ``xp=`` into an array API namespace.
+
+    Parameters
+    ----------
+    xp : module or None
+        A library module (``numpy``, ``torch``, ``cupy``, ``jax.numpy``,
+        ``dask.array``, ``array_api_strict``), an ``array_api_compat``
+        namespace, or ``None`` for NumPy.
+
+    Returns
+    -------
+    namespace
+        The namespace that ``array_namespace`` returns for that library's
+        arrays, so that layers and their inputs agree.
+
+    Raises
+    ------
+    TypeError
+        If ``xp`` is not a supported array library.
+    """
+    if xp is None:
+        return importlib.import_module("array_api_compat.numpy")
+    # array_api_compat wraps these libraries; its namespace is what
+    # array_namespace() returns for their arrays, so use it for creation too.
+    for is_library, module in _WRAPPED:
+        if is_library(xp):
+            return importlib.import_module(module)
+    if isinstance(xp, types.ModuleType) and hasattr(xp, "__array_namespace_info__"):
+        # A library that implements the standard itself (array_api_strict,
+        # ndonnx, ...).
+        return xp
+    raise TypeError(
+        f"xp must be an array library module such as numpy, torch, cupy, "
+        f"jax.numpy, dask.array or array_api_strict, got {xp!r}"
+    )
+
+
+def dtype_name(xp: Namespace, dtype: DType) -> str:
+    """Return the standard name of ``dtype`` (``'float32'``, ...).
+
+    The name comes from the inspection API, so no per-library table is kept.
+    """
+    for name, candidate in xp.__array_namespace_info__().dtypes().items():
+        if candidate == dtype:
+            return str(name)
+    raise TypeError(f"{dtype!r} is not a dtype of {xp.__name__}")
+
+
+def resolve_device(xp: Namespace, device: Device | str | None) -> Device:
+    """Turn a user's ``device=`` into a device object of ``xp``.
+
+    ``None`` gives the namespace's default device. A string is matched
+    against the devices the inspection API lists, by ``str(device)`` or by
+    the quoted name (``"device1"`` finds ``array_api_strict.Device('device1')``);
+    strings that match none pass through unchanged, since libraries such as
+    torch accept them directly (``"cuda"``).
+    """
+    info = xp.__array_namespace_info__()
+    if device is None:
+        return info.default_device()
+    if isinstance(device, str):
+        with warnings.catch_warnings():
+            # torch warns while probing devices it cannot use (meta, ...).
+            warnings.simplefilter("ignore")
+            listed = info.devices()
+        for candidate in listed:
+            text = str(candidate)
+            if text == device or text.endswith(f"('{device}')"):
+                return candidate
+    return device
+
+
+def resolve_dtype(xp: Namespace, dtype: DType | None, device: Device) -> DType:
+    """Return a floating dtype for a new parameter on ``device``.
+
+    ``None`` gives the device's default real floating dtype from the
+    inspection API.
+
+    Raises
+    ------
+    TypeError
+        If ``dtype`` is not a floating dtype.
+    ValueError
+        If the device does not support ``dtype``; the message lists those it
+        does support.
+    """
+    info = xp.__array_namespace_info__()
+    if dtype is None:
+        return info.default_dtypes(device=device)["real floating"]
+    floating = {
+        **info.dtypes(device=device, kind="real floating"),
+        **info.dtypes(device=device, kind="complex floating"),
+    }
+    if any(candidate == dtype for candidate in floating.values()):
+        return dtype
+    every = info.dtypes()
+    if not any(candidate == dtype for candidate in every.values()) or not xp.isdtype(
+        dtype, ("real floating", "complex floating")
+    ):
+        raise TypeError(
+            f"dtype must be a floating dtype of {xp.__name__} "
+            f"({', '.join(floating)}), got {dtype!r}"
+        )
+    raise ValueError(
+        f"device {device!r} does not support dtype {dtype!r}; it supports "
+        f"{', '.join(floating)}"
+    )

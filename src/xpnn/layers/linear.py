@@ -1,0 +1,193 @@
+"""``Linear``: the stateful layer over :func:`xpnn.functional.linear`."""
+
+from __future__ import annotations
+
+import math
+import operator
+
+import numpy as np
+
+from .._checks import check_floating, check_same_device
+from .._compat import (
+    Array,
+    Device,
+    DType,
+    array_namespace,
+    device as device_of,
+    resolve_device,
+    resolve_dtype,
+    resolve_namespace,
+)
+from ..functional.linear import _check_dy, _check_linear, backward_kernel, forward_kernel
+from ..init import host_generator, uniform
+from ._module import Backward, Module
+
+__all__ = ["Linear"]
+
+
+def _size(name: str, value: object) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got bool {value}")
+    try:
+        size = operator.index(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an int, got {type(value).__name__} {value!r}"
+        ) from None
+    if size < 1:
+        raise ValueError(f"{name} must be at least 1, got {size}")
+    return int(size)
+
+
+class Linear(Module):
+    """A fully connected layer: ``y = x @ weight + bias``.
+
+    Parameters
+    ----------
+    in_features : int
+        Size of the last dimension of the input, at least 1.
+    out_features : int
+        Size of the last dimension of the output, at least 1.
+    bias : bool, default True
+        Whether to add a learnable bias.
+    xp : module, optional
+        The array library of the parameters: ``numpy``, ``torch``, ``cupy``,
+        ``jax.numpy``, ``dask.array``, ``array_api_strict``, or an
+        ``array_api_compat`` namespace. NumPy when omitted.
+    device : device or str, optional
+        Where the parameters live. The namespace's default device when
+        omitted (from its inspection API).
+    dtype : dtype, optional
+        A real or complex floating dtype the device supports. The device's
+        default real floating dtype when omitted (from the inspection API).
+    seed : int or numpy.random.Generator, optional
+        Seed of the host generator that draws the initial values. The same
+        seed gives bit-identical parameters on every backend and device for
+        a given dtype.
+
+    Attributes
+    ----------
+    weight : array of shape (in_features, out_features)
+        Initialised uniform in ``±1/sqrt(in_features)``, PyTorch's default.
+    bias : array of shape (out_features,) or None
+        Initialised like ``weight``.
+    grads : dict of str to array or None
+        Accumulated gradients of ``"weight"`` and ``"bias"``; ``None`` until
+        a backward pass, and again after :meth:`zero_grad`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpnn import Linear
+    >>> layer = Linear(3, 2, seed=0)
+    >>> y, backward = layer.forward(np.ones((4, 3)))
+    >>> y.shape
+    (4, 2)
+    >>> dx = backward(np.ones((4, 2)))
+    >>> dx.shape, layer.grads["weight"].shape
+    ((4, 3), (3, 2))
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        bias: bool = True,
+        xp: object | None = None,
+        device: Device | str | None = None,
+        dtype: DType | None = None,
+        seed: int | np.random.Generator | None = None,
+    ) -> None:
+        in_features = _size("in_features", in_features)
+        out_features = _size("out_features", out_features)
+        namespace = resolve_namespace(xp)
+        where = resolve_device(namespace, device)
+        dtype = resolve_dtype(namespace, dtype, where)
+        super().__init__(xp=namespace, device=where, dtype=dtype)
+        self.in_features = in_features
+        self.out_features = out_features
+        rng = host_generator(seed)
+        bound = 1.0 / math.sqrt(in_features)
+        make = dict(bound=bound, xp=namespace, device=where, dtype=dtype, rng=rng)
+        self.params["weight"] = uniform((in_features, out_features), **make)
+        # Some libraries report no default device (JAX: None); record where
+        # the parameters actually landed.
+        self.device = device_of(self.params["weight"])
+        self.grads["weight"] = None
+        if bias:
+            self.params["bias"] = uniform((out_features,), **make)
+            self.grads["bias"] = None
+
+    @property
+    def weight(self) -> Array:
+        """The weight, shape (in_features, out_features)."""
+        return self.params["weight"]
+
+    @weight.setter
+    def weight(self, value: Array) -> None:
+        self.params["weight"] = value
+
+    @property
+    def bias(self) -> Array | None:
+        """The bias, shape (out_features,), or None."""
+        return self.params.get("bias")
+
+    @bias.setter
+    def bias(self, value: Array) -> None:
+        if "bias" not in self.params:
+            raise AttributeError("this Linear was built with bias=False")
+        self.params["bias"] = value
+
+    def forward(self, x: Array) -> tuple[Array, Backward]:
+        """Apply the layer and return ``(y, backward)``.
+
+        Parameters
+        ----------
+        x : array of shape (..., in_features)
+            Input, in the layer's namespace and on its device.
+
+        Returns
+        -------
+        y : array of shape (..., out_features)
+            The output.
+        backward : callable
+            ``backward(dy) -> dx``. It adds the weight and bias gradients
+            into :attr:`grads` and returns the input gradient, of shape
+            ``x.shape``. Each closure keeps its own forward's input, so
+            several forwards may be back-propagated in any order.
+        """
+        weight, bias = self.weight, self.bias
+        xp = array_namespace(x=x, weight=weight, bias=bias)
+        dtype = _check_linear(xp, x, weight, bias)
+        y = forward_kernel(xp, x, weight, bias, dtype)
+        has_bias = bias is not None
+        bias_dtype = bias.dtype if bias is not None else None
+
+        def backward(dy: Array) -> Array:
+            array_namespace(dy=dy, x=x)
+            check_floating(xp, dy=dy)
+            check_same_device(x=x, dy=dy)
+            _check_dy(x, weight, dy)
+            dx, dweight, dbias = backward_kernel(
+                xp, dy, x, weight, has_bias=has_bias, bias_dtype=bias_dtype
+            )
+            self._accumulate("weight", dweight)
+            if dbias is not None:
+                self._accumulate("bias", dbias)
+            return dx
+
+        return y, backward
+
+    def __call__(self, x: Array) -> Array:
+        weight, bias = self.weight, self.bias
+        xp = array_namespace(x=x, weight=weight, bias=bias)
+        dtype = _check_linear(xp, x, weight, bias)
+        return forward_kernel(xp, x, weight, bias, dtype)
+
+    def _settings(self) -> dict[str, object]:
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": "bias" in self.params,
+        }
