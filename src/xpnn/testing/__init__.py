@@ -1,0 +1,23 @@
+"""Testing helpers for array API code, on every backend and device.
+
+- :func:`assert_close` compares namespace, device, dtype and shape as well as
+  values, with per-dtype tolerances.
+- :func:`check_gradients` checks a hand-written backward against float64
+  central finite differences, complex included.
+- :func:`random_array` draws the same values on every backend for a seed.
+- :func:`to_numpy` copies any supported array to the host.
+"""
+
+from ._assert import assert_close
+from ._gradcheck import check_gradients
+from ._interop import to_numpy
+from ._random import random_array
+from ._tolerances import default_tolerances
+
+__all__ = [
+    "assert_close",
+    "check_gradients",
+    "default_tolerances",
+    "random_array",
+    "to_numpy",
+]
