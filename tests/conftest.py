@@ -45,9 +45,7 @@ def _selection(config: pytest.Config) -> tuple[list[tuple[BackendSpec, DeviceSpe
     explicit = backends is not None or devices is not None
     for name in backends or []:
         if name not in MATRIX:
-            raise pytest.UsageError(
-                f"unknown backend {name!r}; the matrix has {', '.join(MATRIX)}"
-            )
+            raise pytest.UsageError(f"unknown backend {name!r}; the matrix has {', '.join(MATRIX)}")
     cases = []
     for spec in MATRIX.values():
         if backends is not None and spec.name not in backends:

@@ -16,8 +16,8 @@ import array_api_compat
 
 __all__ = [
     "Array",
-    "Device",
     "DType",
+    "Device",
     "Namespace",
     "array_namespace",
     "device",
@@ -139,12 +139,18 @@ def resolve_namespace(xp: object | None) -> Namespace:
     """
     if xp is None:
         return importlib.import_module("array_api_compat.numpy")
+    if not isinstance(xp, types.ModuleType):
+        raise TypeError(
+            f"xp must be an array library module such as numpy, torch, cupy, "
+            f"jax.numpy, dask.array or array_api_strict, got "
+            f"{type(xp).__name__} {xp!r}"
+        )
     # array_api_compat wraps these libraries; its namespace is what
     # array_namespace() returns for their arrays, so use it for creation too.
     for is_library, module in _WRAPPED:
         if is_library(xp):
             return importlib.import_module(module)
-    if isinstance(xp, types.ModuleType) and hasattr(xp, "__array_namespace_info__"):
+    if hasattr(xp, "__array_namespace_info__"):
         # A library that implements the standard itself (array_api_strict,
         # ndonnx, ...).
         return xp
@@ -221,6 +227,5 @@ def resolve_dtype(xp: Namespace, dtype: DType | None, device: Device) -> DType:
             f"({', '.join(floating)}), got {dtype!r}"
         )
     raise ValueError(
-        f"device {device!r} does not support dtype {dtype!r}; it supports "
-        f"{', '.join(floating)}"
+        f"device {device!r} does not support dtype {dtype!r}; it supports {', '.join(floating)}"
     )

@@ -15,10 +15,13 @@ import numpy as np
 
 from ._compat import Array, Device, DType, Namespace, dtype_name
 
-__all__ = ["host_generator", "uniform"]
+__all__ = ["Seed", "host_generator", "uniform"]
+
+#: What ``seed=`` accepts: an int, a NumPy ``Generator``, or ``None``.
+Seed = int | np.random.Generator | None
 
 
-def host_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
+def host_generator(seed: Seed) -> np.random.Generator:
     """Return the host generator for ``seed`` (fresh entropy for ``None``)."""
     if isinstance(seed, np.random.Generator):
         return seed

@@ -27,7 +27,9 @@ SHAPES = [
 ]
 
 
-def make_inputs(xp: Any, device: Any, dtype: Any, x_shape: tuple[int, ...], m: int, p: int, seed: int = 0):
+def make_inputs(
+    xp: Any, device: Any, dtype: Any, x_shape: tuple[int, ...], m: int, p: int, seed: int = 0
+):
     x = random_array(xp, x_shape, dtype=dtype, device=device, seed=seed)
     weight = random_array(xp, (m, p), dtype=dtype, device=device, seed=seed + 1)
     bias = random_array(xp, (p,), dtype=dtype, device=device, seed=seed + 2)
@@ -122,15 +124,28 @@ def test_complex_input_with_real_weight_keeps_real_gradient(xp, device):
 
 
 def test_integer_and_boolean_inputs_raise_type_error(xp, device):
-    x = xp.ones((2, 3), dtype=xp.int64 if "int64" in xp.__array_namespace_info__().dtypes(device=device) else xp.int32, device=device)
+    x = xp.ones(
+        (2, 3),
+        dtype=xp.int64
+        if "int64" in xp.__array_namespace_info__().dtypes(device=device)
+        else xp.int32,
+        device=device,
+    )
     weight = xp.ones((3, 2), dtype=xp.float32, device=device)
-    with pytest.raises(TypeError, match=r"x must have a real or complex floating dtype.*xp\.astype\(x, xp\.float32\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"x must have a real or complex floating dtype.*xp\.astype\(x, xp\.float32\)",
+    ):
         linear(x, weight)
     flags = xp.ones((3, 2), dtype=xp.bool, device=device)
     with pytest.raises(TypeError, match="weight must have a real or complex floating dtype"):
         linear(xp.ones((2, 3), dtype=xp.float32, device=device), flags)
     with pytest.raises(TypeError, match="dy must have a real or complex floating dtype"):
-        linear_backward(xp.ones((2, 2), dtype=xp.int32, device=device), xp.ones((2, 3), dtype=xp.float32, device=device), weight)
+        linear_backward(
+            xp.ones((2, 2), dtype=xp.int32, device=device),
+            xp.ones((2, 3), dtype=xp.float32, device=device),
+            weight,
+        )
 
 
 def test_arrays_from_two_libraries_raise_type_error(xp, device):
@@ -139,7 +154,9 @@ def test_arrays_from_two_libraries_raise_type_error(xp, device):
     other = np if xp.__name__ != "array_api_compat.numpy" else array_api_strict
     x = xp.ones((2, 3), dtype=xp.float32, device=device)
     weight = other.ones((3, 2), dtype=other.float32)
-    with pytest.raises(TypeError, match="arrays from different libraries cannot be combined.*x:.*weight:"):
+    with pytest.raises(
+        TypeError, match="arrays from different libraries cannot be combined.*x:.*weight:"
+    ):
         linear(x, weight)
     with pytest.raises(TypeError, match="x must be an array"):
         linear([[1.0, 2.0, 3.0]], xp.ones((3, 2), dtype=xp.float32, device=device))
@@ -151,11 +168,17 @@ def test_arrays_on_two_devices_raise_value_error():
     cpu, device1 = strict.Device("CPU_DEVICE"), strict.Device("device1")
     x = strict.ones((2, 3), device=cpu)
     weight = strict.ones((3, 2), device=device1)
-    with pytest.raises(ValueError, match=r"x is on device .*CPU_DEVICE.* but weight is on device .*device1"):
+    with pytest.raises(
+        ValueError, match=r"x is on device .*CPU_DEVICE.* but weight is on device .*device1"
+    ):
         linear(x, weight)
     dy = strict.ones((2, 2), device=cpu)
-    with pytest.raises(ValueError, match=r"x is on device .*device1.* but dy is on device .*CPU_DEVICE"):
-        linear_backward(dy, strict.ones((2, 3), device=device1), strict.ones((3, 2), device=device1))
+    with pytest.raises(
+        ValueError, match=r"x is on device .*device1.* but dy is on device .*CPU_DEVICE"
+    ):
+        linear_backward(
+            dy, strict.ones((2, 3), device=device1), strict.ones((3, 2), device=device1)
+        )
 
 
 def test_shape_errors_give_expected_and_actual(xp, device):
@@ -163,17 +186,31 @@ def test_shape_errors_give_expected_and_actual(xp, device):
     weight = xp.ones((64, 8), dtype=f32, device=device)
     with pytest.raises(ValueError, match=r"expected last dimension 64 \(in_features\), got 63"):
         linear(xp.ones((2, 63), dtype=f32, device=device), weight)
-    with pytest.raises(ValueError, match=r"bias must have shape \(8,\) \(out_features\), got shape \(7,\)"):
-        linear(xp.ones((2, 64), dtype=f32, device=device), weight, xp.ones((7,), dtype=f32, device=device))
-    with pytest.raises(ValueError, match=r"weight must have shape \(in_features, out_features\), got shape \(64,\)"):
+    with pytest.raises(
+        ValueError, match=r"bias must have shape \(8,\) \(out_features\), got shape \(7,\)"
+    ):
+        linear(
+            xp.ones((2, 64), dtype=f32, device=device),
+            weight,
+            xp.ones((7,), dtype=f32, device=device),
+        )
+    with pytest.raises(
+        ValueError, match=r"weight must have shape \(in_features, out_features\), got shape \(64,\)"
+    ):
         linear(xp.ones((2, 64), dtype=f32, device=device), xp.ones((64,), dtype=f32, device=device))
     with pytest.raises(ValueError, match="got a 0-d array"):
         linear(xp.asarray(1.0, dtype=f32, device=device), xp.ones((1, 8), dtype=f32, device=device))
     x = xp.ones((2, 64), dtype=f32, device=device)
-    with pytest.raises(ValueError, match=r"dy must have the shape of the output, \(2, 8\).*got \(2, 7\)"):
+    with pytest.raises(
+        ValueError, match=r"dy must have the shape of the output, \(2, 8\).*got \(2, 7\)"
+    ):
         linear_backward(xp.ones((2, 7), dtype=f32, device=device), x, weight)
     with pytest.raises(ValueError, match=r"expected last dimension 64 \(in_features\), got 5"):
-        linear_backward(xp.ones((2, 8), dtype=f32, device=device), xp.ones((2, 5), dtype=f32, device=device), weight)
+        linear_backward(
+            xp.ones((2, 8), dtype=f32, device=device),
+            xp.ones((2, 5), dtype=f32, device=device),
+            weight,
+        )
 
 
 # --- properties over shapes and dtypes, against a NumPy float64 oracle ---
@@ -201,7 +238,9 @@ def test_property_matches_numpy_float64(xp, device, shape, dtype_name, with_bias
     bias = bias if with_bias else None
     y = linear(x, weight, bias)
     dx, dweight, dbias = linear_backward(dy, x, weight, has_bias=with_bias)
-    ref = numpy_linear(to_numpy(x), to_numpy(weight), to_numpy(bias) if with_bias else None, to_numpy(dy))
+    ref = numpy_linear(
+        to_numpy(x), to_numpy(weight), to_numpy(bias) if with_bias else None, to_numpy(dy)
+    )
     same = {"xp": xp, "device": device, "dtype": dtype}
     for name, got, want in zip(("y", "dx", "dweight"), (y, dx, dweight), ref[:3], strict=True):
         assert_close(got, want, **same, err_msg=name)

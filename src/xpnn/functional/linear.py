@@ -27,9 +27,7 @@ from .._compat import Array, DType, Namespace, array_namespace
 __all__ = ["linear", "linear_backward"]
 
 
-def _check_linear(
-    xp: Namespace, x: Array, weight: Array, bias: Array | None
-) -> DType:
+def _check_linear(xp: Namespace, x: Array, weight: Array, bias: Array | None) -> DType:
     """Validate forward inputs and return the dtype of the output."""
     check_floating(xp, x=x, weight=weight, bias=bias)
     check_same_device(x=x, weight=weight, bias=bias)
@@ -78,19 +76,17 @@ def _gradient_as(xp: Namespace, grad: Array, dtype: DType) -> Array:
     """Cast a gradient to its parameter's dtype; real parameters keep Re."""
     if grad.dtype == dtype:
         return grad
-    if xp.isdtype(grad.dtype, "complex floating") and not xp.isdtype(
-        dtype, "complex floating"
-    ):
+    if xp.isdtype(grad.dtype, "complex floating") and not xp.isdtype(dtype, "complex floating"):
         grad = xp.real(grad)
     return _as(xp, grad, dtype)
 
 
 def _rows(shape: tuple[int | None, ...]) -> int:
-    """Number of rows once every leading dimension is folded into one."""
+    """Count the rows left once every leading dimension is folded into one."""
     leading = shape[:-1]
     if any(s is None or (isinstance(s, float) and math.isnan(s)) for s in leading):
         return -1
-    return math.prod(int(s) for s in leading)  # type: ignore[arg-type]
+    return math.prod(int(s) for s in leading if s is not None)
 
 
 def forward_kernel(

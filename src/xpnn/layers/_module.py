@@ -75,4 +75,3 @@ def device_repr(where: Device) -> str:
     """Show a device the short way users type it."""
     text = str(where)
     return repr(text) if isinstance(where, str) else text
-

@@ -5,21 +5,21 @@ from __future__ import annotations
 import math
 import operator
 
-import numpy as np
-
 from .._checks import check_floating, check_same_device
 from .._compat import (
     Array,
     Device,
     DType,
     array_namespace,
-    device as device_of,
     resolve_device,
     resolve_dtype,
     resolve_namespace,
 )
+from .._compat import (
+    device as device_of,
+)
 from ..functional.linear import _check_dy, _check_linear, backward_kernel, forward_kernel
-from ..init import host_generator, uniform
+from ..init import Seed, host_generator, uniform
 from ._module import Backward, Module
 
 __all__ = ["Linear"]
@@ -29,11 +29,9 @@ def _size(name: str, value: object) -> int:
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an int, got bool {value}")
     try:
-        size = operator.index(value)  # type: ignore[call-overload]
+        size = operator.index(value)  # type: ignore[arg-type]
     except TypeError:
-        raise TypeError(
-            f"{name} must be an int, got {type(value).__name__} {value!r}"
-        ) from None
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}") from None
     if size < 1:
         raise ValueError(f"{name} must be at least 1, got {size}")
     return int(size)
@@ -97,7 +95,7 @@ class Linear(Module):
         xp: object | None = None,
         device: Device | str | None = None,
         dtype: DType | None = None,
-        seed: int | np.random.Generator | None = None,
+        seed: Seed = None,
     ) -> None:
         in_features = _size("in_features", in_features)
         out_features = _size("out_features", out_features)
@@ -121,7 +119,7 @@ class Linear(Module):
 
     @property
     def weight(self) -> Array:
-        """The weight, shape (in_features, out_features)."""
+        """The weight, (in_features, out_features), uniform in ±1/sqrt(in_features) at first."""
         return self.params["weight"]
 
     @weight.setter
@@ -130,7 +128,7 @@ class Linear(Module):
 
     @property
     def bias(self) -> Array | None:
-        """The bias, shape (out_features,), or None."""
+        """The bias, shape (out_features,), initialised like the weight; None without bias."""
         return self.params.get("bias")
 
     @bias.setter
@@ -153,7 +151,7 @@ class Linear(Module):
             The output.
         backward : callable
             ``backward(dy) -> dx``. It adds the weight and bias gradients
-            into :attr:`grads` and returns the input gradient, of shape
+            into ``grads`` and returns the input gradient, of shape
             ``x.shape``. Each closure keeps its own forward's input, so
             several forwards may be back-propagated in any order.
         """
@@ -180,6 +178,7 @@ class Linear(Module):
         return y, backward
 
     def __call__(self, x: Array) -> Array:
+        """Apply the layer and return ``y`` only, keeping nothing alive."""
         weight, bias = self.weight, self.bias
         xp = array_namespace(x=x, weight=weight, bias=bias)
         dtype = _check_linear(xp, x, weight, bias)

@@ -77,8 +77,7 @@ def assert_close(
     expected_device = device if device is not None else _device_of(desired)
     if _device_of(actual) != expected_device:
         raise AssertionError(
-            f"{prefix}device differs: actual {_device_of(actual)!r}, "
-            f"expected {expected_device!r}"
+            f"{prefix}device differs: actual {_device_of(actual)!r}, expected {expected_device!r}"
         )
     expected_dtype = dtype if dtype is not None else desired.dtype
     if actual.dtype != expected_dtype:
@@ -87,8 +86,7 @@ def assert_close(
         )
     if tuple(actual.shape) != tuple(desired.shape):
         raise AssertionError(
-            f"{prefix}shape differs: actual {tuple(actual.shape)}, "
-            f"expected {tuple(desired.shape)}"
+            f"{prefix}shape differs: actual {tuple(actual.shape)}, expected {tuple(desired.shape)}"
         )
     default_rtol, default_atol = default_tolerances(dtype_name(actual_xp, actual.dtype))
     rtol = default_rtol if rtol is None else rtol

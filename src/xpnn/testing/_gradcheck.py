@@ -112,9 +112,7 @@ def check_gradients(
         cotangent = random_array(xp, tuple(y.shape), dtype=y.dtype, device=device(y), seed=seed)
     grads = backward(cotangent, *inputs)
     if len(grads) != len(inputs):
-        raise AssertionError(
-            f"backward returned {len(grads)} gradients for {len(inputs)} inputs"
-        )
+        raise AssertionError(f"backward returned {len(grads)} gradients for {len(inputs)} inputs")
     where = _float64_device(xp, device(inputs[0]) if inputs else None)
     wide_inputs = [_move(xp, x, _wide_dtype(xp, x.dtype), where) for x in inputs]
     wide_dy = _move(xp, cotangent, _wide_dtype(xp, cotangent.dtype), where)
@@ -156,9 +154,7 @@ def _check_meta(xp: Namespace, what: str, grad: Array, x: Array) -> None:
     if grad.dtype != x.dtype:
         raise AssertionError(f"{what} has dtype {grad.dtype}, the input {x.dtype}")
     if tuple(grad.shape) != tuple(x.shape):
-        raise AssertionError(
-            f"{what} has shape {tuple(grad.shape)}, the input {tuple(x.shape)}"
-        )
+        raise AssertionError(f"{what} has shape {tuple(grad.shape)}, the input {tuple(x.shape)}")
 
 
 def _numeric_gradient(

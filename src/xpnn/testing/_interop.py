@@ -30,7 +30,7 @@ def to_numpy(x: Array) -> np.ndarray:
         A new host array that shares no memory with ``x``.
     """
     if array_api_compat.is_dask_array(x):
-        x = x.compute()
+        x = x.compute()  # type: ignore[no-untyped-call]
     if array_api_compat.is_cupy_array(x):
         return np.array(x.get(), copy=True)
     if array_api_compat.is_torch_array(x):

@@ -164,20 +164,18 @@ def resolve(backend: BackendSpec, device: DeviceSpec) -> tuple[Any, Any]:
     names = _modules(backend)
     where = f"{backend.name}-{device.name}"
     try:
-        if device.probe is not None and not eval(device.probe, names):  # noqa: S307
+        if device.probe is not None and not eval(device.probe, names):
             raise Unavailable(f"{where}: not present ({device.probe} is false)")
-        found = eval(device.device, names)  # noqa: S307
+        found = eval(device.device, names)
         xp = importlib.import_module(backend.namespace)
         # Some libraries import fine and fail at the first array (CuPy
         # without a GPU), so make one.
         xp.zeros(1, device=found)
     except Unavailable:
         raise
-    except Exception as exc:  # noqa: BLE001 - any failure means "not here"
+    except Exception as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise Unavailable(
-            f"{where}: not present ({type(exc).__name__}: {message})"
-        ) from None
+        raise Unavailable(f"{where}: not present ({type(exc).__name__}: {message})") from None
     return xp, found
 
 

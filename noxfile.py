@@ -1,0 +1,119 @@
+"""Sessions of the xpnn test matrix, made from the data in ``backends/``.
+
+``nox`` runs every session; each backend-device pair is its own session,
+``tests(<backend>-<device>)``, e.g. ``nox -s "tests(torch-cuda)"``. A device
+that is not present is skipped with a one-line reason; set
+``XPNN_REQUIRE_DEVICES=1`` to make it fail instead, on machines that are
+meant to have it.
+
+On a machine whose Python already has the backends and no package index
+(a GPU box), use that Python directly::
+
+    nox --no-venv --no-install -s "tests(torch-cuda)"
+
+Extra arguments after ``--`` go to pytest.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+nox.options.default_venv_backend = "virtualenv"
+nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
+
+# The matrix reader uses only the standard library; load it by path so nox
+# needs nothing installed to list the sessions.
+_spec = importlib.util.spec_from_file_location(
+    "xpnn_matrix", ROOT / "src" / "xpnn" / "testing" / "_matrix.py"
+)
+assert _spec is not None
+assert _spec.loader is not None
+_matrix = importlib.util.module_from_spec(_spec)
+sys.modules["xpnn_matrix"] = _matrix
+_spec.loader.exec_module(_matrix)
+MATRIX = _matrix.load_matrix(ROOT / "backends")
+CASES = [(b.name, d.name) for b in MATRIX.values() for d in b.devices]
+# torch.autograd is the gradient oracle in every session; install it with
+# the pin its backend file gives (a quick CPU build where one lies on disk).
+ORACLE = MATRIX["torch"].requirements
+
+
+def _require_devices() -> bool:
+    return os.environ.get("XPNN_REQUIRE_DEVICES") == "1"
+
+
+def _missing(session: nox.Session, reason: str) -> None:
+    if _require_devices():
+        session.error(f"{reason} (XPNN_REQUIRE_DEVICES=1)")
+    session.skip(reason)
+
+
+@nox.session
+@nox.parametrize(
+    "backend,device",
+    [nox.param(b, d, id=f"{b}-{d}") for b, d in CASES],
+)
+def tests(session: nox.Session, backend: str, device: str) -> None:
+    """Run the test suite on one backend and device."""
+    spec = MATRIX[backend]
+    dev = spec.device(device)
+    if dev.gpu and not _matrix.host_has_nvidia_gpu():
+        _missing(session, f"{backend}-{device}: no NVIDIA GPU on this machine")
+    session.install(".[test]", *spec.requirements, *dev.requirements, *ORACLE)
+    env = {**spec.env, "XPNN_BACKEND": backend, "XPNN_DEVICE": device}
+    probe = session.run(
+        "python",
+        "-m",
+        "xpnn.testing._matrix",
+        "probe",
+        backend,
+        device,
+        env=env,
+        silent=True,
+        success_codes=[0, _matrix.UNAVAILABLE_EXIT],
+    )
+    if isinstance(probe, str) and probe.strip().startswith("unavailable:"):
+        _missing(session, probe.strip().removeprefix("unavailable: "))
+    session.run("pytest", *session.posargs, env=env)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style with ruff."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Type-check the package with mypy."""
+    session.install("-e", ".[typecheck]")
+    session.run("mypy")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the docs with warnings as errors, and run the docstring examples."""
+    session.install(".[docs]")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+    session.run(
+        "pytest",
+        "--doctest-modules",
+        "--pyargs",
+        "xpnn",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "addopts=",
+        "-o",
+        "testpaths=",
+        "-o",
+        "pythonpath=",
+    )
