@@ -67,6 +67,12 @@ def tests(session: nox.Session, backend: str, device: str) -> None:
         _missing(session, f"{backend}-{device}: no NVIDIA GPU on this machine")
     session.install(".[test]", *spec.requirements, *dev.requirements, *ORACLE)
     env = {**spec.env, "XPNN_BACKEND": backend, "XPNN_DEVICE": device}
+    if session.venv_backend == "none":
+        # --no-venv: the Python on PATH has the libraries but not xpnn; use
+        # the source tree.
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])
+        )
     probe = session.run(
         "python",
         "-m",
