@@ -236,3 +236,15 @@ def test_layer_from_another_library_raises_type_error(xp, device):
     layer = Linear(3, 2, xp=other, seed=0)
     with pytest.raises(TypeError, match="arrays from different libraries"):
         layer(xp.ones((2, 3), device=device))
+
+
+def test_library_module_and_compat_namespace_are_the_same_backend():
+    import array_api_compat.numpy
+    import array_api_compat.torch
+    import torch
+
+    assert Linear(2, 2, xp=np).xp is Linear(2, 2, xp=array_api_compat.numpy).xp
+    assert Linear(2, 2, xp=torch).xp is Linear(2, 2, xp=array_api_compat.torch).xp
+    layer = Linear(2, 2, xp=torch, seed=0)
+    assert isinstance(layer.weight, torch.Tensor)
+    assert layer(torch.ones(3, 2)).shape == (3, 2)
