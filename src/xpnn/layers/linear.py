@@ -11,6 +11,7 @@ from .._compat import (
     Device,
     DType,
     array_namespace,
+    library_name,
     resolve_device,
     resolve_dtype,
     resolve_namespace,
@@ -20,7 +21,7 @@ from .._compat import (
 )
 from ..functional.linear import _check_dy, _check_linear, backward_kernel, forward_kernel
 from ..init import Seed, host_generator, uniform
-from ._module import Backward, Module
+from ._module import Backward, Module, device_repr
 
 __all__ = ["Linear"]
 
@@ -102,7 +103,9 @@ class Linear(Module):
         namespace = resolve_namespace(xp)
         where = resolve_device(namespace, device)
         dtype = resolve_dtype(namespace, dtype, where)
-        super().__init__(xp=namespace, device=where, dtype=dtype)
+        super().__init__()
+        self.xp = namespace
+        self.dtype = dtype
         self.in_features = in_features
         self.out_features = out_features
         rng = host_generator(seed)
@@ -190,3 +193,8 @@ class Linear(Module):
             "out_features": self.out_features,
             "bias": "bias" in self.params,
         }
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in self._settings().items())
+        where = f"xp={library_name(self.xp)}, device={device_repr(self.device)}"
+        return f"Linear({settings}, {where}, dtype={self.dtype})"

@@ -1,0 +1,79 @@
+"""``Sequential``: layers applied one after another."""
+
+from __future__ import annotations
+
+from .._compat import Array
+from ._module import Backward, Module
+
+__all__ = ["Sequential"]
+
+
+class Sequential(Module):
+    """A chain of modules: ``y = layers[-1](... layers[0](x))``.
+
+    Parameters
+    ----------
+    *layers : Module
+        The modules, applied in order. Their parameters are named
+        ``"<index>.<name>"`` (``"0.weight"``), as in PyTorch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpnn import Linear, ReLU, Sequential
+    >>> model = Sequential(Linear(4, 8, seed=0), ReLU(), Linear(8, 2, seed=1))
+    >>> y, backward = model.forward(np.ones((3, 4)))
+    >>> dx = backward(np.ones((3, 2)))
+    >>> [name for name, _ in model.named_parameters()]
+    ['0.weight', '0.bias', '2.weight', '2.bias']
+    """
+
+    def __init__(self, *layers: Module) -> None:
+        super().__init__()
+        for index, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(
+                    f"Sequential takes xpnn modules, got {type(layer).__name__} at "
+                    f"position {index}"
+                )
+        self.layers = list(layers)
+
+    def children(self) -> list[Module]:
+        """Return the layers, in order."""
+        return list(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, index: int) -> Module:
+        return self.layers[index]
+
+    def forward(self, x: Array) -> tuple[Array, Backward]:
+        """Run every layer and return ``(y, backward)``.
+
+        ``backward(dy)`` runs the layers' backward closures in reverse order,
+        accumulating each layer's parameter gradients, and returns ``dx``.
+        """
+        backwards = []
+        for layer in self.layers:
+            x, layer_backward = layer.forward(x)
+            backwards.append(layer_backward)
+
+        def backward(dy: Array) -> Array:
+            for layer_backward in reversed(backwards):
+                dy = layer_backward(dy)
+            return dy
+
+        return x, backward
+
+    def __call__(self, x: Array) -> Array:
+        """Apply every layer and return ``y`` only, keeping nothing alive."""
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def __repr__(self) -> str:
+        if not self.layers:
+            return "Sequential()"
+        lines = [f"  ({index}): {layer!r}" for index, layer in enumerate(self.layers)]
+        return "Sequential(\n" + "\n".join(lines) + "\n)"
