@@ -23,6 +23,8 @@ __all__ = [
     "device",
     "dtype_name",
     "is_array",
+    "is_lazy",
+    "is_writeable",
     "library_name",
     "resolve_device",
     "resolve_dtype",
@@ -229,3 +231,8 @@ def resolve_dtype(xp: Namespace, dtype: DType | None, device: Device) -> DType:
     raise ValueError(
         f"device {device!r} does not support dtype {dtype!r}; it supports {', '.join(floating)}"
     )
+
+
+def is_writeable(x: Array) -> bool:
+    """Tell whether ``x`` may be updated in place (False for JAX, read-only NumPy, lazy Dask)."""
+    return bool(array_api_compat.is_writeable_array(x)) and not is_lazy(x)

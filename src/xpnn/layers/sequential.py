@@ -33,8 +33,7 @@ class Sequential(Module):
         for index, layer in enumerate(layers):
             if not isinstance(layer, Module):
                 raise TypeError(
-                    f"Sequential takes xpnn modules, got {type(layer).__name__} at "
-                    f"position {index}"
+                    f"Sequential takes xpnn modules, got {type(layer).__name__} at position {index}"
                 )
         self.layers = list(layers)
 
