@@ -1,21 +1,45 @@
-"""Parameter initialisation, drawn on the host so every backend agrees.
+"""Parameter initialisers, drawn on the host so every backend agrees.
 
 The standard has no random numbers (data-apis/array-api#431), so xpnn draws
 every initial value from a seeded NumPy ``Generator`` on the host, casts it
 there to the target dtype, and only then moves it with
 ``xp.asarray(..., dtype=, device=)``. The same seed therefore gives
 bit-identical parameters on every backend and device for a given dtype.
+
+Gaussian values come from the Box-Muller transform of the generator's
+uniform doubles, not from ``Generator.standard_normal``: NumPy keeps the
+right to change its normal sampler between releases, and the transform
+pins the values to the uniform stream alone.
+
+Fans follow xpnn's weight layout, ``(in_features, out_features)``:
+``fan_in = shape[0]``, ``fan_out = shape[1]``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
 from ._compat import Array, Device, DType, Namespace, dtype_name
 
-__all__ = ["Seed", "host_generator", "uniform"]
+__all__ = [
+    "INITIALIZERS",
+    "Initializer",
+    "Seed",
+    "calculate_gain",
+    "host_generator",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "normal",
+    "torch_default",
+    "uniform",
+    "xavier_normal",
+    "xavier_uniform",
+    "zeros",
+]
 
 #: What ``seed=`` accepts: an int, a NumPy ``Generator``, or ``None``.
 Seed = int | np.random.Generator | None
@@ -26,6 +50,23 @@ def host_generator(seed: Seed) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     return np.random.default_rng(seed)
+
+
+def _place(host: np.ndarray, *, xp: Namespace, device: Device, dtype: DType) -> Array:
+    """Cast on the host, then move: the bits are fixed before any transfer."""
+    return xp.asarray(host.astype(np.dtype(dtype_name(xp, dtype))), dtype=dtype, device=device)
+
+
+def _is_complex(xp: Namespace, dtype: DType) -> bool:
+    return bool(xp.isdtype(dtype, "complex floating"))
+
+
+def _standard_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Box-Muller over uniform doubles: defined by the uniform stream alone."""
+    count = math.prod(shape)
+    u1 = 1.0 - rng.random(count)  # in (0, 1], so the log is finite
+    u2 = rng.random(count)
+    return (np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)).reshape(shape)
 
 
 def uniform(
@@ -61,13 +102,181 @@ def uniform(
     array of shape ``shape``
         On ``device`` with dtype ``dtype``.
     """
-    name = dtype_name(xp, dtype)
-    host_dtype = np.dtype(name)
-    if host_dtype.kind == "c":
+    if _is_complex(xp, dtype):
         half = bound / math.sqrt(2.0)
         real = rng.uniform(-half, half, size=shape)
         imag = rng.uniform(-half, half, size=shape)
-        host = (real + 1j * imag).astype(host_dtype)
-    else:
-        host = rng.uniform(-bound, bound, size=shape).astype(host_dtype)
-    return xp.asarray(host, dtype=dtype, device=device)
+        return _place(real + 1j * imag, xp=xp, device=device, dtype=dtype)
+    return _place(rng.uniform(-bound, bound, size=shape), xp=xp, device=device, dtype=dtype)
+
+
+def normal(
+    shape: tuple[int, ...],
+    *,
+    std: float,
+    xp: Namespace,
+    device: Device,
+    dtype: DType,
+    rng: np.random.Generator,
+) -> Array:
+    """Draw values from ``N(0, std²)`` and place them on ``device``.
+
+    Complex values have independent real and imaginary parts of standard
+    deviation ``std/√2``, so that ``E|w|² = std²``. Other parameters as in
+    :func:`uniform`.
+    """
+    if _is_complex(xp, dtype):
+        part = std / math.sqrt(2.0)
+        real = _standard_normal(rng, shape) * part
+        imag = _standard_normal(rng, shape) * part
+        return _place(real + 1j * imag, xp=xp, device=device, dtype=dtype)
+    return _place(_standard_normal(rng, shape) * std, xp=xp, device=device, dtype=dtype)
+
+
+def calculate_gain(nonlinearity: str = "linear", param: float | None = None) -> float:
+    """Return PyTorch's recommended gain for a nonlinearity.
+
+    Parameters
+    ----------
+    nonlinearity : {'linear', 'sigmoid', 'tanh', 'relu', 'leaky_relu'}
+        The activation that follows the layer.
+    param : float, optional
+        The negative slope for ``'leaky_relu'`` (0.01 if omitted).
+    """
+    gains = {"linear": 1.0, "sigmoid": 1.0, "tanh": 5.0 / 3.0, "relu": math.sqrt(2.0)}
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else param
+        return math.sqrt(2.0 / (1.0 + slope**2))
+    if nonlinearity not in gains:
+        raise ValueError(
+            f"nonlinearity must be one of {', '.join([*gains, 'leaky_relu'])}, got {nonlinearity!r}"
+        )
+    return gains[nonlinearity]
+
+
+def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    if len(shape) != 2:
+        raise ValueError(f"fans are defined for 1-d and 2-d shapes, got {shape}")
+    return shape[0], shape[1]
+
+
+class Initializer(Protocol):
+    """``init(shape, *, xp, device, dtype, rng, fan_in) -> array``."""
+
+    def __call__(
+        self,
+        shape: tuple[int, ...],
+        *,
+        xp: Namespace,
+        device: Device,
+        dtype: DType,
+        rng: np.random.Generator,
+        fan_in: int,
+    ) -> Array:
+        """Draw an array of ``shape`` from the host generator ``rng``."""
+        ...
+
+
+def torch_default(
+    shape: tuple[int, ...],
+    *,
+    xp: Namespace,
+    device: Device,
+    dtype: DType,
+    rng: np.random.Generator,
+    fan_in: int,
+) -> Array:
+    """PyTorch's ``nn.Linear`` default: uniform in ``±1/sqrt(fan_in)``.
+
+    For the weight this is ``kaiming_uniform_(a=sqrt(5))``; the bias uses the
+    same bound with the layer's ``fan_in``.
+    """
+    bound = 1.0 / math.sqrt(fan_in)
+    return uniform(shape, bound=bound, xp=xp, device=device, dtype=dtype, rng=rng)
+
+
+def xavier_uniform(
+    shape: tuple[int, ...],
+    *,
+    xp: Namespace,
+    device: Device,
+    dtype: DType,
+    rng: np.random.Generator,
+    fan_in: int,
+    gain: float = 1.0,
+) -> Array:
+    """Glorot uniform: ``±gain·sqrt(6 / (fan_in + fan_out))``."""
+    fan_in_, fan_out = _fans(shape)
+    bound = gain * math.sqrt(6.0 / (fan_in_ + fan_out))
+    return uniform(shape, bound=bound, xp=xp, device=device, dtype=dtype, rng=rng)
+
+
+def xavier_normal(
+    shape: tuple[int, ...],
+    *,
+    xp: Namespace,
+    device: Device,
+    dtype: DType,
+    rng: np.random.Generator,
+    fan_in: int,
+    gain: float = 1.0,
+) -> Array:
+    """Glorot normal: ``std = gain·sqrt(2 / (fan_in + fan_out))``."""
+    fan_in_, fan_out = _fans(shape)
+    std = gain * math.sqrt(2.0 / (fan_in_ + fan_out))
+    return normal(shape, std=std, xp=xp, device=device, dtype=dtype, rng=rng)
+
+
+def kaiming_uniform(
+    shape: tuple[int, ...],
+    *,
+    xp: Namespace,
+    device: Device,
+    dtype: DType,
+    rng: np.random.Generator,
+    fan_in: int,
+    gain: float = math.sqrt(2.0),
+) -> Array:
+    """He uniform (fan-in mode): ``±gain·sqrt(3 / fan_in)``; gain √2 for ReLU."""
+    bound = gain * math.sqrt(3.0 / fan_in)
+    return uniform(shape, bound=bound, xp=xp, device=device, dtype=dtype, rng=rng)
+
+
+def kaiming_normal(
+    shape: tuple[int, ...],
+    *,
+    xp: Namespace,
+    device: Device,
+    dtype: DType,
+    rng: np.random.Generator,
+    fan_in: int,
+    gain: float = math.sqrt(2.0),
+) -> Array:
+    """He normal (fan-in mode): ``std = gain / sqrt(fan_in)``; gain √2 for ReLU."""
+    return normal(shape, std=gain / math.sqrt(fan_in), xp=xp, device=device, dtype=dtype, rng=rng)
+
+
+def zeros(
+    shape: tuple[int, ...],
+    *,
+    xp: Namespace,
+    device: Device,
+    dtype: DType,
+    rng: np.random.Generator,
+    fan_in: int,
+) -> Array:
+    """All zeros (the generator is not advanced)."""
+    return xp.zeros(shape, dtype=dtype, device=device)
+
+
+#: Initialisers by the names ``Linear(weight_init=..., bias_init=...)`` accepts.
+INITIALIZERS: dict[str, Callable[..., Array]] = {
+    "default": torch_default,
+    "xavier_uniform": xavier_uniform,
+    "xavier_normal": xavier_normal,
+    "kaiming_uniform": kaiming_uniform,
+    "kaiming_normal": kaiming_normal,
+    "zeros": zeros,
+}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import operator
 
 from .._checks import check_floating, check_same_device
@@ -20,7 +19,7 @@ from .._compat import (
     device as device_of,
 )
 from ..functional.linear import _check_dy, _check_linear, backward_kernel, forward_kernel
-from ..init import Seed, host_generator, uniform
+from ..init import INITIALIZERS, Initializer, Seed, host_generator
 from ._module import Backward, Module, device_repr
 
 __all__ = ["Linear"]
@@ -36,6 +35,16 @@ def _size(name: str, value: object) -> int:
     if size < 1:
         raise ValueError(f"{name} must be at least 1, got {size}")
     return int(size)
+
+
+def _initializer(name: str, value: str | Initializer) -> Initializer:
+    if callable(value):
+        return value
+    if value not in INITIALIZERS:
+        raise ValueError(
+            f"{name} must be one of {', '.join(INITIALIZERS)} or a callable, got {value!r}"
+        )
+    return INITIALIZERS[value]
 
 
 class Linear(Module):
@@ -63,6 +72,12 @@ class Linear(Module):
         Seed of the host generator that draws the initial values. The same
         seed gives bit-identical parameters on every backend and device for
         a given dtype.
+    weight_init, bias_init : str or callable, default "default"
+        How to draw the weight and the bias: ``"default"`` (PyTorch's,
+        uniform in ``±1/sqrt(in_features)``), ``"xavier_uniform"``,
+        ``"xavier_normal"``, ``"kaiming_uniform"``, ``"kaiming_normal"``,
+        ``"zeros"``, or a function with the signature of those in
+        :mod:`xpnn.init`. The weight is drawn first, then the bias.
 
     Attributes
     ----------
@@ -97,6 +112,8 @@ class Linear(Module):
         device: Device | str | None = None,
         dtype: DType | None = None,
         seed: Seed = None,
+        weight_init: str | Initializer = "default",
+        bias_init: str | Initializer = "default",
     ) -> None:
         in_features = _size("in_features", in_features)
         out_features = _size("out_features", out_features)
@@ -108,16 +125,17 @@ class Linear(Module):
         self.dtype = dtype
         self.in_features = in_features
         self.out_features = out_features
+        draw_weight = _initializer("weight_init", weight_init)
+        draw_bias = _initializer("bias_init", bias_init)
         rng = host_generator(seed)
-        bound = 1.0 / math.sqrt(in_features)
-        make = dict(bound=bound, xp=namespace, device=where, dtype=dtype, rng=rng)
-        self.params["weight"] = uniform((in_features, out_features), **make)
+        make = dict(xp=namespace, device=where, dtype=dtype, rng=rng, fan_in=in_features)
+        self.params["weight"] = draw_weight((in_features, out_features), **make)
         # Some libraries report no default device (JAX: None); record where
         # the parameters actually landed.
         self.device = device_of(self.params["weight"])
         self.grads["weight"] = None
         if bias:
-            self.params["bias"] = uniform((out_features,), **make)
+            self.params["bias"] = draw_bias((out_features,), **make)
             self.grads["bias"] = None
 
     @property
