@@ -5,9 +5,9 @@ PyTorch, CuPy, JAX, Dask and array_api_strict arrays, on whatever device
 they live on. Importing xpnn imports none of those libraries but NumPy.
 """
 
-from . import functional
-from .layers import Linear, Module
+from . import functional, init
+from .layers import Dropout, Linear, Module, Sequential
 
 __version__ = "0.1.0"
 
-__all__ = ["Linear", "Module", "__version__", "functional"]
+__all__ = ["Dropout", "Linear", "Module", "Sequential", "__version__", "functional", "init"]

@@ -1,0 +1,100 @@
+"""``Dropout``, with masks that are the same on every backend for a seed."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .._checks import check_floating, check_same_device, shape_str
+from .._compat import Array, array_namespace, device, dtype_name
+from ..init import Seed, host_generator
+from ._module import Backward, Module
+
+__all__ = ["Dropout"]
+
+
+class Dropout(Module):
+    """Zero each element with probability ``p`` in training; identity in eval.
+
+    Kept elements are scaled by ``1 / (1 - p)`` so the expected output equals
+    the input, as in PyTorch.
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        Probability of zeroing an element, in ``[0, 1]``.
+    seed : int or numpy.random.Generator, optional
+        Seed of the host generator that draws the masks.
+
+    Notes
+    -----
+    The standard has no random numbers, so masks are drawn on the host by a
+    seeded NumPy ``Generator`` (uniform doubles compared with ``p``), cast
+    there to the input's dtype, and moved to the input's device. The same
+    seed therefore gives the same sequence of masks on every backend and
+    device, at the price of one host-to-device copy of the mask per forward
+    pass in training mode.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpnn import Dropout
+    >>> drop = Dropout(0.5, seed=0)
+    >>> drop(np.ones(6))
+    array([2., 0., 0., 0., 2., 2.])
+    >>> drop.eval()(np.ones(6))
+    array([1., 1., 1., 1., 1., 1.])
+    """
+
+    def __init__(self, p: float = 0.5, *, seed: Seed = None) -> None:
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, numbers.Real):
+            raise TypeError(f"p must be a float in [0, 1], got {type(p).__name__} {p!r}")
+        if not 0.0 <= float(p) <= 1.0:
+            raise ValueError(f"p must be in [0, 1], got {p}")
+        self.p = float(p)
+        self._rng = host_generator(seed)
+
+    def _mask(self, x: Array) -> Array:
+        shape = tuple(x.shape)
+        if any(s is None or (isinstance(s, float) and math.isnan(s)) for s in shape):
+            raise ValueError(
+                f"Dropout needs a known shape to draw its mask, got {shape_str(shape)}; "
+                "compute the unknown sizes first (for Dask, x.compute_chunk_sizes())"
+            )
+        xp = array_namespace(x=x)
+        keep = self._rng.random(shape) >= self.p
+        scale = 0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p)
+        host = (keep * scale).astype(np.dtype(dtype_name(xp, x.dtype)))
+        return xp.asarray(host, dtype=x.dtype, device=device(x))
+
+    def forward(self, x: Array) -> tuple[Array, Backward]:
+        """Return ``(y, backward)``; in eval mode or with ``p == 0``, ``y`` is ``x``."""
+        xp = array_namespace(x=x)
+        check_floating(xp, x=x)
+        if not self.training or self.p == 0.0:
+            return x, _identity
+        mask = self._mask(x)
+        expected = tuple(x.shape)
+
+        def backward(dy: Array) -> Array:
+            array_namespace(dy=dy, x=x)
+            check_floating(xp, dy=dy)
+            check_same_device(x=x, dy=dy)
+            if tuple(dy.shape) != expected:
+                raise ValueError(
+                    f"dy must have the shape of the output, {shape_str(expected)}, "
+                    f"got {shape_str(tuple(dy.shape))}"
+                )
+            return dy * mask
+
+        return x * mask, backward
+
+    def _settings(self) -> dict[str, object]:
+        return {"p": self.p}
+
+
+def _identity(dy: Array) -> Array:
+    return dy
