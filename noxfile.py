@@ -65,7 +65,7 @@ def tests(session: nox.Session, backend: str, device: str) -> None:
     dev = spec.device(device)
     if dev.gpu and not _matrix.host_has_nvidia_gpu():
         _missing(session, f"{backend}-{device}: no NVIDIA GPU on this machine")
-    session.install(".[test]", *spec.requirements, *dev.requirements, *ORACLE)
+    session.install(".[test,demo]", *spec.requirements, *dev.requirements, *ORACLE)
     env = {**spec.env, "XPNN_BACKEND": backend, "XPNN_DEVICE": device}
     if session.venv_backend == "none":
         # --no-venv: the Python on PATH has the libraries but not xpnn; use

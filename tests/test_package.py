@@ -17,7 +17,7 @@ PACKAGE = Path(xpnn.__file__).parent
 HEAVY = ("torch", "jax", "jaxlib", "cupy", "dask", "tensorflow")
 # The code that holds layer math: it may reach array libraries only through
 # the namespace its arrays report.
-MATH_MODULES = ("functional", "layers", "_checks.py")
+MATH_MODULES = ("functional", "layers", "optim", "losses.py", "_checks.py")
 BACKENDS = ("numpy", "torch", "cupy", "jax", "dask", "tensorflow", "array_api_strict")
 
 

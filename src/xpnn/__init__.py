@@ -5,9 +5,46 @@ PyTorch, CuPy, JAX, Dask and array_api_strict arrays, on whatever device
 they live on. Importing xpnn imports none of those libraries but NumPy.
 """
 
-from . import functional, init
-from .layers import Dropout, Linear, Module, Sequential
+from . import functional, init, losses, optim
+from .layers import (
+    GELU,
+    Dropout,
+    LeakyReLU,
+    Linear,
+    LogSoftmax,
+    Module,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from .training import History, evaluate, fit
 
 __version__ = "0.1.0"
 
-__all__ = ["Dropout", "Linear", "Module", "Sequential", "__version__", "functional", "init"]
+__all__ = [
+    "GELU",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "Dropout",
+    "History",
+    "LeakyReLU",
+    "Linear",
+    "LogSoftmax",
+    "MSELoss",
+    "Module",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "__version__",
+    "evaluate",
+    "fit",
+    "functional",
+    "init",
+    "losses",
+    "optim",
+]

@@ -7,9 +7,7 @@ there to the target dtype, and only then moves it with
 bit-identical parameters on every backend and device for a given dtype.
 
 Gaussian values come from the Box-Muller transform of the generator's
-uniform doubles, not from ``Generator.standard_normal``: NumPy keeps the
-right to change its normal sampler between releases, and the transform
-pins the values to the uniform stream alone.
+uniform doubles (:func:`xpnn._random.standard_normal`).
 
 Fans follow xpnn's weight layout, ``(in_features, out_features)``:
 ``fan_in = shape[0]``, ``fan_out = shape[1]``.
@@ -23,7 +21,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ._compat import Array, Device, DType, Namespace, dtype_name
+from ._compat import Array, Device, DType, Namespace
+from ._random import Seed, host_generator, place, standard_normal
 
 __all__ = [
     "INITIALIZERS",
@@ -41,32 +40,9 @@ __all__ = [
     "zeros",
 ]
 
-#: What ``seed=`` accepts: an int, a NumPy ``Generator``, or ``None``.
-Seed = int | np.random.Generator | None
-
-
-def host_generator(seed: Seed) -> np.random.Generator:
-    """Return the host generator for ``seed`` (fresh entropy for ``None``)."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    return np.random.default_rng(seed)
-
-
-def _place(host: np.ndarray, *, xp: Namespace, device: Device, dtype: DType) -> Array:
-    """Cast on the host, then move: the bits are fixed before any transfer."""
-    return xp.asarray(host.astype(np.dtype(dtype_name(xp, dtype))), dtype=dtype, device=device)
-
 
 def _is_complex(xp: Namespace, dtype: DType) -> bool:
     return bool(xp.isdtype(dtype, "complex floating"))
-
-
-def _standard_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Box-Muller over uniform doubles: defined by the uniform stream alone."""
-    count = math.prod(shape)
-    u1 = 1.0 - rng.random(count)  # in (0, 1], so the log is finite
-    u2 = rng.random(count)
-    return (np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)).reshape(shape)
 
 
 def uniform(
@@ -106,8 +82,8 @@ def uniform(
         half = bound / math.sqrt(2.0)
         real = rng.uniform(-half, half, size=shape)
         imag = rng.uniform(-half, half, size=shape)
-        return _place(real + 1j * imag, xp=xp, device=device, dtype=dtype)
-    return _place(rng.uniform(-bound, bound, size=shape), xp=xp, device=device, dtype=dtype)
+        return place(real + 1j * imag, xp=xp, device=device, dtype=dtype)
+    return place(rng.uniform(-bound, bound, size=shape), xp=xp, device=device, dtype=dtype)
 
 
 def normal(
@@ -127,10 +103,10 @@ def normal(
     """
     if _is_complex(xp, dtype):
         part = std / math.sqrt(2.0)
-        real = _standard_normal(rng, shape) * part
-        imag = _standard_normal(rng, shape) * part
-        return _place(real + 1j * imag, xp=xp, device=device, dtype=dtype)
-    return _place(_standard_normal(rng, shape) * std, xp=xp, device=device, dtype=dtype)
+        real = standard_normal(rng, shape) * part
+        imag = standard_normal(rng, shape) * part
+        return place(real + 1j * imag, xp=xp, device=device, dtype=dtype)
+    return place(standard_normal(rng, shape) * std, xp=xp, device=device, dtype=dtype)
 
 
 def calculate_gain(nonlinearity: str = "linear", param: float | None = None) -> float:

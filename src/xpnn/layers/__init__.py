@@ -1,8 +1,22 @@
 """Stateful layers: thin wrappers that own parameters over ``functional``."""
 
 from ._module import Backward, Module
+from .activations import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .dropout import Dropout
 from .linear import Linear
 from .sequential import Sequential
 
-__all__ = ["Backward", "Dropout", "Linear", "Module", "Sequential"]
+__all__ = [
+    "GELU",
+    "Backward",
+    "Dropout",
+    "LeakyReLU",
+    "Linear",
+    "LogSoftmax",
+    "Module",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+]

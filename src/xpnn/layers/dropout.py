@@ -5,11 +5,9 @@ from __future__ import annotations
 import math
 import numbers
 
-import numpy as np
-
 from .._checks import check_floating, check_same_device, shape_str
-from .._compat import Array, array_namespace, device, dtype_name
-from ..init import Seed, host_generator
+from .._compat import Array, array_namespace, device
+from .._random import Seed, bernoulli_mask, host_generator
 from ._module import Backward, Module
 
 __all__ = ["Dropout"]
@@ -50,11 +48,12 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, *, seed: Seed = None) -> None:
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        value: object = p
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise TypeError(f"p must be a float in [0, 1], got {type(p).__name__} {p!r}")
         if not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {p}")
-        self.p = float(p)
+        self.p: float = float(p)
         self._rng = host_generator(seed)
 
     def _mask(self, x: Array) -> Array:
@@ -65,10 +64,7 @@ class Dropout(Module):
                 "compute the unknown sizes first (for Dask, x.compute_chunk_sizes())"
             )
         xp = array_namespace(x=x)
-        keep = self._rng.random(shape) >= self.p
-        scale = 0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p)
-        host = (keep * scale).astype(np.dtype(dtype_name(xp, x.dtype)))
-        return xp.asarray(host, dtype=x.dtype, device=device(x))
+        return bernoulli_mask(self._rng, shape, p=self.p, xp=xp, device=device(x), dtype=x.dtype)
 
     def forward(self, x: Array) -> tuple[Array, Backward]:
         """Return ``(y, backward)``; in eval mode or with ``p == 0``, ``y`` is ``x``."""

@@ -18,7 +18,12 @@ _DIFFERENCE_FLOOR = 1e-6
 
 
 def _wide_dtype(xp: Namespace, dtype: object) -> object:
-    return xp.complex128 if xp.isdtype(dtype, "complex floating") else xp.float64
+    """float64 or complex128 for floating dtypes; others (labels) unchanged."""
+    if xp.isdtype(dtype, "complex floating"):
+        return xp.complex128
+    if xp.isdtype(dtype, "real floating"):
+        return xp.float64
+    return dtype
 
 
 def _float64_device(xp: Namespace, where: object) -> object:
@@ -38,7 +43,7 @@ def _float64_device(xp: Namespace, where: object) -> object:
 def _move(xp: Namespace, x: Array, dtype: object, where: object) -> Array:
     if device(x) != where:
         x = x.to_device(where) if hasattr(x, "to_device") else xp.asarray(x, device=where)
-    return xp.astype(x, dtype)
+    return x if x.dtype == dtype else xp.astype(x, dtype)
 
 
 def check_gradients(
@@ -67,7 +72,11 @@ def check_gradients(
         convention: the gradient of the real loss ``L = Re(sum(conj(dy) * y))``
         is ``dL/dRe(x) + 1j * dL/dIm(x)``.
     inputs : sequence of arrays
-        Floating arrays of one namespace. They are never modified.
+        Arrays of one namespace, never modified. Non-floating inputs (class
+        labels, say) are passed through unchanged and need a ``None``
+        gradient; pass every array ``f`` uses as an input rather than
+        capturing it, so that the float64 fallback device (see Notes) can
+        move it too.
     cotangent : array, optional
         ``dy``. By default a seeded standard-normal array shaped like ``y``.
     eps : float, default 1e-6

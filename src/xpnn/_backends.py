@@ -1,0 +1,116 @@
+"""Pick a backend, device and dtype by name, for the command line.
+
+Names come from the backend matrix (``backends/*.toml``, shipped in the
+wheel), so ``xpnn train --backend torch --device cuda`` means what
+``nox -s "tests(torch-cuda)"`` tests.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from ._compat import dtype_name
+from .testing._matrix import BackendSpec, Unavailable, load_matrix, resolve
+
+__all__ = ["Choice", "SelectionError", "choose", "describe_backends"]
+
+
+class SelectionError(ValueError):
+    """A backend, device or dtype that is unknown, missing or unsupported."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A resolved backend: its namespace, device object and dtype."""
+
+    backend: str
+    device_name: str
+    xp: Any
+    device: Any
+    dtype: Any
+    dtype_name: str
+
+
+def _installed(spec: BackendSpec) -> bool:
+    try:
+        resolve(spec, spec.devices[0])
+    except Unavailable as exc:
+        return "is not installed" not in str(exc)
+    return True
+
+
+def choose(backend: str, device: str | None = None, dtype: str | None = None) -> Choice:
+    """Resolve names to a namespace, device and dtype, or raise SelectionError.
+
+    ``device=None`` takes the backend's first device that is present;
+    ``dtype=None`` takes ``float32``.
+    """
+    matrix = load_matrix()
+    if backend not in matrix:
+        raise SelectionError(f"unknown backend {backend!r}; choose one of {', '.join(matrix)}")
+    spec = matrix[backend]
+    names = [d.name for d in spec.devices]
+    if device is not None and device not in names:
+        raise SelectionError(
+            f"backend {backend} has no device {device!r}; it has {', '.join(names)}"
+        )
+    candidates = [spec.device(device)] if device is not None else list(spec.devices)
+    reasons = []
+    for candidate in candidates:
+        try:
+            xp, where = resolve(spec, candidate)
+        except Unavailable as exc:
+            if "is not installed" in str(exc):
+                installed = [name for name, s in matrix.items() if _installed(s)]
+                raise SelectionError(f"{exc}; installed backends: {', '.join(installed)}") from None
+            reasons.append(str(exc))
+            continue
+        available = xp.__array_namespace_info__().dtypes(device=where, kind="real floating")
+        name = dtype or "float32"
+        if name not in available:
+            raise SelectionError(
+                f"device {candidate.name} of {backend} has no dtype {name!r}; it has "
+                f"{', '.join(available)}"
+            )
+        return Choice(backend, candidate.name, xp, where, available[name], name)
+    present = [d.name for d in spec.devices if d.name not in {c.name for c in candidates}]
+    hint = f"; other devices: {', '.join(present)}" if present else ""
+    raise SelectionError("; ".join(reasons) + hint)
+
+
+def describe_backends() -> list[dict[str, str]]:
+    """One row per backend and device: version, presence, default dtypes."""
+    rows = []
+    for spec in load_matrix().values():
+        version = ""
+        for device in spec.devices:
+            row = {"backend": spec.name, "device": device.name}
+            try:
+                xp, where = resolve(spec, device)
+            except Unavailable as exc:
+                text = str(exc)
+                row["status"] = "not installed" if "is not installed" in text else "absent"
+                row["detail"] = text.split(": ", 1)[-1] if row["status"] == "absent" else ""
+                row["version"] = version
+                rows.append(row)
+                continue
+            if not version:
+                version = _version(spec)
+            defaults = xp.__array_namespace_info__().default_dtypes(device=where)
+            row.update(
+                status="ok",
+                version=version,
+                detail="default "
+                + ", ".join(
+                    dtype_name(xp, defaults[k]) for k in ("real floating", "complex floating")
+                ),
+            )
+            rows.append(row)
+    return rows
+
+
+def _version(spec: BackendSpec) -> str:
+    module = sys.modules.get(spec.imports[0].split(".")[0])
+    return str(getattr(module, "__version__", "?"))

@@ -1,0 +1,295 @@
+"""The ``xpnn`` command: ``train``, ``info`` and ``check``.
+
+Bad arguments get one line on standard error that says what is available,
+and exit status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+from ._backends import Choice, SelectionError, choose, describe_backends
+
+__all__ = ["main"]
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="xpnn",
+        description="Neural-network layers written once on the Python array API standard.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser(
+        "train",
+        help="train an MLP on scikit-learn's handwritten digits",
+        description="Train Linear-ReLU-Linear on the 8x8 digits that scikit-learn ships.",
+    )
+    train.add_argument("--backend", default="numpy", help="array library (default numpy)")
+    train.add_argument(
+        "--device", help="device name from the backend matrix (default: first present)"
+    )
+    train.add_argument("--dtype", default="float32", help="float32 (default) or float64")
+    train.add_argument("--epochs", type=_positive_int, default=20)
+    train.add_argument("--batch-size", type=_positive_int, default=32)
+    train.add_argument("--lr", type=_positive_float, default=3e-3)
+    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    train.add_argument("--hidden", type=_positive_int, default=64)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--output", type=Path, default=Path("xpnn-run"), help="directory for results"
+    )
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    commands.add_parser("info", help="installed backends, their devices and default dtypes")
+
+    check = commands.add_parser(
+        "check", help="gradient checks and cross-backend agreement on every backend and device"
+    )
+    check.add_argument("--backend", help="only these backends, comma-separated")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handlers = {"train": _train, "info": _info, "check": _check}
+    try:
+        return handlers[args.command](args)
+    except SelectionError as exc:
+        print(f"xpnn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+# -- train ---------------------------------------------------------------------
+
+
+def _digits(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise SelectionError(
+            "xpnn train needs scikit-learn for its dataset; install it with "
+            "pip install 'xpnn[demo]'"
+        ) from None
+    features, labels = load_digits(return_X_y=True)
+    order = np.random.default_rng(seed).permutation(features.shape[0])
+    features, labels = features[order] / 16.0, labels[order]
+    cut = round(0.8 * features.shape[0])
+    return features[:cut], labels[:cut], features[cut:], labels[cut:]
+
+
+def _model(choice: Choice, hidden: int, seed: int) -> Any:
+    from .layers import Linear, Sequential
+    from .layers.activations import ReLU
+
+    where = {"xp": choice.xp, "device": choice.device, "dtype": choice.dtype}
+    return Sequential(
+        Linear(64, hidden, seed=seed, **where),
+        ReLU(),
+        Linear(hidden, 10, seed=seed + 1, **where),
+    )
+
+
+def _optimizer(name: str, model: Any, lr: float) -> Any:
+    from .optim import SGD, Adam, AdamW
+
+    if name == "sgd":
+        return SGD(model, lr=lr, momentum=0.9)
+    return (Adam if name == "adam" else AdamW)(model, lr=lr)
+
+
+def _to_device(choice: Choice, host: np.ndarray, integral: bool = False) -> Any:
+    info = choice.xp.__array_namespace_info__()
+    dtype = info.default_dtypes(device=choice.device)["indexing"] if integral else choice.dtype
+    return choice.xp.asarray(host, dtype=dtype, device=choice.device)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .losses import CrossEntropyLoss
+    from .training import evaluate, fit
+
+    choice = choose(args.backend, args.device, args.dtype)
+    x_train, y_train, x_test, y_test = _digits(args.seed)
+    train = _to_device(choice, x_train), _to_device(choice, y_train, integral=True)
+    test = _to_device(choice, x_test), _to_device(choice, y_test, integral=True)
+    model = _model(choice, args.hidden, args.seed)
+    loss = CrossEntropyLoss()
+    optimizer = _optimizer(args.optimizer, model, args.lr)
+    print(
+        f"training {args.hidden}-unit MLP on {x_train.shape[0]} digits with {choice.backend} "
+        f"({choice.device_name}, {choice.dtype_name}), {args.optimizer} lr={args.lr:g}, "
+        f"{args.epochs} epochs of batch {args.batch_size}"
+    )
+    start = time.perf_counter()
+    history = fit(
+        model,
+        loss,
+        optimizer,
+        *train,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        validation_data=test,
+        progress=False if args.no_progress else None,
+    )
+    seconds = time.perf_counter() - start
+    test_loss, test_accuracy = evaluate(model, loss, *test)
+    assert test_accuracy is not None
+    correct = round(test_accuracy * x_test.shape[0])
+    print(
+        f"test accuracy {test_accuracy:.4f} ({correct}/{x_test.shape[0]}), "
+        f"test loss {test_loss:.4f}, {seconds:.1f} s"
+    )
+    _write_outputs(args, choice, model, history, test_accuracy, test_loss, seconds)
+    return 0
+
+
+def _write_outputs(
+    args: argparse.Namespace,
+    choice: Choice,
+    model: Any,
+    history: Any,
+    test_accuracy: float,
+    test_loss: float,
+    seconds: float,
+) -> None:
+    from . import __version__
+    from .testing import to_numpy
+
+    output: Path = args.output
+    output.mkdir(parents=True, exist_ok=True)
+    metrics = {
+        "test_accuracy": test_accuracy,
+        "test_loss": test_loss,
+        "train_loss": history.loss,
+        "train_accuracy": history.accuracy,
+        "val_loss": history.val_loss,
+        "val_accuracy": history.val_accuracy,
+        "backend": choice.backend,
+        "device": choice.device_name,
+        "dtype": choice.dtype_name,
+        "seconds": seconds,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "optimizer": args.optimizer,
+        "hidden": args.hidden,
+        "seed": args.seed,
+        "xpnn_version": __version__,
+    }
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    # Weights in xpnn's layout, (in_features, out_features), by parameter name.
+    weights = {name: to_numpy(value) for name, value in model.named_parameters()}
+    np.savez(output / "weights.npz", **weights)  # type: ignore[arg-type]
+    written = ["metrics.json", "weights.npz"]
+    if _plot(history, output / "curves.png"):
+        written.append("curves.png")
+    print(f"wrote {', '.join(written)} to {output}")
+
+
+def _plot(history: Any, path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("curves.png skipped: matplotlib is not installed (pip install 'xpnn[demo]')")
+        return False
+    epochs = range(1, len(history.loss) + 1)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    left.plot(epochs, history.loss, label="train")
+    left.plot(epochs, history.val_loss, label="test")
+    left.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    left.legend()
+    right.plot(epochs, history.accuracy, label="train")
+    right.plot(epochs, history.val_accuracy, label="test")
+    right.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    right.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
+
+
+# -- info ----------------------------------------------------------------------
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _info(args: argparse.Namespace) -> int:
+    from . import __version__
+
+    rows = [
+        [r["backend"], r["version"], r["device"], r["status"], r["detail"]]
+        for r in describe_backends()
+    ]
+    print(f"xpnn {__version__}, Python {sys.version.split()[0]}")
+    print(_table(["backend", "version", "device", "status", "default dtypes / reason"], rows))
+    return 0
+
+
+# -- check ---------------------------------------------------------------------
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ._selfcheck import run_checks
+
+    only = [b.strip() for b in args.backend.split(",")] if args.backend else None
+    results = run_checks(only)
+    rows = [
+        [r.backend, r.device, r.dtype, r.check, "pass" if r.passed else "FAIL", f"{r.error:.2e}"]
+        for r in results
+    ]
+    print(_table(["backend", "device", "dtype", "check", "result", "max error"], rows))
+    failed = [r for r in results if not r.passed]
+    for r in failed:
+        print(f"FAIL {r.backend}-{r.device} {r.dtype} {r.check}: {r.message}", file=sys.stderr)
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed or not results else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,375 @@
+"""Loss functions: the loss and its gradient with respect to the input.
+
+Each function returns ``(loss, grad)``: ``loss`` is a 0-D array, the mean
+(``reduction="mean"``, the default) or the sum (``reduction="sum"``) of the
+per-element or per-row losses, and ``grad`` is the gradient of ``loss`` with
+respect to the first argument, of the same shape. The gradients, derived in
+``docs/losses.md``, are::
+
+    mse_loss                          2 (pred - target) / N
+    softmax_cross_entropy             (softmax(logits) - onehot(labels)) / N
+    binary_cross_entropy_with_logits  (sigmoid(logits) - targets) / N
+
+where ``N`` is the number of terms averaged (1 for ``reduction="sum"``): the
+number of elements for the two elementwise losses, the number of rows,
+``prod(logits.shape[:-1])``, for cross-entropy. ``N`` comes from the static
+shape, never from the data. The mean of no terms is NaN, as in PyTorch.
+
+Mixed floating dtypes follow the standard's type promotion: the loss has
+``result_type`` of the floating inputs, and the gradient has the dtype of
+the array it belongs to, as in ``torch.autograd``. The losses are defined for
+real floating arrays only.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .._checks import check_same_device, shape_str
+from .._compat import Array, DType, Namespace, array_namespace, device, is_lazy
+
+__all__ = ["binary_cross_entropy_with_logits", "mse_loss", "softmax_cross_entropy"]
+
+# The accepted values of ``reduction``.
+_REDUCTIONS = ("mean", "sum")
+
+
+def _check_reduction(reduction: object) -> str:
+    """Return ``reduction`` if it is ``'mean'`` or ``'sum'``.
+
+    Raises
+    ------
+    ValueError
+        For any other value; the message lists the choices.
+    """
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
+        choices = ", ".join(repr(r) for r in _REDUCTIONS)
+        raise ValueError(f"reduction must be one of {choices}, got {reduction!r}")
+    return reduction
+
+
+def _check_real_floating(xp: Namespace, **named: Array) -> None:
+    """Raise ``TypeError`` unless every named array has a real floating dtype."""
+    for name, value in named.items():
+        if xp.isdtype(value.dtype, "complex floating"):
+            raise TypeError(
+                f"{name} has the complex dtype {value.dtype}, but losses are defined "
+                f"for real floating arrays only; pass a real array, for example "
+                f"xp.real({name}) or xp.abs({name})"
+            )
+        if not xp.isdtype(value.dtype, "real floating"):
+            raise TypeError(
+                f"{name} must have a real floating dtype, got {value.dtype}; convert "
+                f"it first, for example with xp.astype({name}, xp.float32)"
+            )
+
+
+def _static_shape(name: str, x: Array) -> tuple[int, ...]:
+    """Return the shape of ``x`` as Python ints; every dimension must be known."""
+    shape = tuple(x.shape)
+    if any(s is None or (isinstance(s, float) and math.isnan(s)) for s in shape):
+        raise ValueError(
+            f"{name} has shape {shape_str(shape)} with unknown dimensions; the loss "
+            "needs a known shape (for a Dask array, call compute_chunk_sizes() first)"
+        )
+    return tuple(int(s) for s in shape)
+
+
+def _check_same_shape(
+    first: str, first_shape: tuple[int, ...], second: str, second_shape: tuple[int, ...]
+) -> None:
+    if second_shape != first_shape:
+        raise ValueError(
+            f"{second} must have the shape of {first}, {shape_str(first_shape)}, "
+            f"got {shape_str(second_shape)}"
+        )
+
+
+def _as(xp: Namespace, a: Array, dtype: DType) -> Array:
+    # astype always copies in some libraries; skip it when nothing changes.
+    return a if a.dtype == dtype else xp.astype(a, dtype)
+
+
+def _reduce(xp: Namespace, terms: Array, count: int, reduction: str, like: Array) -> Array:
+    """Sum ``terms`` and divide by ``count`` for the mean; a 0-D array on ``like``'s device."""
+    total = xp.sum(terms)
+    if reduction == "mean":
+        # The mean of nothing is NaN, as in PyTorch; multiplying the zero sum
+        # by NaN gives it without a floating-point warning.
+        total = total / count if count else total * math.nan
+    # NumPy's reductions return scalars; make the loss a 0-D array everywhere
+    # (the other libraries hand back the same array).
+    return xp.asarray(total, device=device(like))
+
+
+def _scaled(grad: Array, count: int, reduction: str) -> Array:
+    """Divide a summed loss's gradient by ``count`` for the mean."""
+    return grad / count if reduction == "mean" and count else grad
+
+
+def mse_loss(pred: Array, target: Array, *, reduction: str = "mean") -> tuple[Array, Array]:
+    """Return the mean squared error and its gradient with respect to ``pred``.
+
+    ``loss = sum((pred - target) ** 2) / N`` with ``N`` the number of
+    elements (``N = 1`` for ``reduction="sum"``), like
+    ``torch.nn.functional.mse_loss``.
+
+    Parameters
+    ----------
+    pred : array of shape (...)
+        Predictions, real floating, any shape (a 0-D array included).
+    target : array of shape (...)
+        Targets, real floating, with the shape of ``pred``.
+    reduction : {'mean', 'sum'}, default 'mean'
+        Average the squared errors, or add them up.
+
+    Returns
+    -------
+    loss : array of shape ()
+        In the namespace and on the device of the inputs, with dtype
+        ``result_type(pred, target)``. NaN for the mean of zero elements.
+    dpred : array of shape pred.shape
+        ``2 * (pred - target) / N``, in the dtype of ``pred``.
+
+    Raises
+    ------
+    TypeError
+        For arrays that are not real floating, or from different libraries.
+    ValueError
+        For an unknown ``reduction``, arrays on different devices, or shapes
+        that differ.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpnn.functional.losses import mse_loss
+    >>> loss, dpred = mse_loss(np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 0.0]))
+    >>> loss
+    array(4.33333333)
+    >>> dpred
+    array([0.        , 1.33333333, 2.        ])
+    >>> mse_loss(np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 0.0]), reduction="sum")[0]
+    array(13.)
+    """
+    reduction = _check_reduction(reduction)
+    xp = array_namespace(pred=pred, target=target)
+    _check_real_floating(xp, pred=pred, target=target)
+    check_same_device(pred=pred, target=target)
+    shape = _static_shape("pred", pred)
+    _check_same_shape("pred", shape, "target", _static_shape("target", target))
+
+    dtype = xp.result_type(pred.dtype, target.dtype)
+    diff = _as(xp, pred, dtype) - _as(xp, target, dtype)
+    count = math.prod(shape)
+    loss = _reduce(xp, diff * diff, count, reduction, pred)
+    dpred = _as(xp, _scaled(2 * diff, count, reduction), pred.dtype)
+    return loss, dpred
+
+
+def _check_labels(xp: Namespace, labels: Array, classes: int) -> None:
+    """Check that eager labels lie in ``[0, classes)``; lazy ones are not read."""
+    if is_lazy(labels) or math.prod(_static_shape("labels", labels)) == 0:
+        return
+    low, high = int(xp.min(labels)), int(xp.max(labels))
+    bad = low if low < 0 else high if high >= classes else None
+    if bad is not None:
+        raise ValueError(
+            f"labels must be class indices in [0, {classes}) for logits with "
+            f"{classes} classes, got {bad}"
+        )
+
+
+def softmax_cross_entropy(
+    logits: Array, labels: Array, *, reduction: str = "mean"
+) -> tuple[Array, Array]:
+    """Return the softmax cross-entropy and its gradient with respect to ``logits``.
+
+    For each row ``z = logits[i, :]`` with class index ``y = labels[i]`` the
+    loss is ``logsumexp(z) - z[y]``, computed with the row maximum
+    subtracted so that no exponential overflows. The rows' losses are
+    averaged (``reduction="mean"``) or added up (``"sum"``), like
+    ``torch.nn.functional.cross_entropy`` with class indices.
+
+    Parameters
+    ----------
+    logits : array of shape (..., C)
+        Unnormalised log-probabilities, real floating, classes on the last
+        axis (PyTorch puts them on axis 1 for more than two dimensions). A
+        1-D array is a single row.
+    labels : array of shape logits.shape[:-1]
+        Class indices, of an integer dtype, in ``[0, C)``; 0-D for 1-D
+        ``logits``.
+    reduction : {'mean', 'sum'}, default 'mean'
+        Average the rows' losses, or add them up.
+
+    Returns
+    -------
+    loss : array of shape ()
+        In the namespace, on the device and with the dtype of ``logits``.
+        NaN for the mean of zero rows.
+    dlogits : array of shape logits.shape
+        ``(softmax(logits) - onehot(labels)) / N`` with ``N`` the number of
+        rows (1 for ``reduction="sum"``), in the dtype of ``logits``.
+
+    Raises
+    ------
+    TypeError
+        For ``logits`` that are not real floating, ``labels`` that are not
+        integers, or arrays from different libraries.
+    ValueError
+        For an unknown ``reduction``, arrays on different devices, shapes
+        that do not fit, or labels outside ``[0, C)``.
+
+    Notes
+    -----
+    The label range is checked only for eager arrays (NumPy, PyTorch, CuPy,
+    array_api_strict), which reads two numbers back from the device. For
+    lazy arrays (JAX, Dask) the check is skipped so that nothing is
+    computed behind the caller's back: instead a row whose label is out of
+    range gets a NaN loss and a NaN gradient, so the mistake shows up in
+    the result rather than passing silently.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpnn.functional.losses import softmax_cross_entropy
+    >>> logits = np.array([[0.0, 0.0], [0.0, np.log(3.0)]])
+    >>> loss, dlogits = softmax_cross_entropy(logits, np.array([0, 1]))
+    >>> loss  # (log(2) + log(4/3)) / 2
+    array(0.49041463)
+    >>> dlogits
+    array([[-0.25 ,  0.25 ],
+           [ 0.125, -0.125]])
+    """
+    reduction = _check_reduction(reduction)
+    xp = array_namespace(logits=logits, labels=labels)
+    _check_real_floating(xp, logits=logits)
+    if not xp.isdtype(labels.dtype, "integral"):
+        raise TypeError(
+            f"labels must be class indices of an integer dtype, got {labels.dtype}; "
+            "convert them first, for example with xp.astype(labels, xp.int64)"
+        )
+    check_same_device(logits=logits, labels=labels)
+    shape = _static_shape("logits", logits)
+    if len(shape) < 1:
+        raise ValueError(
+            "logits must have shape (..., C) with classes on the last axis, got a "
+            "0-d array; reshape a single row with xp.reshape(logits, (C,))"
+        )
+    classes = shape[-1]
+    if classes < 1:
+        raise ValueError(
+            f"logits has shape {shape_str(shape)}: expected at least one class "
+            "on the last axis, got 0"
+        )
+    label_shape = _static_shape("labels", labels)
+    if label_shape != shape[:-1]:
+        raise ValueError(
+            f"labels must have shape {shape_str(shape[:-1])} (logits.shape[:-1]), "
+            f"got {shape_str(label_shape)}"
+        )
+    _check_labels(xp, labels, classes)
+
+    where = device(logits)
+    count = math.prod(shape[:-1])
+    if count == 0:
+        # No rows: nothing to compute (and Dask cannot take the row maximum
+        # of an array with zero rows).
+        empty = xp.zeros_like(logits, device=where)
+        return _reduce(xp, empty, 0, reduction, logits), empty
+    index_dtype = labels.dtype
+    if classes - 1 > xp.iinfo(index_dtype).max:
+        # More classes than the labels' dtype can count: compare in the
+        # device's default integer dtype instead.
+        index_dtype = xp.__array_namespace_info__().default_dtypes(device=where)["integral"]
+    onehot = xp.expand_dims(_as(xp, labels, index_dtype), axis=-1) == xp.arange(
+        classes, dtype=index_dtype, device=where
+    )
+
+    shifted = logits - xp.max(logits, axis=-1, keepdims=True)
+    exps = xp.exp(shifted)
+    sums = xp.sum(exps, axis=-1, keepdims=True)
+    zeros = xp.zeros_like(shifted, device=where)
+    # logsumexp(z) - z[y] = log(sum(exp(z - max))) - (z[y] - max), per row.
+    rows = xp.log(xp.squeeze(sums, axis=-1)) - xp.sum(xp.where(onehot, shifted, zeros), axis=-1)
+    grad = exps / sums - xp.astype(onehot, logits.dtype)
+    if is_lazy(logits) or is_lazy(labels):
+        valid = xp.any(onehot, axis=-1)
+        rows = xp.where(valid, rows, xp.full_like(rows, math.nan, device=where))
+        grad = xp.where(
+            xp.expand_dims(valid, axis=-1), grad, xp.full_like(grad, math.nan, device=where)
+        )
+    return _reduce(xp, rows, count, reduction, logits), _scaled(grad, count, reduction)
+
+
+def binary_cross_entropy_with_logits(
+    logits: Array, targets: Array, *, reduction: str = "mean"
+) -> tuple[Array, Array]:
+    """Return the binary cross-entropy of sigmoid(logits) and its gradient.
+
+    Each element contributes ``-(t log(sigmoid(x)) + (1 - t) log(1 - sigmoid(x)))``
+    for ``x = logits`` and ``t = targets``, computed in the stable form
+    ``max(x, 0) - x t + log1p(exp(-|x|))``, which never overflows. The terms
+    are averaged (``reduction="mean"``) or added up (``"sum"``), like
+    ``torch.nn.functional.binary_cross_entropy_with_logits``.
+
+    Parameters
+    ----------
+    logits : array of shape (...)
+        Log-odds, real floating, any shape (a 0-D array included).
+    targets : array of shape (...)
+        Probabilities of the positive class, real floating, with the shape
+        of ``logits``. Values are expected in ``[0, 1]`` and not checked.
+    reduction : {'mean', 'sum'}, default 'mean'
+        Average the elements' losses, or add them up.
+
+    Returns
+    -------
+    loss : array of shape ()
+        In the namespace and on the device of the inputs, with dtype
+        ``result_type(logits, targets)``. NaN for the mean of zero
+        elements.
+    dlogits : array of shape logits.shape
+        ``(sigmoid(logits) - targets) / N`` with ``N`` the number of elements
+        (1 for ``reduction="sum"``), in the dtype of ``logits``.
+
+    Raises
+    ------
+    TypeError
+        For arrays that are not real floating, or from different libraries.
+    ValueError
+        For an unknown ``reduction``, arrays on different devices, or shapes
+        that differ.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpnn.functional.losses import binary_cross_entropy_with_logits
+    >>> loss, dlogits = binary_cross_entropy_with_logits(
+    ...     np.array([0.0, 0.0, 1e4]), np.array([1.0, 0.5, 1.0])
+    ... )
+    >>> loss  # 2 log(2) / 3: the third element costs nothing
+    array(0.46209812)
+    >>> dlogits
+    array([-0.16666667,  0.        ,  0.        ])
+    """
+    reduction = _check_reduction(reduction)
+    xp = array_namespace(logits=logits, targets=targets)
+    _check_real_floating(xp, logits=logits, targets=targets)
+    check_same_device(logits=logits, targets=targets)
+    shape = _static_shape("logits", logits)
+    _check_same_shape("logits", shape, "targets", _static_shape("targets", targets))
+
+    dtype = xp.result_type(logits.dtype, targets.dtype)
+    x = _as(xp, logits, dtype)
+    t = _as(xp, targets, dtype)
+    small = xp.exp(-xp.abs(x))  # in (0, 1]: never overflows
+    terms = xp.maximum(x, xp.zeros_like(x, device=device(x))) - x * t + xp.log1p(small)
+    # sigmoid(x) = 1 / (1 + exp(-x)) for x >= 0 and exp(x) / (1 + exp(x)) for
+    # x < 0; both written with exp(-|x|).
+    inverse = 1 / (1 + small)
+    sigmoid = xp.where(x >= 0, inverse, small * inverse)
+    count = math.prod(shape)
+    loss = _reduce(xp, terms, count, reduction, logits)
+    dlogits = _as(xp, _scaled(sigmoid - t, count, reduction), logits.dtype)
+    return loss, dlogits

@@ -1,0 +1,14 @@
+"""Optimizers written once on the array API standard.
+
+:class:`SGD`, :class:`Adam` and :class:`AdamW` follow the update formulas of
+their ``torch.optim`` namesakes and work on the parameters of any xpnn
+:class:`~xpnn.Module`, whatever library and device hold them. Parameters that
+may be written are updated in place; immutable (JAX), read-only and lazy
+(Dask) ones are replaced through ``Module.set_parameter``.
+"""
+
+from ._base import Optimizer
+from .adam import Adam, AdamW
+from .sgd import SGD
+
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer"]

@@ -1,0 +1,445 @@
+"""``Optimizer``: the base class of xpnn's optimizers.
+
+An optimizer holds a model, not copies of its arrays: every :meth:`~Optimizer.step`
+reads the parameters and gradients by name from the model, so it sees
+whatever the model holds at that moment (after ``set_parameter``, a load, a
+move to another device, ...). Optimizer state (step counts and buffers such
+as momentum) is kept per parameter name.
+
+Where updates are written
+-------------------------
+Every update of an optimizer, to a parameter or to one of its buffers, has
+the affine form ``x <- scale * x + increment``, with ``scale`` a Python float
+and ``increment`` an array computed from the gradient and the state. Each
+formula is written once, in that form, and one helper, :func:`scale_add`,
+decides per array how the new value is stored:
+
+- arrays that may be changed in place (:func:`xpnn._compat.is_writeable`:
+  NumPy, PyTorch, CuPy, array_api_strict) are updated with the standard's
+  in-place operators, ``x *= scale`` and ``x += increment``. The parameter
+  keeps its identity (``layer.weight is w`` after a step) and no copy of it
+  is made; only the increment is a temporary.
+- immutable arrays (JAX), read-only arrays (a NumPy array with
+  ``writeable=False``) and lazy arrays (Dask) get a new array,
+  ``scale * x + increment``. A parameter is then written back with
+  ``model.set_parameter(name, new)``, and a buffer is replaced in the state.
+
+Both branches round identically (``x * scale`` first, then the sum), so the
+choice changes no result. The arithmetic stays in each parameter's dtype:
+gradients are cast to it and hyper-parameters are Python floats, which the
+standard's operators combine with an array without changing its dtype. No
+step converts an array to a Python scalar, so lazy arrays are never computed
+behind the caller's back; step counts are Python ints.
+"""
+
+from __future__ import annotations
+
+import numbers
+import operator
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from .._compat import Array, Namespace, array_namespace, is_lazy, is_writeable, library_name
+from .._compat import device as device_of
+from ..layers._module import Module
+
+__all__ = ["Optimizer", "scale_add"]
+
+_FLOATING = ("real floating", "complex floating")
+
+
+def scale_add(x: Array, scale: float, increment: Array) -> Array:
+    """Return ``scale * x + increment``, written into ``x`` where allowed.
+
+    Parameters
+    ----------
+    x : array
+        The array to update.
+    scale : float
+        Factor applied to ``x`` first; ``1.0`` skips the multiplication.
+    increment : array
+        Added after scaling; same dtype as ``x`` and broadcastable to it.
+
+    Returns
+    -------
+    array
+        ``x`` itself, updated in place, when ``x`` is writeable
+        (:func:`xpnn._compat.is_writeable`); otherwise a new array, for the
+        caller to store.
+    """
+    if is_writeable(x):
+        if scale != 1.0:
+            x *= scale
+        x += increment
+        return x
+    return (x * scale if scale != 1.0 else x) + increment
+
+
+# -- hyper-parameter checks shared by the optimizers ------------------------
+
+
+def check_real(name: str, value: object) -> float:
+    """Return ``value`` as a float, or raise ``TypeError`` if it is no real number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a real number (a Python int or float), got "
+            f"{type(value).__name__} {value!r}"
+        )
+    return float(value)
+
+
+def check_at_least(name: str, value: object, low: float) -> float:
+    """Return ``value`` as a float if it is a number ``>= low``; raise otherwise."""
+    number = check_real(name, value)
+    if not number >= low:  # also catches nan
+        raise ValueError(f"{name} must be >= {low:g}, got {number!r}")
+    return number
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Return ``value`` if it is a bool, or raise ``TypeError``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "None"
+    try:
+        xp = array_namespace(value=value)
+    except TypeError:
+        return type(value).__name__
+    return f"an array of {library_name(xp)}"
+
+
+def _snapshot(x: Array | None) -> Array | None:
+    """Return a copy of a buffer that later in-place steps cannot change."""
+    if x is None or is_lazy(x):  # JAX and Dask arrays are immutable values
+        return x
+    xp = array_namespace(buffer=x)
+    return xp.asarray(x, copy=True, device=device_of(x))
+
+
+class Optimizer:
+    """Base class of xpnn's optimizers.
+
+    Parameters
+    ----------
+    model : Module
+        The model whose parameters are optimised: a layer such as
+        :class:`~xpnn.Linear`, or a container such as ``Sequential``. The
+        optimizer keeps a reference to it and reads parameters and gradients
+        by name at each step.
+    **hyperparameters
+        The optimizer's settings, checked by the subclass.
+
+    Attributes
+    ----------
+    model : Module
+        The model being optimised.
+
+    Notes
+    -----
+    Subclasses define ``_buffer_names``, ``_check_hyperparameters`` and
+    ``_update``; the base class does the bookkeeping: skipping parameters
+    without gradient, checking each gradient against its parameter,
+    counting steps, and the state dict.
+    """
+
+    #: Names of the per-parameter buffers, in state-dict order.
+    _buffer_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, model: Module, **hyperparameters: object) -> None:
+        if not isinstance(model, Module):
+            raise TypeError(
+                f"model must be an xpnn Module (Linear, Sequential, ...), got "
+                f"{type(model).__name__}"
+            )
+        self._hyper: dict[str, Any] = self._check_hyperparameters(hyperparameters)
+        self.model = model
+        self._state: dict[str, dict[str, Any]] = {}
+
+    # -- subclass hooks --------------------------------------------------
+
+    @classmethod
+    def _check_hyperparameters(cls, values: Mapping[str, object]) -> dict[str, Any]:
+        """Return the checked hyper-parameters; raise TypeError/ValueError."""
+        raise NotImplementedError
+
+    def _required_buffers(self, hyper: Mapping[str, Any], step: int) -> tuple[str, ...]:
+        """Return the buffers that exist after ``step`` steps under ``hyper``."""
+        return self._buffer_names if step > 0 else ()
+
+    def _update(
+        self, xp: Namespace, name: str, param: Array, grad: Array, entry: dict[str, Any], step: int
+    ) -> None:
+        """Apply step number ``step`` to parameter ``name``.
+
+        ``grad`` has the dtype, shape and device of ``param``. Buffers are
+        read from and stored into ``entry``; the parameter is written with
+        :meth:`_write_parameter`.
+        """
+        raise NotImplementedError
+
+    def _write_parameter(self, name: str, param: Array, scale: float, increment: Array) -> None:
+        """Set parameter ``name`` to ``scale * param + increment`` (see the module notes)."""
+        new = scale_add(param, scale, increment)
+        if new is not param:
+            self.model.set_parameter(name, new)
+
+    # -- public API ------------------------------------------------------
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """A copy of the hyper-parameters, by name."""
+        return dict(self._hyper)
+
+    @property
+    def lr(self) -> float:
+        """The learning rate; may be set (to a number >= 0) between steps, for schedules."""
+        return float(self._hyper["lr"])
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._hyper["lr"] = check_at_least("lr", value, 0.0)
+
+    def step(self) -> None:
+        """Update every parameter whose gradient is not ``None``.
+
+        Gradients are checked against their parameters (library, floating
+        dtype, shape, device) before any parameter changes, so a bad
+        gradient leaves the whole model as it was. A gradient of another
+        real dtype is cast to the parameter's dtype.
+
+        Raises
+        ------
+        TypeError
+            If a gradient is not an array of the parameter's library, or has
+            a dtype that cannot be cast to the parameter's.
+        ValueError
+            If a gradient's shape or device differs from its parameter's, or
+            if the optimizer's buffers no longer match a parameter the model
+            replaced (another shape, dtype or device).
+        """
+        params = dict(self.model.named_parameters())
+        work = []
+        for name, grad in self.model.named_gradients():
+            if grad is None:
+                continue
+            param = params[name]
+            xp = self._check_gradient(name, param, grad)
+            if grad.dtype != param.dtype:
+                grad = xp.astype(grad, param.dtype)
+            entry = self._state.get(name)
+            if entry is not None:
+                self._check_buffers(name, param, entry)
+            work.append((xp, name, param, grad))
+        for xp, name, param, grad in work:
+            entry = self._state.setdefault(name, {"step": 0, **dict.fromkeys(self._buffer_names)})
+            step = entry["step"] + 1
+            self._update(xp, name, param, grad, entry, step)
+            entry["step"] = step
+
+    def zero_grad(self) -> None:
+        """Forget the model's accumulated gradients (``model.zero_grad()``)."""
+        self.model.zero_grad()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the optimizer's settings and state, to save or to load later.
+
+        Returns
+        -------
+        dict
+            ``{"optimizer": name, "hyperparameters": {...}, "state": {...}}``.
+            ``"state"`` maps every parameter name of the model to
+            ``{"step": int, <buffer>: array or None, ...}``; buffers are
+            ``None`` until the parameter's first update (and, for
+            :class:`SGD`, whenever momentum is 0). Buffers are arrays of the
+            parameter's library, on its device, with its shape and dtype;
+            they are snapshots, which later steps do not change.
+        """
+        state: dict[str, dict[str, Any]] = {}
+        for name, _ in self.model.named_parameters():
+            entry = self._state.get(name)
+            if entry is None:
+                state[name] = {"step": 0, **dict.fromkeys(self._buffer_names)}
+            else:
+                state[name] = {"step": entry["step"]}
+                state[name].update((b, _snapshot(entry[b])) for b in self._buffer_names)
+        return {
+            "optimizer": type(self).__name__,
+            "hyperparameters": dict(self._hyper),
+            "state": state,
+        }
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore settings and state saved by :meth:`state_dict`.
+
+        Everything is checked before anything changes, so a failed load
+        leaves the optimizer as it was. Buffers are copied in.
+
+        Parameters
+        ----------
+        state_dict : mapping
+            As returned by :meth:`state_dict` of an optimizer of the same
+            class, for a model with the same parameter names.
+
+        Raises
+        ------
+        ValueError
+            Naming what does not fit: the optimizer class, unknown or
+            missing keys, hyper-parameters, unknown or missing parameter
+            names, step counts, or a buffer that is not an array of the
+            model's library (buffers of another library are not converted),
+            or whose shape, dtype or device differs from its parameter's.
+        """
+        where = "state_dict"
+        top = _mapping(where, state_dict)
+        _exact_keys(where, top, ("optimizer", "hyperparameters", "state"))
+        kind = type(self).__name__
+        if top["optimizer"] != kind:
+            raise ValueError(
+                f"{where}['optimizer'] must be {kind!r}, the class of this optimizer, got "
+                f"{top['optimizer']!r}"
+            )
+        hyper_in = _mapping(f"{where}['hyperparameters']", top["hyperparameters"])
+        _exact_keys(f"{where}['hyperparameters']", hyper_in, tuple(self._hyper))
+        try:
+            hyper = self._check_hyperparameters(hyper_in)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}['hyperparameters']: {exc}") from None
+        entries = _mapping(f"{where}['state']", top["state"])
+        params = dict(self.model.named_parameters())
+        _exact_keys(f"{where}['state']", entries, tuple(params), what="parameter names")
+        new_state: dict[str, dict[str, Any]] = {}
+        for name, param in params.items():
+            new_state[name] = self._checked_entry(
+                f"{where}['state'][{name!r}]", entries[name], param, hyper
+            )
+        self._hyper = hyper
+        self._state = new_state
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{key}={value!r}" for key, value in self._hyper.items())
+        return f"{type(self).__name__}({settings})"
+
+    # -- checks ----------------------------------------------------------
+
+    def _check_gradient(self, name: str, param: Array, grad: Array) -> Namespace:
+        xp = array_namespace(**{f"parameter {name!r}": param, f"gradient of {name!r}": grad})
+        if not xp.isdtype(param.dtype, _FLOATING):
+            raise TypeError(f"parameter {name!r} must have a floating dtype, got {param.dtype}")
+        complex_param = xp.isdtype(param.dtype, "complex floating")
+        allowed = _FLOATING if complex_param else "real floating"
+        if not xp.isdtype(grad.dtype, allowed):
+            raise TypeError(
+                f"gradient of {name!r} must have a "
+                f"{'floating' if complex_param else 'real floating'} dtype to update a "
+                f"{param.dtype} parameter, got {grad.dtype}"
+            )
+        if tuple(grad.shape) != tuple(param.shape):
+            raise ValueError(
+                f"gradient of {name!r} must have the parameter's shape {tuple(param.shape)}, "
+                f"got {tuple(grad.shape)}"
+            )
+        if device_of(grad) != device_of(param):
+            raise ValueError(
+                f"gradient of {name!r} is on device {device_of(grad)!r} but the parameter is "
+                f"on device {device_of(param)!r}; move the gradient to the parameter's device"
+            )
+        return xp
+
+    def _check_buffers(self, name: str, param: Array, entry: dict[str, Any]) -> None:
+        for buffer_name in self._buffer_names:
+            buffer = entry[buffer_name]
+            if buffer is None:
+                continue
+            problem = _mismatch(buffer, param)
+            if problem:
+                raise ValueError(
+                    f"{buffer_name} of parameter {name!r} no longer fits the parameter the "
+                    f"model holds ({problem}); load a state dict for the new parameters or "
+                    f"create a new optimizer"
+                )
+
+    def _checked_entry(
+        self, where: str, entry: object, param: Array, hyper: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        entry = _mapping(where, entry)
+        _exact_keys(where, entry, ("step", *self._buffer_names))
+        raw_step = entry["step"]
+        try:
+            if isinstance(raw_step, bool):
+                raise TypeError
+            step = operator.index(raw_step)
+        except TypeError:
+            raise ValueError(
+                f"{where}['step'] must be an int, got {type(raw_step).__name__} {raw_step!r}"
+            ) from None
+        if step < 0:
+            raise ValueError(f"{where}['step'] must be >= 0, got {step}")
+        required = self._required_buffers(hyper, step)
+        xp = array_namespace(parameter=param)
+        checked: dict[str, Any] = {"step": step}
+        for buffer_name in self._buffer_names:
+            buffer = entry[buffer_name]
+            label = f"{where}[{buffer_name!r}]"
+            if buffer_name not in required:
+                if buffer is not None:
+                    raise ValueError(
+                        f"{label} must be None at step {step} with these hyperparameters, "
+                        f"got {_describe(buffer)}"
+                    )
+                checked[buffer_name] = None
+                continue
+            if buffer is None:
+                raise ValueError(f"{label} must be an array at step {step}, got None")
+            try:
+                same_library = array_namespace(buffer=buffer) is xp
+            except TypeError:
+                same_library = False
+            if not same_library:
+                raise ValueError(
+                    f"{label} must be an array of the model's library, {library_name(xp)}, got "
+                    f"{_describe(buffer)}; buffers of another library are not converted, "
+                    f"convert it first with xp.asarray(...)"
+                )
+            problem = _mismatch(buffer, param)
+            if problem:
+                raise ValueError(f"{label} must match its parameter: {problem}")
+            checked[buffer_name] = _snapshot(buffer)
+        return checked
+
+
+def _mismatch(buffer: Array, param: Array) -> str:
+    """Describe how a buffer differs from its parameter, or return ``''``."""
+    if tuple(buffer.shape) != tuple(param.shape):
+        return f"expected shape {tuple(param.shape)}, got {tuple(buffer.shape)}"
+    if buffer.dtype != param.dtype:
+        return f"expected dtype {param.dtype}, got {buffer.dtype}"
+    if device_of(buffer) != device_of(param):
+        return f"expected device {device_of(param)!r}, got {device_of(buffer)!r}"
+    return ""
+
+
+def _mapping(where: str, value: object) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where} must be a dict, got {type(value).__name__}")
+    return value
+
+
+def _exact_keys(
+    where: str, value: Mapping[str, Any], expected: tuple[str, ...], what: str = "keys"
+) -> None:
+    unknown = [key for key in value if key not in expected]
+    missing = [key for key in expected if key not in value]
+    if unknown or missing:
+        parts = []
+        if unknown:
+            parts.append(f"unknown {what} {', '.join(map(repr, unknown))}")
+        if missing:
+            parts.append(f"missing {what} {', '.join(map(repr, missing))}")
+        raise ValueError(
+            f"{where} has {' and '.join(parts)}; expected {', '.join(map(repr, expected))}"
+        )

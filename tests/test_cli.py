@@ -1,0 +1,140 @@
+"""The xpnn command: train, info, check, and its errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from xpnn import cli
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "xpnn", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def numpy_run(tmp_path_factory):
+    output = tmp_path_factory.mktemp("numpy")
+    result = run("train", "--output", str(output))
+    assert result.returncode == 0, result.stderr
+    return output, result
+
+
+def test_train_with_defaults_reaches_97_percent(numpy_run):
+    output, result = numpy_run
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.97
+    assert f"test accuracy {metrics['test_accuracy']:.4f}" in result.stdout
+    assert metrics["backend"] == "numpy"
+    assert metrics["device"] == "cpu"
+    assert metrics["dtype"] == "float32"
+    assert len(metrics["train_loss"]) == metrics["epochs"] == 20
+    assert metrics["train_loss"][-1] < metrics["train_loss"][0]
+    assert metrics["seconds"] > 0
+    weights = np.load(output / "weights.npz")
+    assert sorted(weights.files) == ["0.bias", "0.weight", "2.bias", "2.weight"]
+    assert weights["0.weight"].shape == (64, 64)
+    assert (output / "curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_train_on_torch_reaches_the_same_accuracy(numpy_run, tmp_path):
+    output, _ = numpy_run
+    result = run("train", "--backend", "torch", "--output", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    ours = json.loads((tmp_path / "metrics.json").read_text())
+    theirs = json.loads((output / "metrics.json").read_text())
+    assert ours["backend"] == "torch"
+    assert ours["test_accuracy"] == theirs["test_accuracy"]
+    np.testing.assert_allclose(ours["train_loss"], theirs["train_loss"], rtol=1e-3)
+
+
+def test_train_on_a_strict_fake_device(tmp_path):
+    result = run(
+        "train", "--backend", "array_api_strict", "--device", "device1", "--epochs", "2",
+        "--output", str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "metrics.json").read_text())["device"] == "device1"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--backend", "nope"], "unknown backend 'nope'; choose one of numpy,"),
+        (["train", "--backend", "torch", "--device", "tpu"], "has no device 'tpu'; it has cpu, cuda"),
+        (["train", "--backend", "array_api_strict", "--device", "no_float64", "--dtype", "float64"],
+         "has no dtype 'float64'; it has float32"),
+        (["train", "--epochs", "0"], "expected a positive integer, got 0"),
+        (["train", "--lr", "-1"], "expected a positive number, got -1.0"),
+        (["train", "--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
+        (["check", "--backend", "nope"], "unknown backend 'nope'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(args, message):
+    result = run(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_device_and_missing_backend(monkeypatch, capsys):
+    from xpnn.testing import _matrix
+
+    def unavailable(spec, device):
+        raise _matrix.Unavailable(f"{spec.name} is not installed (No module named x); install it")
+
+    monkeypatch.setattr("xpnn._backends.resolve", unavailable)
+    assert cli.main(["train", "--backend", "jax"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("xpnn train: error: jax is not installed")
+    assert "installed backends:" in err
+
+
+def test_absent_device_names_the_reason():
+    result = run("train", "--backend", "torch", "--device", "cuda")
+    if result.returncode == 0:
+        pytest.skip("this machine has a CUDA device")
+    assert result.returncode == 2
+    assert "torch-cuda: not present" in result.stderr
+    assert "other devices: cpu" in result.stderr
+
+
+def test_info_lists_backends_devices_and_dtypes():
+    result = run("info")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    numpy_row = next(line for line in lines if line.startswith("numpy "))
+    assert "cpu" in numpy_row
+    assert "ok" in numpy_row
+    assert "default float64, complex128" in numpy_row
+    for backend in ("array_api_strict", "torch", "cupy", "jax", "dask"):
+        assert any(line.startswith(backend) for line in lines)
+
+
+def test_check_passes_on_numpy_and_strict(capsys):
+    assert cli.main(["check", "--backend", "numpy,array_api_strict"]) == 0
+    out = capsys.readouterr().out
+    assert "numpy" in out
+    assert "device1" in out
+    assert "agrees with numpy float64" in out
+    assert "FAIL" not in out
+    assert out.strip().splitlines()[-1].endswith(" passed, 0 failed")
+
+
+def test_check_fails_on_a_wrong_backward(monkeypatch, capsys):
+    from xpnn.functional import activations
+
+    monkeypatch.setattr(activations, "relu_backward", lambda dy, x: 2 * dy)
+    assert cli.main(["check", "--backend", "numpy"]) == 1
+    captured = capsys.readouterr()
+    assert "FAIL" in captured.out
+    assert "FAIL numpy-cpu float64 relu" in captured.err
