@@ -56,8 +56,15 @@ def test_train_on_torch_reaches_the_same_accuracy(numpy_run, tmp_path):
 
 def test_train_on_a_strict_fake_device(tmp_path):
     result = run(
-        "train", "--backend", "array_api_strict", "--device", "device1", "--epochs", "2",
-        "--output", str(tmp_path),
+        "train",
+        "--backend",
+        "array_api_strict",
+        "--device",
+        "device1",
+        "--epochs",
+        "2",
+        "--output",
+        str(tmp_path),
     )
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "metrics.json").read_text())["device"] == "device1"
@@ -67,9 +74,22 @@ def test_train_on_a_strict_fake_device(tmp_path):
     ("args", "message"),
     [
         (["train", "--backend", "nope"], "unknown backend 'nope'; choose one of numpy,"),
-        (["train", "--backend", "torch", "--device", "tpu"], "has no device 'tpu'; it has cpu, cuda"),
-        (["train", "--backend", "array_api_strict", "--device", "no_float64", "--dtype", "float64"],
-         "has no dtype 'float64'; it has float32"),
+        (
+            ["train", "--backend", "torch", "--device", "tpu"],
+            "has no device 'tpu'; it has cpu, cuda",
+        ),
+        (
+            [
+                "train",
+                "--backend",
+                "array_api_strict",
+                "--device",
+                "no_float64",
+                "--dtype",
+                "float64",
+            ],
+            "has no dtype 'float64'; it has float32",
+        ),
         (["train", "--epochs", "0"], "expected a positive integer, got 0"),
         (["train", "--lr", "-1"], "expected a positive number, got -1.0"),
         (["train", "--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),

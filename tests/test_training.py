@@ -35,8 +35,16 @@ def _run(xp, device, dtype, *, epochs=4, optimizer=SGD, **options):
     x, y = _data(xp, device, dtype)
     opt = optimizer(model, lr=0.1, **options) if optimizer is SGD else optimizer(model, lr=0.01)
     history = fit(
-        model, CrossEntropyLoss(), opt, x, y, epochs=epochs, batch_size=16, seed=7,
-        validation_data=_data(xp, device, dtype, rows=40, seed=1), progress=False,
+        model,
+        CrossEntropyLoss(),
+        opt,
+        x,
+        y,
+        epochs=epochs,
+        batch_size=16,
+        seed=7,
+        validation_data=_data(xp, device, dtype, rows=40, seed=1),
+        progress=False,
     )
     return model, history
 
@@ -85,13 +93,29 @@ def test_regression_has_no_accuracy_and_binary_targets_do():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 4))
     model = Sequential(Linear(4, 1, seed=0))
-    history = fit(model, MSELoss(), SGD(model, lr=0.05), x, x[:, :1] * 2, epochs=2,
-                  batch_size=8, progress=False)
+    history = fit(
+        model,
+        MSELoss(),
+        SGD(model, lr=0.05),
+        x,
+        x[:, :1] * 2,
+        epochs=2,
+        batch_size=8,
+        progress=False,
+    )
     assert history.accuracy == [None, None]
     binary = (x[:, :1] > 0).astype(np.float64)
     model = Sequential(Linear(4, 8, seed=0), ReLU(), Linear(8, 1, seed=1))
-    history = fit(model, BCEWithLogitsLoss(), SGD(model, lr=0.5), x, binary, epochs=5,
-                  batch_size=8, progress=False)
+    history = fit(
+        model,
+        BCEWithLogitsLoss(),
+        SGD(model, lr=0.5),
+        x,
+        binary,
+        epochs=5,
+        batch_size=8,
+        progress=False,
+    )
     assert 0 <= history.accuracy[-1] <= 1
 
 

@@ -106,8 +106,8 @@ COMPLEX_CASES = [case for case in CASES if case.complex_ok]
 REAL_ONLY = [case for case in CASES if not case.complex_ok]
 # 0-d, 1-D, 2-D, 3-D and zero-size inputs; the variants with a non-default
 # slope or axis run on a few of them.
-SHAPES = [(), (7,), (4, 5), (2, 3, 4), (0,), (3, 0)]
-VARIANT_SHAPES = [(4, 5), (2, 3, 4), (3, 0)]
+SHAPES = [(), (7,), (2, 3), (2, 3, 4), (0,), (3, 0)]
+VARIANT_SHAPES = [(2, 3), (2, 3, 4), (3, 0)]
 REAL_DTYPES = ("float32", "float64")
 ALL_DTYPES = (*REAL_DTYPES, "complex64", "complex128")
 
@@ -190,7 +190,7 @@ def test_matches_finite_differences(xp, device, case, dtype_name):
 def test_relu_and_leaky_relu_follow_torch_at_zero_and_nan(xp, device, real_dtype):
     x = xp.asarray([-1.0, 0.0, 2.0, float("nan")], dtype=real_dtype, device=device)
     dy = xp.ones_like(x)
-    for case in CASES[:3]:
+    for case in (c for c in CASES if "relu" in c.name):
         _, ref_dx = torch_reference(case, to_numpy(x), to_numpy(dy))
         same = {"xp": xp, "device": device, "dtype": real_dtype}
         ref_y = to_numpy(case.oracle(torch.tensor(to_numpy(x).astype(np.float64))))
@@ -201,7 +201,7 @@ def test_relu_and_leaky_relu_follow_torch_at_zero_and_nan(xp, device, real_dtype
 @pytest.mark.parametrize(("case", "dtype_name"), case_dtypes(CASES))
 def test_inputs_are_not_modified(xp, device, case, dtype_name):
     dtype = dtype_named(xp, device, dtype_name)
-    x, dy = inputs(xp, device, dtype, (3, 4))
+    x, dy = inputs(xp, device, dtype, (2, 3))
     y = case.forward(x)
     kept = y if case.keeps_output else x
     before = [to_numpy(a) for a in (x, dy, kept)]
@@ -225,8 +225,8 @@ def test_mixed_precision_gradient_has_the_dtype_of_the_input(xp, device):
     available = xp.__array_namespace_info__().dtypes(device=device)
     if "float64" not in available:
         pytest.skip(f"device {device!r} has no float64 (inspection API)")
-    x = random_array(xp, (3, 4), dtype=xp.float32, device=device, seed=1)
-    dy = random_array(xp, (3, 4), dtype=xp.float64, device=device, seed=2)
+    x = random_array(xp, (2, 3), dtype=xp.float32, device=device, seed=1)
+    dy = random_array(xp, (2, 3), dtype=xp.float64, device=device, seed=2)
     for case in CASES:
         dx = case.gradient(dy, x)
         _, ref_dx = torch_reference(case, to_numpy(x), to_numpy(dy))
@@ -234,9 +234,9 @@ def test_mixed_precision_gradient_has_the_dtype_of_the_input(xp, device):
 
 
 def test_real_dy_for_complex_output(xp, device, complex_dtype):
-    x = random_array(xp, (3, 4), dtype=complex_dtype, device=device, seed=1)
+    x = random_array(xp, (2, 3), dtype=complex_dtype, device=device, seed=1)
     real = xp.float32 if complex_dtype == xp.complex64 else xp.float64
-    dy = random_array(xp, (3, 4), dtype=real, device=device, seed=2)
+    dy = random_array(xp, (2, 3), dtype=real, device=device, seed=2)
     for case in COMPLEX_CASES:
         dx = case.gradient(dy, x)
         _, ref_dx = torch_reference(case, to_numpy(x), to_numpy(dy).astype(np.complex128))

@@ -72,7 +72,7 @@ def torch_reference(
 
 
 @pytest.mark.parametrize(("make", "oracle", "dtype_name"), layer_dtypes())
-@pytest.mark.parametrize("shape", [(2, 3, 4), (0, 3)], ids=str)
+@pytest.mark.parametrize("shape", [(2, 3, 4), (3, 0)], ids=str)
 def test_forward_backward_match_torch_autograd(xp, device, make, oracle, dtype_name, shape):
     dtype = dtype_named(xp, device, dtype_name)
     layer = make()
@@ -100,9 +100,9 @@ def test_matches_finite_differences(xp, device, make, oracle, dtype_name):
 @pytest.mark.parametrize("make", [m for m, _, _ in LAYERS], ids=IDS)
 def test_each_backward_keeps_its_own_forward(xp, device, real_dtype, make):
     layer = make()
-    x1 = random_array(xp, (3, 4), dtype=real_dtype, device=device, seed=1)
-    x2 = random_array(xp, (3, 4), dtype=real_dtype, device=device, seed=2)
-    dy = random_array(xp, (3, 4), dtype=real_dtype, device=device, seed=3)
+    x1 = random_array(xp, (2, 3), dtype=real_dtype, device=device, seed=1)
+    x2 = random_array(xp, (2, 3), dtype=real_dtype, device=device, seed=2)
+    dy = random_array(xp, (2, 3), dtype=real_dtype, device=device, seed=3)
     before = [to_numpy(a) for a in (x1, x2, dy)]
     _, backward1 = layer.forward(x1)
     _, backward2 = layer.forward(x2)
