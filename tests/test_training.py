@@ -138,3 +138,17 @@ def test_rows_must_match():
     x, y = _data(np, "cpu", np.float64)
     with pytest.raises(ValueError, match="same number of rows, got 96 and 95"):
         fit(model, CrossEntropyLoss(), SGD(model, lr=0.1), x, y[:95], epochs=1, progress=False)
+
+
+def test_progress_bar_shows_on_request_and_stays_off_when_not_a_terminal(capsys):
+    pytest.importorskip("tqdm", reason="the progress bar is tqdm's, from the demo extra")
+    model = Sequential(Linear(6, 3, seed=0))
+    x, y = _data(np, "cpu", np.float64)
+    fit(model, CrossEntropyLoss(), SGD(model, lr=0.1), x, y, epochs=2, progress=True)
+    shown = capsys.readouterr().err
+    assert "2/2" in shown
+    assert "epoch" in shown
+    assert "loss=" in shown
+    # Under pytest standard error is not a terminal: no bar by default.
+    fit(model, CrossEntropyLoss(), SGD(model, lr=0.1), x, y, epochs=2)
+    assert capsys.readouterr().err == ""
