@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
+
+from xpnn import Linear, Sequential
+from xpnn.testing import random_array, to_numpy
 
 
 def widen(a: np.ndarray) -> np.ndarray:
@@ -45,3 +50,44 @@ def numpy_linear(
     dweight = np.einsum("ni,no->io", np.conj(x2), dy2)
     dbias = dy2.sum(axis=0) if bias is not None else None
     return y, dx, dweight, dbias
+
+
+# -- torch twins of small xpnn models, for the optimizer tests --------------
+
+
+def make_model(kind: str, xp: Any, device: Any, dtype: Any) -> Any:
+    same = {"xp": xp, "device": device, "dtype": dtype}
+    if kind == "linear":
+        return Linear(4, 3, seed=0, **same)
+    return Sequential(Linear(4, 5, seed=1, **same), Linear(5, 3, seed=2, **same))
+
+
+def torch_twin(model: Any) -> torch.nn.Module:
+    """An equal torch model; torch stores weights as (out, in), xpnn as (in, out)."""
+    layers = model.layers if isinstance(model, Sequential) else [model]
+    twins = []
+    for layer in layers:
+        weight = torch.from_numpy(to_numpy(layer.weight).T.copy())
+        twin = torch.nn.Linear(layer.in_features, layer.out_features, dtype=weight.dtype)
+        with torch.no_grad():
+            twin.weight.copy_(weight)
+            twin.bias.copy_(torch.from_numpy(to_numpy(layer.bias)))
+        twins.append(twin)
+    return twins[0] if len(twins) == 1 else torch.nn.Sequential(*twins)
+
+
+def torch_value(twin: torch.nn.Module, name: str) -> np.ndarray:
+    """Parameter ``name`` of the torch twin, in xpnn's layout."""
+    value = dict(twin.named_parameters())[name].detach()
+    return (value.T if name.endswith("weight") else value).numpy().copy()
+
+
+def feed_gradients(model: Any, twin: torch.nn.Module, xp: Any, device: Any, step: int) -> None:
+    """Give both models the same random gradients."""
+    theirs = dict(twin.named_parameters())
+    for index, (name, param) in enumerate(model.named_parameters()):
+        shape = tuple(param.shape)
+        grad = random_array(xp, shape, dtype=param.dtype, device=device, seed=100 * step + index)
+        model.set_gradient(name, grad)
+        host = torch.from_numpy(to_numpy(grad))
+        theirs[name].grad = host.T.contiguous() if name.endswith("weight") else host

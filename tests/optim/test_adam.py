@@ -8,51 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from oracles import feed_gradients, make_model, torch_twin, torch_value
 from xpnn import Linear
 from xpnn._compat import is_lazy, is_writeable
 from xpnn.layers.sequential import Sequential
 from xpnn.optim import Adam, AdamW
-from xpnn.testing import assert_close, random_array, to_numpy
+from xpnn.testing import assert_close, to_numpy
 
 STEPS = 5
-
-
-def make_model(kind: str, xp: Any, device: Any, dtype: Any) -> Any:
-    same = {"xp": xp, "device": device, "dtype": dtype}
-    if kind == "linear":
-        return Linear(4, 3, seed=0, **same)
-    return Sequential(Linear(4, 5, seed=1, **same), Linear(5, 3, seed=2, **same))
-
-
-def torch_twin(model: Any) -> torch.nn.Module:
-    """An equal torch model; torch stores weights as (out, in), xpnn as (in, out)."""
-    layers = model.layers if isinstance(model, Sequential) else [model]
-    twins = []
-    for layer in layers:
-        weight = torch.from_numpy(to_numpy(layer.weight).T.copy())
-        twin = torch.nn.Linear(layer.in_features, layer.out_features, dtype=weight.dtype)
-        with torch.no_grad():
-            twin.weight.copy_(weight)
-            twin.bias.copy_(torch.from_numpy(to_numpy(layer.bias)))
-        twins.append(twin)
-    return twins[0] if len(twins) == 1 else torch.nn.Sequential(*twins)
-
-
-def torch_value(twin: torch.nn.Module, name: str) -> np.ndarray:
-    """Parameter ``name`` of the torch twin, in xpnn's layout."""
-    value = dict(twin.named_parameters())[name].detach()
-    return (value.T if name.endswith("weight") else value).numpy().copy()
-
-
-def feed_gradients(model: Any, twin: torch.nn.Module, xp: Any, device: Any, step: int) -> None:
-    """Give both models the same random gradients."""
-    theirs = dict(twin.named_parameters())
-    for index, (name, param) in enumerate(model.named_parameters()):
-        shape = tuple(param.shape)
-        grad = random_array(xp, shape, dtype=param.dtype, device=device, seed=100 * step + index)
-        model.set_gradient(name, grad)
-        host = torch.from_numpy(to_numpy(grad))
-        theirs[name].grad = host.T.contiguous() if name.endswith("weight") else host
 
 
 def run_against_torch(ours: Any, theirs: Any, model: Any, twin: Any, xp: Any, device: Any) -> None:
@@ -154,7 +117,8 @@ def test_jax_parameters_and_buffers_are_new_arrays():
     layer.grads["weight"] = jnp.ones((3, 2), dtype=weight.dtype)
     optimizer.step()
     assert layer.weight is not weight
-    np.testing.assert_allclose(np.asarray(layer.weight), np.asarray(weight) * (1 - 1e-3) - 0.1)
+    expected = np.asarray(weight) * (1 - 1e-3) - 0.1
+    np.testing.assert_allclose(np.asarray(layer.weight), expected, rtol=1e-6)  # float32 without x64
     assert not is_writeable(optimizer._state["weight"]["exp_avg"])
 
 
