@@ -248,3 +248,35 @@ def test_library_module_and_compat_namespace_are_the_same_backend():
     layer = Linear(2, 2, xp=torch, seed=0)
     assert isinstance(layer.weight, torch.Tensor)
     assert layer(torch.ones(3, 2)).shape == (3, 2)
+
+
+def test_checks_still_run_after_a_remembered_call():
+    """The per-layer memo of validated inputs never lets a bad input through."""
+    import array_api_strict as strict
+
+    layer = Linear(3, 2, xp=strict, device="device1", dtype=strict.float32, seed=0)
+    good = strict.ones((4, 3), dtype=strict.float32, device=strict.Device("device1"))
+    _, backward = layer.forward(good)
+    backward(strict.ones((4, 2), dtype=strict.float32, device=strict.Device("device1")))
+    with pytest.raises(ValueError, match="CPU_DEVICE"):
+        layer(strict.ones((4, 3), dtype=strict.float32))
+    with pytest.raises(TypeError, match="floating dtype"):
+        layer(strict.ones((4, 3), dtype=strict.int32, device=strict.Device("device1")))
+    with pytest.raises(ValueError, match=r"got 4"):
+        layer(strict.ones((4, 4), dtype=strict.float32, device=strict.Device("device1")))
+    _, backward = layer.forward(good)
+    with pytest.raises(ValueError, match="dy must have the shape of the output"):
+        backward(strict.ones((5, 2), dtype=strict.float32, device=strict.Device("device1")))
+    with pytest.raises(ValueError, match="CPU_DEVICE"):
+        backward(strict.ones((4, 2), dtype=strict.float32))
+
+
+def test_replacing_a_parameter_is_seen_by_the_next_call():
+    layer = Linear(3, 2, dtype=np.float32, seed=0)
+    x = np.ones((4, 3), dtype=np.float32)
+    assert layer(x).dtype == np.float32
+    layer.set_parameter("weight", np.ones((3, 2), dtype=np.float64))
+    assert layer(x).dtype == np.float64  # standard promotion, checked again
+    layer.set_parameter("weight", np.ones((5, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match="expected last dimension 5"):
+        layer(x)

@@ -9,6 +9,7 @@ from .._compat import (
     Array,
     Device,
     DType,
+    Namespace,
     array_namespace,
     library_name,
     resolve_device,
@@ -121,6 +122,7 @@ class Linear(Module):
         where = resolve_device(namespace, device)
         dtype = resolve_dtype(namespace, dtype, where)
         super().__init__()
+        self._validated: tuple[object, ...] | None = None
         self.xp = namespace
         self.dtype = dtype
         self.in_features = in_features
@@ -158,6 +160,32 @@ class Linear(Module):
             raise AttributeError("this Linear was built with bias=False")
         self.params["bias"] = value
 
+    def _validate(self, x: Array) -> tuple[Namespace, DType, bool, Device]:
+        """Check ``x`` against the parameters; return namespace, dtype, fast, device.
+
+        The full checks run once per kind of input: their outcome depends
+        only on the input's type, dtype, rank, last dimension and device,
+        and on the parameter arrays themselves, so it is remembered for the
+        next call with the same ones (a step of a training loop). ``fast`` is
+        true when every array shares one real dtype, so the kernels need no
+        casts and no conjugates.
+        """
+        weight, bias = self.params["weight"], self.params.get("bias")
+        where = device_of(x)
+        key = (type(x), x.dtype, x.ndim, x.shape[-1] if x.ndim else None, where)
+        cached = self._validated
+        if cached is not None and cached[0] == key and cached[1] is weight and cached[2] is bias:
+            return cached[3], cached[4], bool(cached[5]), where
+        xp = array_namespace(x=x, weight=weight, bias=bias)
+        dtype = _check_linear(xp, x, weight, bias)
+        fast = (
+            x.dtype == weight.dtype == dtype
+            and (bias is None or bias.dtype == dtype)
+            and not xp.isdtype(dtype, "complex floating")
+        )
+        self._validated = (key, weight, bias, xp, dtype, fast)
+        return xp, dtype, fast, where
+
     def forward(self, x: Array) -> tuple[Array, Backward]:
         """Apply the layer and return ``(y, backward)``.
 
@@ -176,33 +204,58 @@ class Linear(Module):
             ``x.shape``. Each closure keeps its own forward's input, so
             several forwards may be back-propagated in any order.
         """
-        weight, bias = self.weight, self.bias
-        xp = array_namespace(x=x, weight=weight, bias=bias)
-        dtype = _check_linear(xp, x, weight, bias)
-        y = forward_kernel(xp, x, weight, bias, dtype)
-        has_bias = bias is not None
-        bias_dtype = bias.dtype if bias is not None else None
+        xp, dtype, fast, x_device = self._validate(x)
+        weight, bias = self.params["weight"], self.params.get("bias")
+        if fast:
+            y = x @ weight if bias is None else x @ weight + bias
+        else:
+            y = forward_kernel(xp, x, weight, bias, dtype)
+        x_type, y_shape = type(x), y.shape
 
         def backward(dy: Array) -> Array:
-            array_namespace(dy=dy, x=x)
-            check_floating(xp, dy=dy)
-            check_same_device(x=x, dy=dy)
-            _check_dy(x, weight, dy)
-            dx, dweight, dbias = backward_kernel(
-                xp, dy, x, weight, has_bias=has_bias, bias_dtype=bias_dtype
-            )
-            self._accumulate("weight", dweight)
-            if dbias is not None:
-                self._accumulate("bias", dbias)
-            return dx
+            if not (
+                fast
+                and x.ndim == 2
+                and type(dy) is x_type
+                and dy.dtype == dtype
+                and dy.shape == y_shape
+                and device_of(dy) == x_device
+            ):
+                return self._backward_checked(xp, dy, x, weight, bias)
+            # One real dtype and a 2-d input: the three products, no casts.
+            self._accumulate("weight", x.T @ dy)
+            if bias is not None:
+                self._accumulate("bias", xp.sum(dy, axis=0))
+            return dy @ weight.T
 
         return y, backward
 
+    def _backward_checked(
+        self, xp: Namespace, dy: Array, x: Array, weight: Array, bias: Array | None
+    ) -> Array:
+        array_namespace(dy=dy, x=x)
+        check_floating(xp, dy=dy)
+        check_same_device(x=x, dy=dy)
+        _check_dy(x, weight, dy)
+        dx, dweight, dbias = backward_kernel(
+            xp,
+            dy,
+            x,
+            weight,
+            has_bias=bias is not None,
+            bias_dtype=bias.dtype if bias is not None else None,
+        )
+        self._accumulate("weight", dweight)
+        if dbias is not None:
+            self._accumulate("bias", dbias)
+        return dx
+
     def __call__(self, x: Array) -> Array:
         """Apply the layer and return ``y`` only, keeping nothing alive."""
-        weight, bias = self.weight, self.bias
-        xp = array_namespace(x=x, weight=weight, bias=bias)
-        dtype = _check_linear(xp, x, weight, bias)
+        xp, dtype, fast, _ = self._validate(x)
+        weight, bias = self.params["weight"], self.params.get("bias")
+        if fast:
+            return x @ weight if bias is None else x @ weight + bias
         return forward_kernel(xp, x, weight, bias, dtype)
 
     def _settings(self) -> dict[str, object]:
