@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ._compat import Array
+from ._compat import Array, Namespace
+from ._compat import device as device_of
 from .functional.losses import (
+    _check_cross_entropy,
+    _check_labels,
     _check_reduction,
+    _cross_entropy_kernel,
     binary_cross_entropy_with_logits,
     mse_loss,
     softmax_cross_entropy,
@@ -128,10 +132,32 @@ class CrossEntropyLoss(_Loss):
     array([-0.75,  0.25,  0.25,  0.25])
     """
 
-    __slots__ = ()
+    __slots__ = ("_memo",)
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self._memo: tuple[object, Namespace, int] | None = None
 
     def _function(self) -> _LossFunction:
         return softmax_cross_entropy
+
+    def __call__(self, input: Array, target: Array) -> tuple[Array, Array]:
+        """Return ``(loss, grad)``: the 0-D loss and its gradient for ``input``."""
+        # Everything but the label values depends only on the kinds of the
+        # two arrays (type, dtype, shape, device): check a kind once. The
+        # label values are checked on every call.
+        key = (
+            type(input), input.dtype, tuple(input.shape), device_of(input),
+            type(target), target.dtype, tuple(target.shape), device_of(target),
+        )  # fmt: skip
+        memo = self._memo
+        if memo is not None and memo[0] == key:
+            xp, classes = memo[1], memo[2]
+        else:
+            xp, classes = _check_cross_entropy(input, target)
+            self._memo = (key, xp, classes)
+        _check_labels(xp, target, classes)
+        return _cross_entropy_kernel(xp, input, target, classes, self._reduction)
 
 
 class BCEWithLogitsLoss(_Loss):

@@ -170,9 +170,15 @@ def _check_labels(xp: Namespace, labels: Array, classes: int) -> None:
     """Check that eager labels lie in ``[0, classes)``; lazy ones are not read."""
     if is_lazy(labels) or math.prod(_static_shape("labels", labels)) == 0:
         return
-    low, high = int(xp.min(labels)), int(xp.max(labels))
-    bad = low if low < 0 else high if high >= classes else None
-    if bad is not None:
+    # One reduction read back in the common case; the culprit only on failure.
+    if classes > xp.iinfo(labels.dtype).max:
+        # No label can reach ``classes``, and the scalar would not fit.
+        outside = labels < 0
+    else:
+        outside = (labels < 0) | (labels >= classes)
+    if bool(xp.any(outside)):
+        low, high = int(xp.min(labels)), int(xp.max(labels))
+        bad = low if low < 0 else high
         raise ValueError(
             f"labels must be class indices in [0, {classes}) for logits with "
             f"{classes} classes, got {bad}"
@@ -242,6 +248,13 @@ def softmax_cross_entropy(
            [ 0.125, -0.125]])
     """
     reduction = _check_reduction(reduction)
+    xp, classes = _check_cross_entropy(logits, labels)
+    _check_labels(xp, labels, classes)
+    return _cross_entropy_kernel(xp, logits, labels, classes, reduction)
+
+
+def _check_cross_entropy(logits: Array, labels: Array) -> tuple[Namespace, int]:
+    """Check everything but the label values; return the namespace and C."""
     xp = array_namespace(logits=logits, labels=labels)
     _check_real_floating(xp, logits=logits)
     if not xp.isdtype(labels.dtype, "integral"):
@@ -268,10 +281,15 @@ def softmax_cross_entropy(
             f"labels must have shape {shape_str(shape[:-1])} (logits.shape[:-1]), "
             f"got {shape_str(label_shape)}"
         )
-    _check_labels(xp, labels, classes)
+    return xp, classes
 
+
+def _cross_entropy_kernel(
+    xp: Namespace, logits: Array, labels: Array, classes: int, reduction: str
+) -> tuple[Array, Array]:
+    """Return the loss and gradient of checked inputs (see softmax_cross_entropy)."""
     where = device(logits)
-    count = math.prod(shape[:-1])
+    count = math.prod(_static_shape("logits", logits)[:-1])
     if count == 0:
         # No rows: nothing to compute (and Dask cannot take the row maximum
         # of an array with zero rows).

@@ -8,7 +8,8 @@ the input for ``ReLU``, ``LeakyReLU`` and ``GELU``, the output for ``Tanh``,
 
 from __future__ import annotations
 
-from .._compat import Array
+from .._compat import Array, Namespace, array_namespace
+from .._compat import device as device_of
 from ..functional.activations import (
     _check_axis_type,
     _check_slope,
@@ -40,11 +41,24 @@ class _Activation(Module):
     """
 
     _keeps_output = False
+    #: Whether the subclass has unchecked kernels (``_kernel``,
+    #: ``_kernel_backward``) for inputs of a kind already checked once.
+    _has_kernels = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._memo: tuple[object, Namespace, Array] | None = None
 
     def _forward(self, x: Array) -> Array:
         raise NotImplementedError
 
     def _backward(self, dy: Array, kept: Array) -> Array:
+        raise NotImplementedError
+
+    def _kernel(self, xp: Namespace, x: Array, zero: Array) -> Array:
+        raise NotImplementedError
+
+    def _kernel_backward(self, xp: Namespace, dy: Array, kept: Array, zero: Array) -> Array:
         raise NotImplementedError
 
     def forward(self, x: Array) -> tuple[Array, Backward]:
@@ -65,10 +79,34 @@ class _Activation(Module):
             ``x``. It keeps its own forward's input (or output), so several
             forwards may be back-propagated in any order.
         """
-        y = self._forward(x)
+        if not self._has_kernels:
+            y = self._forward(x)
+            kept = y if self._keeps_output else x
+            return y, lambda dy: self._backward(dy, kept)
+        # The checks depend only on the input's type, dtype and device: the
+        # first input of a kind goes through the checked functions, later
+        # ones (a training loop's) straight to the kernels.
+        where = device_of(x)
+        key = (type(x), x.dtype, where)
+        memo = self._memo
+        if memo is not None and memo[0] == key:
+            xp, zero = memo[1], memo[2]
+            y = self._kernel(xp, x, zero)
+        else:
+            y = self._forward(x)
+            xp = array_namespace(x=x)
+            zero = xp.zeros((), dtype=x.dtype, device=where)
+            self._memo = (key, xp, zero)
         kept = y if self._keeps_output else x
 
         def backward(dy: Array) -> Array:
+            if (
+                type(dy) is key[0]
+                and dy.dtype == key[1]
+                and dy.shape == kept.shape
+                and device_of(dy) == where
+            ):
+                return self._kernel_backward(xp, dy, kept, zero)
             return self._backward(dy, kept)
 
         return y, backward
@@ -88,11 +126,20 @@ class ReLU(_Activation):
     (array([0., 2.]), array([0., 1.]))
     """
 
+    _has_kernels = True
+
     def _forward(self, x: Array) -> Array:
         return relu(x)
 
     def _backward(self, dy: Array, kept: Array) -> Array:
         return relu_backward(dy, kept)
+
+    def _kernel(self, xp: Namespace, x: Array, zero: Array) -> Array:
+        # max(x, 0) keeps NaN, as relu() does.
+        return xp.maximum(x, zero)
+
+    def _kernel_backward(self, xp: Namespace, dy: Array, kept: Array, zero: Array) -> Array:
+        return xp.where(kept <= 0, zero, dy)
 
 
 class LeakyReLU(_Activation):

@@ -113,6 +113,11 @@ def _describe(value: object) -> str:
     return f"an array of {library_name(xp)}"
 
 
+def _kind(a: Array) -> tuple[object, ...]:
+    """Return what the checks of :meth:`Optimizer.step` depend on."""
+    return (type(a), a.dtype, tuple(a.shape), device_of(a))
+
+
 def _snapshot(x: Array | None) -> Array | None:
     """Return a copy of a buffer that later in-place steps cannot change."""
     if x is None or is_lazy(x):  # JAX and Dask arrays are immutable values
@@ -159,6 +164,7 @@ class Optimizer:
         self._hyper: dict[str, Any] = self._check_hyperparameters(hyperparameters)
         self.model = model
         self._state: dict[str, dict[str, Any]] = {}
+        self._checked: dict[str, tuple[tuple[object, ...], Namespace]] = {}
 
     # -- subclass hooks --------------------------------------------------
 
@@ -228,12 +234,21 @@ class Optimizer:
             if grad is None:
                 continue
             param = params[name]
-            xp = self._check_gradient(name, param, grad)
+            entry = self._state.get(name)
+            # The checks depend only on the kinds of parameter and gradient
+            # (type, dtype, shape, device), so a training loop that feeds the
+            # same kinds every step runs them once.
+            kinds = (_kind(param), _kind(grad), entry is not None)
+            checked = self._checked.get(name)
+            if checked is not None and checked[0] == kinds:
+                xp = checked[1]
+            else:
+                xp = self._check_gradient(name, param, grad)
+                if entry is not None:
+                    self._check_buffers(name, param, entry)
+                self._checked[name] = (kinds, xp)
             if grad.dtype != param.dtype:
                 grad = xp.astype(grad, param.dtype)
-            entry = self._state.get(name)
-            if entry is not None:
-                self._check_buffers(name, param, entry)
             work.append((xp, name, param, grad))
         for xp, name, param, grad in work:
             entry = self._state.setdefault(name, {"step": 0, **dict.fromkeys(self._buffer_names)})
@@ -319,6 +334,7 @@ class Optimizer:
             )
         self._hyper = hyper
         self._state = new_state
+        self._checked.clear()
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{key}={value!r}" for key, value in self._hyper.items())
