@@ -123,3 +123,21 @@ def docs(session: nox.Session) -> None:
         "-o",
         "pythonpath=",
     )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run the benchmark suite (not part of the default run).
+
+    Writes ``docs/benchmarks/``; arguments after ``--`` go to
+    ``benchmarks/run.py``, e.g. ``nox -s bench -- --sizes full``.
+    """
+    backends = [MATRIX[name].requirements for name in ("jax", "dask", "array_api_strict")]
+    session.install(".[demo]", *ORACLE, *(r for reqs in backends for r in reqs))
+    env = {}
+    if session.venv_backend == "none":
+        # --no-venv: as for the tests, use the source tree's xpnn.
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])
+        )
+    session.run("python", "benchmarks/run.py", *session.posargs, env=env)

@@ -1,0 +1,400 @@
+"""Run xpnn's benchmark suite and write results.json, results.md and plots.
+
+Usage::
+
+    python benchmarks/run.py [--sizes smoke|standard|full] [--backends numpy,torch,...]
+                             [--dtypes float32,float64] [--out DIR]
+
+It measures, on each backend, device and dtype, Linear forward + backward
+against the library's own code, its bare GEMMs and (PyTorch) ``nn.Linear``
+with autograd, and one training step of the digits MLP; then the peak
+memory of one forward + backward, and how the time grows with the batch
+and with the depth of a model on NumPy and PyTorch. ``docs/benchmarks.md``
+describes the method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from xpnn_bench import linear, memory, mlp, report, scaling  # noqa: E402
+from xpnn_bench.harness import (  # noqa: E402
+    ROOT,
+    Backend,
+    Plan,
+    Timing,
+    cores,
+    interleaved,
+    machine,
+    paired_ratios,
+    ratios,
+    select,
+)
+
+Shape = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """What one ``--sizes`` choice measures, and for how long."""
+
+    shapes: tuple[Shape, ...]
+    # Measured on NumPy and PyTorch in float32 only, with big_plan.
+    big_shapes: tuple[Shape, ...]
+    plan: Plan
+    big_plan: Plan
+    batch_sizes: tuple[int, ...]
+    batch_width: int
+    depths: tuple[int, ...]
+    memory_shape: Shape
+    overlap_memory: bool = False
+
+
+_STANDARD_SHAPES: tuple[Shape, ...] = ((32, 64, 64), (256, 512, 512), (1024, 1024, 1024))
+_STANDARD_SHAPES += ((64, 1024, 1024),)
+_STANDARD_PLAN = Plan(budget_s=3.0, min_reps=15, max_reps=600, sample_s=1e-3, warmup_s=0.2)
+_FEW = Plan(budget_s=0.0, min_reps=3, max_reps=3, sample_s=0.0, warmup_s=0.0)
+
+SIZES = {
+    "smoke": Sizes(
+        shapes=((4, 8, 8), (16, 32, 32)),
+        big_shapes=(),
+        plan=Plan(budget_s=0.01, min_reps=3, max_reps=5, sample_s=1e-4, warmup_s=0.0),
+        big_plan=_FEW,
+        batch_sizes=(1, 8),
+        batch_width=32,
+        depths=(1, 2),
+        memory_shape=(64, 256, 256),
+        overlap_memory=True,
+    ),
+    "standard": Sizes(
+        shapes=_STANDARD_SHAPES,
+        big_shapes=(),
+        plan=_STANDARD_PLAN,
+        big_plan=_FEW,
+        batch_sizes=(1, 8, 64, 512, 4096),
+        batch_width=256,
+        depths=(1, 2, 4, 8, 16),
+        memory_shape=(1024, 1024, 1024),
+    ),
+    "full": Sizes(
+        shapes=_STANDARD_SHAPES,
+        big_shapes=((4096, 4096, 4096), (64, 4096, 4096)),
+        plan=Plan(budget_s=6.0, min_reps=25, max_reps=1000, sample_s=2e-3, warmup_s=0.3),
+        big_plan=_FEW,
+        batch_sizes=(1, 8, 64, 512, 4096),
+        batch_width=256,
+        depths=(1, 2, 4, 8, 16),
+        memory_shape=(1024, 1024, 1024),
+    ),
+}
+DTYPES = ("float32", "float64")
+# Backends whose every call goes through a scheduler or a wrapper get half
+# the budget: their ratios are not targets, and the run stays short.
+_HALF_BUDGET = ("dask", "array_api_strict")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/run.py", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--sizes", choices=tuple(SIZES), default="standard")
+    parser.add_argument(
+        "--backends",
+        help="comma-separated matrix names (numpy, torch, torch-cuda, jax, array_api_strict, "
+        "dask, cupy); default: every installed backend, with its GPUs where present",
+    )
+    parser.add_argument(
+        "--dtypes", default=",".join(DTYPES), help="comma-separated (default float32,float64)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "docs" / "benchmarks",
+        help="output directory (default docs/benchmarks)",
+    )
+    return parser
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _supported(backend: Backend, dtype: str) -> bool:
+    info = backend.xp.__array_namespace_info__()
+    return dtype in info.dtypes(device=backend.device, kind="real floating")
+
+
+def _where(backend: Backend, dtype: str) -> dict[str, str]:
+    return {"backend": backend.name, "device": backend.device_name, "dtype": dtype}
+
+
+def _timings(found: dict[str, Timing]) -> dict[str, Any]:
+    return {name: timing.as_dict() for name, timing in found.items()}
+
+
+def _compared(found: dict[str, Timing]) -> dict[str, Any]:
+    return {
+        "timings": _timings(found),
+        "ratios": ratios(found),
+        "paired_ratios": paired_ratios(found),
+    }
+
+
+def _brief(found: dict[str, Timing]) -> str:
+    parts = [f"xpnn {report.seconds(found['xpnn'].median)}"]
+    parts += [f"{key} {value:.3f}" for key, value in ratios(found).items()]
+    return ", ".join(parts)
+
+
+def _plan(sizes: Sizes, backend: Backend) -> Plan:
+    return sizes.plan.scaled(0.5) if backend.name in _HALF_BUDGET else sizes.plan
+
+
+def _measure_linear(backends: list[Backend], dtypes: list[str], sizes: Sizes) -> list[Any]:
+    entries = []
+    for backend in backends:
+        for dtype in dtypes:
+            if not _supported(backend, dtype):
+                _say(f"{backend.label} has no {dtype}; skipped")
+                continue
+            shapes = [(s, _plan(sizes, backend)) for s in sizes.shapes]
+            if backend.name in ("numpy", "torch") and dtype == "float32":
+                shapes += [(s, sizes.big_plan) for s in sizes.big_shapes]
+            for shape, plan in shapes:
+                found = interleaved(linear.variants(backend, dtype, *shape), backend.sync, plan)
+                flops = linear.flops(*shape)
+                entries.append(
+                    {
+                        **_where(backend, dtype),
+                        "shape": list(shape),
+                        "flops": flops,
+                        "timings": _timings(found),
+                        "ratios": ratios(found),
+                        "paired_ratios": paired_ratios(found),
+                        "gflops": {k: flops / t.median / 1e9 for k, t in found.items()},
+                    }
+                )
+                _say(f"linear {backend.label} {dtype} {shape}: {_brief(found)}")
+    return entries
+
+
+def _measure_mlp(backends: list[Backend], dtypes: list[str], sizes: Sizes) -> list[Any]:
+    entries = []
+    for backend in backends:
+        for dtype in dtypes:
+            if not _supported(backend, dtype):
+                continue
+            found = interleaved(
+                mlp.variants(backend, dtype), _mlp_sync(backend), _plan(sizes, backend)
+            )
+            entries.append(
+                {
+                    **_where(backend, dtype),
+                    "batch": mlp.BATCH,
+                    "timings": _timings(found),
+                    "ratios": ratios(found),
+                    "paired_ratios": paired_ratios(found),
+                }
+            )
+            _say(f"mlp step {backend.label} {dtype}: {_brief(found)}")
+    return entries
+
+
+def _mlp_sync(backend: Backend) -> Any:
+    # Dask steps persist their parameters themselves and return nothing.
+    if backend.name == "dask":
+        return lambda outputs: None
+    return backend.sync
+
+
+def _start_memory(backends: list[Backend], sizes: Sizes) -> Callable[[], list[Any]]:
+    wanted: list[tuple[str, str]] = []
+    for backend in backends:
+        if backend.name == "numpy":
+            wanted += [("xpnn-numpy", "cpu"), ("numpy", "cpu")]
+        elif backend.name == "torch" and backend.device_name in ("cpu", "cuda"):
+            wanted += [("xpnn-torch", backend.device_name), ("torch-autograd", backend.device_name)]
+    shape, dtype = sizes.memory_shape, "float32"
+    pending = memory.start(wanted, shape, dtype)
+    return lambda: _memory_entries(wanted, shape, dtype, pending())
+
+
+def _memory_entries(
+    wanted: list[tuple[str, str]], shape: Shape, dtype: str, measured: list[dict[str, Any]]
+) -> list[Any]:
+    found = {(r["variant"], r["device"]): r for r in measured}
+    entries = []
+    for ours, reference in memory.PAIRS.items():
+        for device in sorted({d for v, d in wanted if v == ours}):
+            mine, theirs = found[(ours, device)], found[(reference, device)]
+            library = memory.VARIANTS[ours][0]
+            entry: dict[str, Any] = {
+                "backend": library,
+                "device": device,
+                "dtype": dtype,
+                "shape": list(shape),
+                "xpnn": mine,
+                "reference": theirs,
+                "reference_name": reference,
+            }
+            if "error" in mine or "error" in theirs:
+                entry["error"] = mine.get("error") or theirs.get("error")
+                entries.append(entry)
+                continue
+            measure = "cuda_bytes" if device.startswith("cuda") else "rss_bytes"
+            entry["measure"] = measure
+            if theirs[measure] > 0:
+                entry["ratio"] = mine[measure] / theirs[measure]
+            if theirs.get("traced_bytes"):
+                entry["ratio_traced"] = mine["traced_bytes"] / theirs["traced_bytes"]
+            entries.append(entry)
+            _say(
+                f"memory {library}-{device} {shape}: xpnn {report._mib(mine[measure])}, "
+                f"{reference} {report._mib(theirs[measure])}"
+            )
+    return entries
+
+
+def _measure_scaling(backends: list[Backend], sizes: Sizes) -> tuple[list[Any], list[Any]]:
+    batch, depth = [], []
+    dtype = "float32"
+    width = sizes.batch_width
+    for backend in backends:
+        if backend.name not in ("numpy", "torch") or backend.gpu:
+            continue
+        plan = sizes.plan
+        points = []
+        for n in sizes.batch_sizes:
+            variants = linear.variants(
+                backend, dtype, n, width, width, include=("xpnn", "native", "autograd")
+            )
+            found = interleaved(variants, backend.sync, plan)
+            points.append({"n": n, **_compared(found)})
+            _say(f"batch scaling {backend.label} n={n}: {_brief(found)}")
+        batch.append({**_where(backend, dtype), "m": width, "p": width, "points": points})
+        found_k = []
+        points = []
+        for k in sizes.depths:
+            found = interleaved(scaling.depth_variants(backend, dtype, k), backend.sync, plan)
+            found_k.append(found)
+            points.append({"k": k, **_compared(found)})
+            _say(f"depth scaling {backend.label} k={k}: {_brief(found)}")
+        fit = scaling.fit_line(list(sizes.depths), found_k)
+        depth.append(
+            {
+                **_where(backend, dtype),
+                "batch": scaling.DEPTH_BATCH,
+                "width": scaling.WIDTH,
+                "points": points,
+                "fit": fit,
+                "overhead_per_layer_s": fit["xpnn"]["b_s"] - fit["native"]["b_s"],
+            }
+        )
+    return batch, depth
+
+
+def _dispatch(linear_entries: list[Any], sizes: Sizes) -> list[Any]:
+    smallest = list(min(sizes.shapes, key=math.prod))
+    found = []
+    for e in linear_entries:
+        if e["shape"] == smallest:
+            xpnn_s = e["timings"]["xpnn"]["median_s"]
+            native_s = e["timings"]["native"]["median_s"]
+            found.append(
+                {
+                    "backend": e["backend"],
+                    "device": e["device"],
+                    "dtype": e["dtype"],
+                    "shape": smallest,
+                    "xpnn_s": xpnn_s,
+                    "native_s": native_s,
+                    "overhead_s": xpnn_s - native_s,
+                }
+            )
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks; return the exit status."""
+    args = _parser().parse_args(argv)
+    sizes = SIZES[args.sizes]
+    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    unknown = [d for d in dtypes if d not in DTYPES]
+    if unknown or not dtypes:
+        print(f"run.py: error: --dtypes takes {', '.join(DTYPES)}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    try:
+        backends, notes = select(args.backends)
+    except ValueError as exc:
+        print(f"run.py: error: {exc}", file=sys.stderr)
+        return 2
+    for note in notes:
+        _say(f"skipped {note}")
+    if not backends:
+        print("run.py: error: no backend to measure", file=sys.stderr)
+        return 2
+    _say(
+        f"sizes {args.sizes}; {', '.join(b.label for b in backends)}; {', '.join(dtypes)}; "
+        f"{cores()} cores"
+    )
+    results: dict[str, Any] = {
+        "schema": 1,
+        "config": {
+            "sizes": args.sizes,
+            "backends": [b.label for b in backends],
+            "dtypes": dtypes,
+            "shapes": [list(s) for s in sizes.shapes],
+            "big_shapes": [list(s) for s in sizes.big_shapes],
+            "plan": dict(vars(sizes.plan)),
+            "batch_sizes": list(sizes.batch_sizes),
+            "batch_width": sizes.batch_width,
+            "depths": list(sizes.depths),
+            "depth_width": scaling.WIDTH,
+            "depth_batch": scaling.DEPTH_BATCH,
+            "memory_shape": list(sizes.memory_shape),
+            "skipped": notes,
+        },
+    }
+    # Memory first, in child processes, while nothing is being timed (the
+    # smoke run, which checks only that everything runs, overlaps them).
+    memory_results = _start_memory(backends, sizes)
+    if not sizes.overlap_memory:
+        results["memory"] = memory_results()
+    results["linear"] = _measure_linear(backends, dtypes, sizes)
+    results["mlp"] = _measure_mlp(backends, dtypes, sizes)
+    results["scaling_batch"], results["scaling_depth"] = _measure_scaling(backends, sizes)
+    if sizes.overlap_memory:
+        results["memory"] = memory_results()
+    results["dispatch"] = _dispatch(results["linear"], sizes)
+    results["targets"] = report.targets(results)
+    results["machine"] = machine(backends)
+    results["elapsed_s"] = time.perf_counter() - start
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    (out / "results.md").write_text(report.markdown(results), encoding="utf-8")
+    written = ["results.json", "results.md", *report.plots(results, out)]
+    failed = [t for t in results["targets"] if not t["passed"]]
+    _say(
+        f"{len(results['targets']) - len(failed)} of {len(results['targets'])} targets met; "
+        f"wrote {', '.join(written)} to {out} after {time.perf_counter() - start:.1f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The pieces of xpnn's benchmark suite; ``benchmarks/run.py`` runs them."""
