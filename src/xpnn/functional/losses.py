@@ -98,7 +98,9 @@ def _reduce(xp: Namespace, terms: Array, count: int, reduction: str, like: Array
         # by NaN gives it without a floating-point warning.
         total = total / count if count else total * math.nan
     # NumPy's reductions return scalars; make the loss a 0-D array everywhere
-    # (the other libraries hand back the same array).
+    # (the other libraries already hand back one).
+    if type(total) is type(like):
+        return total
     return xp.asarray(total, device=device(like))
 
 
@@ -307,9 +309,10 @@ def _cross_entropy_kernel(
     shifted = logits - xp.max(logits, axis=-1, keepdims=True)
     exps = xp.exp(shifted)
     sums = xp.sum(exps, axis=-1, keepdims=True)
-    zeros = xp.zeros_like(shifted, device=where)
-    # logsumexp(z) - z[y] = log(sum(exp(z - max))) - (z[y] - max), per row.
-    rows = xp.log(xp.squeeze(sums, axis=-1)) - xp.sum(xp.where(onehot, shifted, zeros), axis=-1)
+    zero = xp.zeros((), dtype=shifted.dtype, device=where)
+    # logsumexp(z) - z[y] = log(sum(exp(z - max))) - (z[y] - max), per row;
+    # z[y] is picked with where, so -inf logits of other classes stay harmless.
+    rows = xp.log(sums[..., 0]) - xp.sum(xp.where(onehot, shifted, zero), axis=-1)
     grad = exps / sums - xp.astype(onehot, logits.dtype)
     if is_lazy(logits) or is_lazy(labels):
         valid = xp.any(onehot, axis=-1)
