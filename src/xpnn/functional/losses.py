@@ -309,10 +309,10 @@ def _cross_entropy_kernel(
     shifted = logits - xp.max(logits, axis=-1, keepdims=True)
     exps = xp.exp(shifted)
     sums = xp.sum(exps, axis=-1, keepdims=True)
-    zero = xp.zeros((), dtype=shifted.dtype, device=where)
+    zeros = xp.zeros_like(shifted, device=where)
     # logsumexp(z) - z[y] = log(sum(exp(z - max))) - (z[y] - max), per row;
     # z[y] is picked with where, so -inf logits of other classes stay harmless.
-    rows = xp.log(sums[..., 0]) - xp.sum(xp.where(onehot, shifted, zero), axis=-1)
+    rows = xp.log(sums[..., 0]) - xp.sum(xp.where(onehot, shifted, zeros), axis=-1)
     grad = exps / sums - xp.astype(onehot, logits.dtype)
     if is_lazy(logits) or is_lazy(labels):
         valid = xp.any(onehot, axis=-1)
