@@ -48,6 +48,18 @@ def _require_devices() -> bool:
     return os.environ.get("XPNN_REQUIRE_DEVICES") == "1"
 
 
+def _source_tree_env(session: nox.Session) -> dict[str, str]:
+    """Put ``src/`` first on PYTHONPATH under ``--no-venv``.
+
+    There the Python on PATH has the array libraries but not xpnn, so the
+    source tree stands in for the installed package.
+    """
+    if session.venv_backend != "none":
+        return {}
+    paths = [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
+    return {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+
+
 def _missing(session: nox.Session, reason: str) -> None:
     if _require_devices():
         session.error(f"{reason} (XPNN_REQUIRE_DEVICES=1)")
@@ -67,12 +79,7 @@ def tests(session: nox.Session, backend: str, device: str) -> None:
         _missing(session, f"{backend}-{device}: no NVIDIA GPU on this machine")
     session.install(".[test,demo]", *spec.requirements, *dev.requirements, *ORACLE)
     env = {**spec.env, "XPNN_BACKEND": backend, "XPNN_DEVICE": device}
-    if session.venv_backend == "none":
-        # --no-venv: the Python on PATH has the libraries but not xpnn; use
-        # the source tree.
-        env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])
-        )
+    env.update(_source_tree_env(session))
     probe = session.run(
         "python",
         "-m",
@@ -134,10 +141,5 @@ def bench(session: nox.Session) -> None:
     """
     backends = [MATRIX[name].requirements for name in ("jax", "dask", "array_api_strict")]
     session.install(".[demo]", *ORACLE, *(r for reqs in backends for r in reqs))
-    env = {}
-    if session.venv_backend == "none":
-        # --no-venv: as for the tests, use the source tree's xpnn.
-        env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])
-        )
+    env = _source_tree_env(session)
     session.run("python", "benchmarks/run.py", *session.posargs, env=env)
