@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from xpnn import Linear, Sequential
-from xpnn.testing import random_array, to_numpy
+from xpnn.testing import assert_close, random_array, to_numpy
 
 
 def widen(a: np.ndarray) -> np.ndarray:
@@ -91,3 +91,15 @@ def feed_gradients(model: Any, twin: torch.nn.Module, xp: Any, device: Any, step
         model.set_gradient(name, grad)
         host = torch.from_numpy(to_numpy(grad))
         theirs[name].grad = host.T.contiguous() if name.endswith("weight") else host
+
+
+def assert_matches_twin(model: Any, twin: torch.nn.Module, xp: Any, device: Any, step: int) -> None:
+    for name, param in model.named_parameters():
+        assert_close(
+            param,
+            torch_value(twin, name),
+            xp=xp,
+            device=device,
+            dtype=param.dtype,
+            err_msg=f"{name} after step {step}",
+        )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from oracles import feed_gradients, make_model, torch_twin, torch_value
+from oracles import assert_matches_twin, feed_gradients, make_model, torch_twin
 from xpnn import Linear
 from xpnn._compat import is_lazy, is_writeable
 from xpnn.layers.sequential import Sequential
@@ -23,15 +23,7 @@ def run_against_torch(ours: Any, theirs: Any, model: Any, twin: Any, xp: Any, de
         feed_gradients(model, twin, xp, device, step)
         ours.step()
         theirs.step()
-        for name, param in model.named_parameters():
-            assert_close(
-                param,
-                torch_value(twin, name),
-                xp=xp,
-                device=device,
-                dtype=param.dtype,
-                err_msg=f"{name} after step {step}",
-            )
+        assert_matches_twin(model, twin, xp, device, step)
 
 
 CASES = {

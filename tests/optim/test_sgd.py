@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pytest
 import torch
 
 import xpnn
-from oracles import feed_gradients, make_model, torch_twin, torch_value
+from oracles import assert_matches_twin, feed_gradients, make_model, torch_twin
 from xpnn import Linear
 from xpnn._compat import is_writeable
 from xpnn.layers.sequential import Sequential
@@ -17,18 +15,6 @@ from xpnn.optim import SGD, Adam, AdamW, Optimizer
 from xpnn.testing import assert_close, random_array, to_numpy
 
 STEPS = 5
-
-
-def assert_matches_twin(model: Any, twin: torch.nn.Module, xp: Any, device: Any, step: int) -> None:
-    for name, param in model.named_parameters():
-        assert_close(
-            param,
-            torch_value(twin, name),
-            xp=xp,
-            device=device,
-            dtype=param.dtype,
-            err_msg=f"{name} after step {step}",
-        )
 
 
 CASES = {
