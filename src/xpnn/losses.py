@@ -13,7 +13,6 @@ from ._compat import Array, Namespace
 from ._compat import device as device_of
 from .functional.losses import (
     _check_cross_entropy,
-    _check_labels,
     _check_reduction,
     _cross_entropy_kernel,
     binary_cross_entropy_with_logits,
@@ -145,7 +144,7 @@ class CrossEntropyLoss(_Loss):
         """Return ``(loss, grad)``: the 0-D loss and its gradient for ``input``."""
         # Everything but the label values depends only on the kinds of the
         # two arrays (type, dtype, shape, device): check a kind once. The
-        # label values are checked on every call.
+        # label values are checked on every call, by the kernel.
         key = (
             type(input), input.dtype, tuple(input.shape), device_of(input),
             type(target), target.dtype, tuple(target.shape), device_of(target),
@@ -156,7 +155,6 @@ class CrossEntropyLoss(_Loss):
         else:
             xp, classes = _check_cross_entropy(input, target)
             self._memo = (key, xp, classes)
-        _check_labels(xp, target, classes)
         return _cross_entropy_kernel(xp, input, target, classes, self._reduction)
 
 

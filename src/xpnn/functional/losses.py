@@ -168,23 +168,14 @@ def mse_loss(pred: Array, target: Array, *, reduction: str = "mean") -> tuple[Ar
     return loss, dpred
 
 
-def _check_labels(xp: Namespace, labels: Array, classes: int) -> None:
-    """Check that eager labels lie in ``[0, classes)``; lazy ones are not read."""
-    if is_lazy(labels) or math.prod(_static_shape("labels", labels)) == 0:
-        return
-    # One reduction read back in the common case; the culprit only on failure.
-    if classes > xp.iinfo(labels.dtype).max:
-        # No label can reach ``classes``, and the scalar would not fit.
-        outside = labels < 0
-    else:
-        outside = (labels < 0) | (labels >= classes)
-    if bool(xp.any(outside)):
-        low, high = int(xp.min(labels)), int(xp.max(labels))
-        bad = low if low < 0 else high
-        raise ValueError(
-            f"labels must be class indices in [0, {classes}) for logits with "
-            f"{classes} classes, got {bad}"
-        )
+def _raise_bad_label(xp: Namespace, labels: Array, classes: int) -> None:
+    """Name the first label outside ``[0, classes)`` (called once one is known)."""
+    low, high = int(xp.min(labels)), int(xp.max(labels))
+    bad = low if low < 0 else high
+    raise ValueError(
+        f"labels must be class indices in [0, {classes}) for logits with "
+        f"{classes} classes, got {bad}"
+    )
 
 
 def softmax_cross_entropy(
@@ -251,7 +242,6 @@ def softmax_cross_entropy(
     """
     reduction = _check_reduction(reduction)
     xp, classes = _check_cross_entropy(logits, labels)
-    _check_labels(xp, labels, classes)
     return _cross_entropy_kernel(xp, logits, labels, classes, reduction)
 
 
@@ -302,9 +292,16 @@ def _cross_entropy_kernel(
         # More classes than the labels' dtype can count: compare in the
         # device's default integer dtype instead.
         index_dtype = xp.__array_namespace_info__().default_dtypes(device=where)["integral"]
-    onehot = xp.expand_dims(_as(xp, labels, index_dtype), axis=-1) == xp.arange(
+    onehot = _as(xp, labels, index_dtype)[..., None] == xp.arange(
         classes, dtype=index_dtype, device=where
     )
+
+    lazy = is_lazy(logits) or is_lazy(labels)
+    onehot_values = xp.astype(onehot, logits.dtype)
+    if not lazy and float(xp.sum(onehot_values)) != count:
+        # A label in range matches exactly one class: fewer matches than
+        # rows means a label outside [0, C). One number is read back.
+        _raise_bad_label(xp, labels, classes)
 
     shifted = logits - xp.max(logits, axis=-1, keepdims=True)
     exps = xp.exp(shifted)
@@ -312,9 +309,17 @@ def _cross_entropy_kernel(
     zeros = xp.zeros_like(shifted, device=where)
     # logsumexp(z) - z[y] = log(sum(exp(z - max))) - (z[y] - max), per row;
     # z[y] is picked with where, so -inf logits of other classes stay harmless.
-    rows = xp.log(sums[..., 0]) - xp.sum(xp.where(onehot, shifted, zeros), axis=-1)
-    grad = exps / sums - xp.astype(onehot, logits.dtype)
-    if is_lazy(logits) or is_lazy(labels):
+    picked = xp.where(onehot, shifted, zeros)
+    grad = exps / sums - onehot_values
+    if not lazy:
+        # Summing the rows' losses at once saves a reduction per row.
+        total = xp.sum(xp.log(sums)) - xp.sum(picked)
+        loss = total / count if reduction == "mean" else total
+        if type(loss) is not type(logits):  # NumPy's reductions give scalars
+            loss = xp.asarray(loss, device=where)
+        return loss, _scaled(grad, count, reduction)
+    rows = xp.log(sums[..., 0]) - xp.sum(picked, axis=-1)
+    if lazy:
         valid = xp.any(onehot, axis=-1)
         rows = xp.where(valid, rows, xp.full_like(rows, math.nan, device=where))
         grad = xp.where(
