@@ -54,12 +54,23 @@ class Module:
         for index, child in enumerate(self.children()):
             yield str(index), child
 
+    def parameter_slots(self) -> Iterator[tuple[str, Module, str]]:
+        """Yield ``(name, owner, local_name)`` for every parameter.
+
+        ``owner.params[local_name]`` is the parameter called ``name`` and
+        ``owner.grads[local_name]`` its gradient: one walk of the model gives
+        optimizers both, and the place to write an update back.
+        """
+        for local in self.params:
+            yield local, self, local
+        for prefix, child in self._named_children():
+            for name, owner, local in child.parameter_slots():
+                yield f"{prefix}.{name}", owner, local
+
     def named_parameters(self) -> Iterator[tuple[str, Array]]:
         """Yield ``(name, array)`` for every parameter, children included."""
-        yield from self.params.items()
-        for prefix, child in self._named_children():
-            for name, value in child.named_parameters():
-                yield f"{prefix}.{name}", value
+        for name, owner, local in self.parameter_slots():
+            yield name, owner.params[local]
 
     def parameters(self) -> list[Array]:
         """Return the parameter arrays, in the order of ``named_parameters``."""
@@ -67,11 +78,8 @@ class Module:
 
     def named_gradients(self) -> Iterator[tuple[str, Array | None]]:
         """Yield ``(name, gradient or None)`` in the order of ``named_parameters``."""
-        for name in self.params:
-            yield name, self.grads.get(name)
-        for prefix, child in self._named_children():
-            for name, value in child.named_gradients():
-                yield f"{prefix}.{name}", value
+        for name, owner, local in self.parameter_slots():
+            yield name, owner.grads.get(local)
 
     def _owner(self, name: str) -> tuple[Module, str]:
         """Return the module that holds parameter ``name`` and its local name."""

@@ -21,8 +21,9 @@ decides per array how the new value is stored:
   is made; only the increment is a temporary.
 - immutable arrays (JAX), read-only arrays (a NumPy array with
   ``writeable=False``) and lazy arrays (Dask) get a new array,
-  ``scale * x + increment``. A parameter is then written back with
-  ``model.set_parameter(name, new)``, and a buffer is replaced in the state.
+  ``scale * x + increment``. A parameter is then written back into the
+  module that holds it (what ``model.set_parameter(name, new)`` does), and a
+  buffer is replaced in the state.
 
 Both branches round identically (``x * scale`` first, then the sum), so the
 choice changes no result. The arithmetic stays in each parameter's dtype:
@@ -165,6 +166,7 @@ class Optimizer:
         self.model = model
         self._state: dict[str, dict[str, Any]] = {}
         self._checked: dict[str, tuple[tuple[object, ...], Namespace]] = {}
+        self._slots: dict[str, tuple[Module, str]] = {}
 
     # -- subclass hooks --------------------------------------------------
 
@@ -192,7 +194,9 @@ class Optimizer:
         """Set parameter ``name`` to ``scale * param + increment`` (see the module notes)."""
         new = scale_add(param, scale, increment)
         if new is not param:
-            self.model.set_parameter(name, new)
+            # Where step() found it, without walking the dotted name again.
+            owner, local = self._slots[name]
+            owner.params[local] = new
 
     # -- public API ------------------------------------------------------
 
@@ -228,12 +232,14 @@ class Optimizer:
             if the optimizer's buffers no longer match a parameter the model
             replaced (another shape, dtype or device).
         """
-        params = dict(self.model.named_parameters())
         work = []
-        for name, grad in self.model.named_gradients():
+        slots = {}
+        for name, owner, local in self.model.parameter_slots():
+            grad = owner.grads.get(local)
             if grad is None:
                 continue
-            param = params[name]
+            param = owner.params[local]
+            slots[name] = (owner, local)
             entry = self._state.get(name)
             # The checks depend only on the kinds of parameter and gradient
             # (type, dtype, shape, device), so a training loop that feeds the
@@ -250,6 +256,7 @@ class Optimizer:
             if grad.dtype != param.dtype:
                 grad = xp.astype(grad, param.dtype)
             work.append((xp, name, param, grad))
+        self._slots = slots
         for xp, name, param, grad in work:
             entry = self._state.setdefault(name, {"step": 0, **dict.fromkeys(self._buffer_names)})
             step = entry["step"] + 1
