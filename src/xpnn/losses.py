@@ -14,6 +14,7 @@ from ._compat import device as device_of
 from .functional.losses import (
     _check_cross_entropy,
     _check_reduction,
+    _class_index,
     _cross_entropy_kernel,
     binary_cross_entropy_with_logits,
     mse_loss,
@@ -135,7 +136,7 @@ class CrossEntropyLoss(_Loss):
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__(reduction)
-        self._memo: tuple[object, Namespace, int] | None = None
+        self._memo: tuple[object, Namespace, int, Array] | None = None
 
     def _function(self) -> _LossFunction:
         return softmax_cross_entropy
@@ -151,11 +152,14 @@ class CrossEntropyLoss(_Loss):
         )  # fmt: skip
         memo = self._memo
         if memo is not None and memo[0] == key:
-            xp, classes = memo[1], memo[2]
+            xp, classes, class_index = memo[1], memo[2], memo[3]
         else:
             xp, classes = _check_cross_entropy(input, target)
-            self._memo = (key, xp, classes)
-        return _cross_entropy_kernel(xp, input, target, classes, self._reduction)
+            class_index = _class_index(xp, target, classes, key[3])
+            self._memo = (key, xp, classes, class_index)
+        return _cross_entropy_kernel(
+            xp, input, target, classes, self._reduction, class_index=class_index
+        )
 
 
 class BCEWithLogitsLoss(_Loss):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 
 from .._checks import check_same_device, shape_str
-from .._compat import Array, DType, Namespace, array_namespace, device, is_lazy
+from .._compat import Array, Device, DType, Namespace, array_namespace, device, is_lazy
 
 __all__ = ["binary_cross_entropy_with_logits", "mse_loss", "softmax_cross_entropy"]
 
@@ -276,10 +276,29 @@ def _check_cross_entropy(logits: Array, labels: Array) -> tuple[Namespace, int]:
     return xp, classes
 
 
+def _class_index(xp: Namespace, labels: Array, classes: int, where: Device) -> Array:
+    """Return ``arange(classes)`` in a dtype that labels compare with exactly."""
+    index_dtype = labels.dtype
+    if classes - 1 > xp.iinfo(index_dtype).max:
+        # More classes than the labels' dtype can count: compare in the
+        # device's default integer dtype instead.
+        index_dtype = xp.__array_namespace_info__().default_dtypes(device=where)["integral"]
+    return xp.arange(classes, dtype=index_dtype, device=where)
+
+
 def _cross_entropy_kernel(
-    xp: Namespace, logits: Array, labels: Array, classes: int, reduction: str
+    xp: Namespace,
+    logits: Array,
+    labels: Array,
+    classes: int,
+    reduction: str,
+    class_index: Array | None = None,
 ) -> tuple[Array, Array]:
-    """Return the loss and gradient of checked inputs (see softmax_cross_entropy)."""
+    """Return the loss and gradient of checked inputs (see softmax_cross_entropy).
+
+    ``class_index`` is :func:`_class_index`'s result, for callers that keep
+    it between calls.
+    """
     where = device(logits)
     count = math.prod(_static_shape("logits", logits)[:-1])
     if count == 0:
@@ -287,14 +306,9 @@ def _cross_entropy_kernel(
         # of an array with zero rows).
         empty = xp.zeros_like(logits, device=where)
         return _reduce(xp, empty, 0, reduction, logits), empty
-    index_dtype = labels.dtype
-    if classes - 1 > xp.iinfo(index_dtype).max:
-        # More classes than the labels' dtype can count: compare in the
-        # device's default integer dtype instead.
-        index_dtype = xp.__array_namespace_info__().default_dtypes(device=where)["integral"]
-    onehot = _as(xp, labels, index_dtype)[..., None] == xp.arange(
-        classes, dtype=index_dtype, device=where
-    )
+    if class_index is None:
+        class_index = _class_index(xp, labels, classes, where)
+    onehot = _as(xp, labels, class_index.dtype)[..., None] == class_index
 
     lazy = is_lazy(logits) or is_lazy(labels)
     onehot_values = xp.astype(onehot, logits.dtype)
