@@ -210,12 +210,13 @@ class Linear(Module):
             y = x @ weight if bias is None else x @ weight + bias
         else:
             y = forward_kernel(xp, x, weight, bias, dtype)
+        # The products below need a 2-d input; others take the general path.
+        direct = fast and x.ndim == 2
         x_type, y_shape = type(x), y.shape
 
         def backward(dy: Array) -> Array:
             if not (
-                fast
-                and x.ndim == 2
+                direct
                 and type(dy) is x_type
                 and dy.dtype == dtype
                 and dy.shape == y_shape
