@@ -26,6 +26,7 @@ __all__ = [
     "is_lazy",
     "is_writeable",
     "library_name",
+    "library_of",
     "resolve_device",
     "resolve_dtype",
     "resolve_namespace",
@@ -101,6 +102,24 @@ def device(x: Array) -> Device:
 def to_device(x: Array, target: Device) -> Array:
     """Return ``x`` on ``target``, through the library's own transfer."""
     return array_api_compat.to_device(x, target)
+
+
+def library_of(x: Array) -> str | None:
+    """Name the library of a wrapped array (``"numpy"``, ``"torch"``, ...).
+
+    ``None`` for libraries that implement the standard themselves
+    (array_api_strict, ndonnx, ...). No library is imported to find out.
+    """
+    for name, test in (
+        ("dask", array_api_compat.is_dask_array),
+        ("cupy", array_api_compat.is_cupy_array),
+        ("torch", array_api_compat.is_torch_array),
+        ("numpy", array_api_compat.is_numpy_array),
+        ("jax", array_api_compat.is_jax_array),
+    ):
+        if test(x):
+            return name
+    return None
 
 
 def is_lazy(x: Array) -> bool:

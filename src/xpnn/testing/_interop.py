@@ -2,16 +2,15 @@
 
 This is the one module of ``xpnn.testing`` that knows how each library hands
 its data to NumPy (``.get()`` for CuPy, ``.cpu()`` for torch, ...). It
-dispatches on the array's type through ``array_api_compat``'s ``is_*``
-predicates, which never import a library.
+dispatches on the array's library as :func:`xpnn._compat.library_of` names
+it, which imports no library.
 """
 
 from __future__ import annotations
 
-import array_api_compat
 import numpy as np
 
-from .._compat import Array
+from .._compat import Array, array_namespace, library_of
 
 __all__ = ["to_numpy"]
 
@@ -29,15 +28,17 @@ def to_numpy(x: Array) -> np.ndarray:
     numpy.ndarray
         A new host array that shares no memory with ``x``.
     """
-    if array_api_compat.is_dask_array(x):
-        x = x.compute()  # type: ignore[no-untyped-call]
-    if array_api_compat.is_cupy_array(x):
+    library = library_of(x)
+    if library == "dask":
+        x = x.compute()
+        library = library_of(x)
+    if library == "cupy":
         return np.array(x.get(), copy=True)
-    if array_api_compat.is_torch_array(x):
+    if library == "torch":
         return np.array(x.detach().cpu().resolve_conj().resolve_neg().numpy(), copy=True)
-    if array_api_compat.is_numpy_array(x) or array_api_compat.is_jax_array(x):
+    if library in ("numpy", "jax"):
         return np.array(x, copy=True)
-    xp = array_api_compat.array_namespace(x)
+    xp = array_namespace(x=x)
     # array_api_strict refuses NumPy conversion off its CPU device, and other
     # standard libraries may keep data elsewhere: move to the default device.
     host = x.to_device(xp.__array_namespace_info__().default_device())
