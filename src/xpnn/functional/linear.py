@@ -111,8 +111,16 @@ def backward_kernel(
     *,
     has_bias: bool,
     bias_dtype: DType | None = None,
+    one_real_dtype: bool = False,
 ) -> tuple[Array, Array, Array | None]:
-    """Compute ``(dx, dweight, dbias)`` on inputs already checked."""
+    """Compute ``(dx, dweight, dbias)`` on inputs already checked.
+
+    ``one_real_dtype`` tells that ``dy``, ``x``, ``weight`` (and the bias)
+    share one real dtype, as callers that remember their checks know; with a
+    2-d ``x`` the three products then need no cast, conjugate or reshape.
+    """
+    if one_real_dtype and x.ndim == 2:
+        return dy @ weight.T, x.T @ dy, xp.sum(dy, axis=0) if has_bias else None
     dtype = xp.result_type(dy.dtype, x.dtype, weight.dtype)
     complex_math = xp.isdtype(dtype, "complex floating")
     dy_c = _as(xp, dy, dtype)

@@ -206,58 +206,39 @@ class Linear(Module):
         """
         xp, dtype, fast, x_device = self._validate(x)
         weight, bias = self.params["weight"], self.params.get("bias")
-        if fast:
-            y = x @ weight if bias is None else x @ weight + bias
-        else:
-            y = forward_kernel(xp, x, weight, bias, dtype)
-        # The products below need a 2-d input; others take the general path.
-        direct = fast and x.ndim == 2
+        y = forward_kernel(xp, x, weight, bias, dtype)
         x_type, y_shape = type(x), y.shape
+        has_bias = bias is not None
+        bias_dtype = bias.dtype if bias is not None else None
 
         def backward(dy: Array) -> Array:
-            if not (
-                direct
+            # A dy of the kind the forward remembered needs no checks.
+            known = (
+                fast
                 and type(dy) is x_type
                 and dy.dtype == dtype
                 and dy.shape == y_shape
                 and device_of(dy) == x_device
-            ):
-                return self._backward_checked(xp, dy, x, weight, bias)
-            # One real dtype and a 2-d input: the three products, no casts.
-            self._accumulate("weight", x.T @ dy)
-            if bias is not None:
-                self._accumulate("bias", xp.sum(dy, axis=0))
-            return dy @ weight.T
+            )
+            if not known:
+                array_namespace(dy=dy, x=x)
+                check_floating(xp, dy=dy)
+                check_same_device(x=x, dy=dy)
+                _check_dy(x, weight, dy)
+            dx, dweight, dbias = backward_kernel(
+                xp, dy, x, weight, has_bias=has_bias, bias_dtype=bias_dtype, one_real_dtype=known
+            )
+            self._accumulate("weight", dweight)
+            if dbias is not None:
+                self._accumulate("bias", dbias)
+            return dx
 
         return y, backward
 
-    def _backward_checked(
-        self, xp: Namespace, dy: Array, x: Array, weight: Array, bias: Array | None
-    ) -> Array:
-        array_namespace(dy=dy, x=x)
-        check_floating(xp, dy=dy)
-        check_same_device(x=x, dy=dy)
-        _check_dy(x, weight, dy)
-        dx, dweight, dbias = backward_kernel(
-            xp,
-            dy,
-            x,
-            weight,
-            has_bias=bias is not None,
-            bias_dtype=bias.dtype if bias is not None else None,
-        )
-        self._accumulate("weight", dweight)
-        if dbias is not None:
-            self._accumulate("bias", dbias)
-        return dx
-
     def __call__(self, x: Array) -> Array:
         """Apply the layer and return ``y`` only, keeping nothing alive."""
-        xp, dtype, fast, _ = self._validate(x)
-        weight, bias = self.params["weight"], self.params.get("bias")
-        if fast:
-            return x @ weight if bias is None else x @ weight + bias
-        return forward_kernel(xp, x, weight, bias, dtype)
+        xp, dtype, _, _ = self._validate(x)
+        return forward_kernel(xp, x, self.params["weight"], self.params.get("bias"), dtype)
 
     def _settings(self) -> dict[str, object]:
         return {
