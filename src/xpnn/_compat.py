@@ -19,6 +19,7 @@ __all__ = [
     "DType",
     "Device",
     "Namespace",
+    "array_kind",
     "array_namespace",
     "device",
     "dtype_name",
@@ -102,6 +103,15 @@ def device(x: Array) -> Device:
 def to_device(x: Array, target: Device) -> Array:
     """Return ``x`` on ``target``, through the library's own transfer."""
     return array_api_compat.to_device(x, target)
+
+
+def array_kind(x: Array) -> tuple[object, ...]:
+    """Return what shape-and-dtype checks of ``x`` depend on.
+
+    ``(type, dtype, shape, device)``: code that checks its inputs can
+    remember the outcome for the next array of the same kind.
+    """
+    return (type(x), x.dtype, tuple(x.shape), device(x))
 
 
 def library_of(x: Array) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ._compat import Array, Namespace
+from ._compat import Array, Namespace, array_kind
 from ._compat import device as device_of
 from .functional.losses import (
     _check_cross_entropy,
@@ -146,16 +146,13 @@ class CrossEntropyLoss(_Loss):
         # Everything but the label values depends only on the kinds of the
         # two arrays (type, dtype, shape, device): check a kind once. The
         # label values are checked on every call, by the kernel.
-        key = (
-            type(input), input.dtype, tuple(input.shape), device_of(input),
-            type(target), target.dtype, tuple(target.shape), device_of(target),
-        )  # fmt: skip
+        key = (array_kind(input), array_kind(target))
         memo = self._memo
         if memo is not None and memo[0] == key:
             xp, classes, class_index = memo[1], memo[2], memo[3]
         else:
             xp, classes = _check_cross_entropy(input, target)
-            class_index = _class_index(xp, target, classes, key[3])
+            class_index = _class_index(xp, target, classes, device_of(input))
             self._memo = (key, xp, classes, class_index)
         return _cross_entropy_kernel(
             xp, input, target, classes, self._reduction, class_index=class_index

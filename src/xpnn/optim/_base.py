@@ -40,7 +40,15 @@ import operator
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .._compat import Array, Namespace, array_namespace, is_lazy, is_writeable, library_name
+from .._compat import (
+    Array,
+    Namespace,
+    array_kind,
+    array_namespace,
+    is_lazy,
+    is_writeable,
+    library_name,
+)
 from .._compat import device as device_of
 from ..layers._module import Module
 
@@ -112,11 +120,6 @@ def _describe(value: object) -> str:
     except TypeError:
         return type(value).__name__
     return f"an array of {library_name(xp)}"
-
-
-def _kind(a: Array) -> tuple[object, ...]:
-    """Return what the checks of :meth:`Optimizer.step` depend on."""
-    return (type(a), a.dtype, tuple(a.shape), device_of(a))
 
 
 def _snapshot(x: Array | None) -> Array | None:
@@ -244,7 +247,7 @@ class Optimizer:
             # The checks depend only on the kinds of parameter and gradient
             # (type, dtype, shape, device), so a training loop that feeds the
             # same kinds every step runs them once.
-            kinds = (_kind(param), _kind(grad), entry is not None)
+            kinds = (array_kind(param), array_kind(grad), entry is not None)
             checked = self._checked.get(name)
             if checked is not None and checked[0] == kinds:
                 xp = checked[1]
