@@ -200,6 +200,7 @@ def _child_environment() -> dict[str, str]:
 
     env = dict(os.environ)
     env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+    env.pop("MALLOC_TRIM_THRESHOLD_", None)  # the timing runs' setting, not this one's
     # The child imports the same xpnn as this process, installed or not.
     source = str(Path(xpnn.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))

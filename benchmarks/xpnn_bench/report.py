@@ -154,6 +154,16 @@ def _versions(machine: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _allocator(machine: dict[str, Any]) -> str:
+    environment = machine["threads"]["environment"]
+    if "MALLOC_MMAP_THRESHOLD_" not in environment:
+        return " glibc's default malloc thresholds."
+    return (
+        f" glibc malloc thresholds fixed at MALLOC_MMAP_THRESHOLD_="
+        f"{environment['MALLOC_MMAP_THRESHOLD_']} (see `--system-allocator`)."
+    )
+
+
 def _linear_section(results: dict[str, Any]) -> list[str]:
     lines = [
         "## Linear forward + backward",
@@ -335,7 +345,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"`python benchmarks/run.py --sizes {config['sizes']}` on {machine['date']}, "
         f"{results['elapsed_s']:.0f} s: {machine['cpu']}, {machine['cores']} cores{gpus}; "
-        f"Python {machine['python']}; {_versions(machine)}.",
+        f"Python {machine['python']}; {_versions(machine)}.{_allocator(machine)}",
         "",
         "Times are medians of interleaved samples, per call. A ratio is xpnn's median over the "
         "other variant's: below 1, xpnn is faster. *Paired* is the median over repetitions of "

@@ -90,13 +90,23 @@ def _rows(shape: tuple[int | None, ...]) -> int:
 
 
 def forward_kernel(
-    xp: Namespace, x: Array, weight: Array, bias: Array | None, dtype: DType
+    xp: Namespace,
+    x: Array,
+    weight: Array,
+    bias: Array | None,
+    dtype: DType,
+    *,
+    one_real_dtype: bool = False,
 ) -> Array:
     """Compute ``x @ weight + bias`` on inputs already checked.
 
     Every operand is cast to ``dtype`` first, so the operators below never mix
     dtypes (torch's operators do not follow standard promotion).
+    ``one_real_dtype`` tells that every operand already has ``dtype``.
     """
+    if one_real_dtype:
+        y = x @ weight
+        return y if bias is None else y + bias
     y = _as(xp, x, dtype) @ _as(xp, weight, dtype)
     if bias is not None:
         y = y + _as(xp, bias, dtype)

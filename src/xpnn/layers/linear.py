@@ -206,7 +206,7 @@ class Linear(Module):
         """
         xp, dtype, fast, x_device = self._validate(x)
         weight, bias = self.params["weight"], self.params.get("bias")
-        y = forward_kernel(xp, x, weight, bias, dtype)
+        y = forward_kernel(xp, x, weight, bias, dtype, one_real_dtype=fast)
         x_type, y_shape = type(x), y.shape
         has_bias = bias is not None
         bias_dtype = bias.dtype if bias is not None else None
@@ -237,8 +237,9 @@ class Linear(Module):
 
     def __call__(self, x: Array) -> Array:
         """Apply the layer and return ``y`` only, keeping nothing alive."""
-        xp, dtype, _, _ = self._validate(x)
-        return forward_kernel(xp, x, self.params["weight"], self.params.get("bias"), dtype)
+        xp, dtype, fast, _ = self._validate(x)
+        weight, bias = self.params["weight"], self.params.get("bias")
+        return forward_kernel(xp, x, weight, bias, dtype, one_real_dtype=fast)
 
     def _settings(self) -> dict[str, object]:
         return {

@@ -148,4 +148,4 @@ class SGD(Optimizer):
                 buffer = scale_add(buffer, momentum, (1 - self._hyper["dampening"]) * grad)
             entry["momentum_buffer"] = buffer
             grad = grad + momentum * buffer if self._hyper["nesterov"] else buffer
-        self._write_parameter(name, param, 1.0, -lr * grad)
+        self._write_parameter(name, param, 1.0, grad * self._scalar(xp, -lr, grad))
