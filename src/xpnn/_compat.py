@@ -235,7 +235,7 @@ def resolve_dtype(xp: Namespace, dtype: DType | None, device: Device) -> DType:
     """Return a floating dtype for a new parameter on ``device``.
 
     ``None`` gives the device's default real floating dtype from the
-    inspection API.
+    inspection API; a string is a standard name such as ``"float64"``.
 
     Raises
     ------
@@ -252,6 +252,16 @@ def resolve_dtype(xp: Namespace, dtype: DType | None, device: Device) -> DType:
         **info.dtypes(device=device, kind="real floating"),
         **info.dtypes(device=device, kind="complex floating"),
     }
+    if isinstance(dtype, str):
+        # A standard name ("float32"): how a dtype crosses libraries.
+        if dtype in floating:
+            return floating[dtype]
+        if dtype not in info.dtypes():
+            raise TypeError(
+                f"dtype must be a floating dtype of {xp.__name__} "
+                f"({', '.join(floating)}), got {dtype!r}"
+            )
+        dtype = info.dtypes()[dtype]
     if any(candidate == dtype for candidate in floating.values()):
         return dtype
     every = info.dtypes()

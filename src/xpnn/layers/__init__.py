@@ -1,5 +1,6 @@
 """Stateful layers: thin wrappers that own parameters over ``functional``."""
 
+from ._config import LAYERS, from_config
 from ._module import Backward, Module
 from .activations import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .dropout import Dropout
@@ -8,6 +9,7 @@ from .sequential import Sequential
 
 __all__ = [
     "GELU",
+    "LAYERS",
     "Backward",
     "Dropout",
     "LeakyReLU",
@@ -19,4 +21,5 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "Tanh",
+    "from_config",
 ]

@@ -3,10 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any, Protocol, TypeVar
 
-from .._compat import Array
+from .._compat import (
+    Array,
+    Device,
+    DType,
+    Namespace,
+    array_namespace,
+    dtype_name,
+    resolve_device,
+    resolve_dtype,
+    resolve_namespace,
+)
+from .._compat import device as device_of
+from ..interop._transfer import transfer
 
 __all__ = ["Backward", "Module"]
+
+M = TypeVar("M", bound="Module")
+
+
+class _MovableOptimizer(Protocol):
+    """What :meth:`Module.to` needs of an optimizer (see ``xpnn.optim``)."""
+
+    model: Module
+
+    def _buffers(self) -> dict[str, dict[str, Array]]: ...
+
+    def _replace_buffers(self, buffers: dict[str, dict[str, Array]]) -> None: ...
+
 
 #: ``backward(dy) -> dx``: returned by ``forward``, it holds what the
 #: gradient needs, so layers cache nothing between calls.
@@ -133,6 +159,115 @@ class Module:
         current = self.grads[name]
         self.grads[name] = grad if current is None else current + grad
 
+    # -- moving ----------------------------------------------------------
+
+    def to(
+        self: M,
+        xp: object | None = None,
+        device: Device | str | None = None,
+        dtype: DType | str | None = None,
+        *,
+        optimizer: _MovableOptimizer | None = None,
+    ) -> M:
+        """Move the parameters to another library, device or dtype; return self.
+
+        Gradients move with their parameters, and so does the state of
+        ``optimizer``. Like ``torch.nn.Module.to``, the module itself is
+        changed and returned. Every new array is made before any is stored,
+        so a failed move leaves the module and the optimizer as they were.
+        Moved arrays share no memory with the old ones: arrays a caller
+        still holds are never changed by later in-place updates.
+
+        Parameters
+        ----------
+        xp : module, optional
+            The target library (``numpy``, ``torch``, ``jax.numpy``, ...).
+            Each parameter's own library when omitted.
+        device : device or str, optional
+            The target device. When omitted: the parameter's device if the
+            library stays, else the target library's default device.
+        dtype : dtype or str, optional
+            A floating dtype of the target library, or a standard name such
+            as ``"float64"``. When omitted each parameter keeps its dtype
+            (by name: ``float32`` stays ``float32`` across libraries).
+        optimizer : xpnn.optim.Optimizer, optional
+            An optimizer of this module whose buffers (momentum, moments)
+            move with their parameters.
+
+        Returns
+        -------
+        Module
+            ``self``, moved.
+
+        Raises
+        ------
+        TypeError
+            For an ``xp`` that is no array library, or a ``dtype`` that is not
+            floating.
+        ValueError
+            If the target device does not support a dtype, if ``dtype`` would
+            turn a complex parameter real or a real one complex, or if
+            ``optimizer`` optimises another model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import array_api_strict as xps
+        >>> from xpnn import Linear
+        >>> layer = Linear(3, 2, seed=0).to(xps, device="device1", dtype="float32")
+        >>> layer.weight.device, layer.weight.dtype
+        (array_api_strict.Device('device1'), array_api_strict.float32)
+        """
+        if optimizer is not None and getattr(optimizer, "model", None) is not self:
+            raise ValueError(
+                "optimizer must be an optimizer of this module (its .model), got one of "
+                "another model; move that model with its own optimizer"
+            )
+        target = resolve_namespace(xp) if xp is not None else None
+        buffers = optimizer._buffers() if optimizer is not None else {}
+        moved: list[tuple[Module, str, Array, Array | None]] = []
+        moved_buffers: dict[str, dict[str, Array]] = {}
+        for name, owner, local in self.parameter_slots():
+            param = owner.params[local]
+            where = _target(name, param, target, device, dtype)
+            grad = owner.grads.get(local)
+            moved.append(
+                (
+                    owner,
+                    local,
+                    transfer(param, **where),
+                    None if grad is None else transfer(grad, **where),
+                )
+            )
+            if buffers.get(name):
+                moved_buffers[name] = {
+                    key: transfer(buffer, **where) for key, buffer in buffers[name].items()
+                }
+        for owner, local, param, grad in moved:
+            owner.params[local] = param
+            owner.grads[local] = grad
+        if optimizer is not None:
+            optimizer._replace_buffers(moved_buffers)
+        return self
+
+    # -- structure, for checkpoints ---------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        """Describe the module's structure, without its arrays.
+
+        Returns
+        -------
+        dict
+            ``{"type": class name, "settings": {...}, "children": [...]}``,
+            made of JSON types only. :func:`xpnn.layers.from_config` builds
+            the module back from it.
+        """
+        return {
+            "type": type(self).__name__,
+            "settings": self._settings(),
+            "children": [child.config() for child in self.children()],
+        }
+
     # -- display ---------------------------------------------------------
 
     def _settings(self) -> dict[str, object]:
@@ -148,3 +283,39 @@ def device_repr(where: object) -> str:
     """Show a device the short way users type it."""
     text = str(where)
     return repr(text) if isinstance(where, str) else text
+
+
+def _target(
+    name: str,
+    param: Array,
+    target: Namespace | None,
+    device: Device | str | None,
+    dtype: DType | str | None,
+) -> dict[str, Any]:
+    """Resolve where parameter ``name`` goes: ``{"xp", "device", "dtype"}``."""
+    source = array_namespace(**{f"parameter {name!r}": param})
+    xp = source if target is None else target
+    if device is not None:
+        where = resolve_device(xp, device)
+    elif xp is source:
+        where = device_of(param)
+    else:
+        where = xp.__array_namespace_info__().default_device()
+    current = dtype_name(source, param.dtype)
+    try:
+        new_dtype = resolve_dtype(xp, current if dtype is None else dtype, where)
+    except ValueError as exc:
+        if dtype is not None:
+            raise
+        raise ValueError(
+            f"parameter {name!r} is {current}, which the target device does not support ({exc}); "
+            f"pass dtype= as well, for example dtype='float32'"
+        ) from None
+    was_complex = source.isdtype(param.dtype, "complex floating")
+    if xp.isdtype(new_dtype, "complex floating") != was_complex:
+        raise ValueError(
+            f"dtype {dtype_name(xp, new_dtype)!r} would turn the {current} parameter {name!r} "
+            f"{'real' if was_complex else 'complex'}; pass a "
+            f"{'complex' if was_complex else 'real'} floating dtype"
+        )
+    return {"xp": xp, "device": where, "dtype": new_dtype}

@@ -123,8 +123,6 @@ class Linear(Module):
         dtype = resolve_dtype(namespace, dtype, where)
         super().__init__()
         self._validated: tuple[object, ...] | None = None
-        self.xp = namespace
-        self.dtype = dtype
         self.in_features = in_features
         self.out_features = out_features
         draw_weight = _initializer("weight_init", weight_init)
@@ -132,13 +130,25 @@ class Linear(Module):
         rng = host_generator(seed)
         make = dict(xp=namespace, device=where, dtype=dtype, rng=rng, fan_in=in_features)
         self.params["weight"] = draw_weight((in_features, out_features), **make)
-        # Some libraries report no default device (JAX: None); record where
-        # the parameters actually landed.
-        self.device = device_of(self.params["weight"])
         self.grads["weight"] = None
         if bias:
             self.params["bias"] = draw_bias((out_features,), **make)
             self.grads["bias"] = None
+
+    @property
+    def xp(self) -> Namespace:
+        """The namespace of the parameters (it follows :meth:`to`)."""
+        return array_namespace(weight=self.params["weight"])
+
+    @property
+    def device(self) -> Device:
+        """Where the weight lives (JAX reports no default device; this is where it landed)."""
+        return device_of(self.params["weight"])
+
+    @property
+    def dtype(self) -> DType:
+        """The dtype of the weight."""
+        return self.params["weight"].dtype
 
     @property
     def weight(self) -> Array:

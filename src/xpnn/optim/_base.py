@@ -367,6 +367,20 @@ class Optimizer:
         self._state = new_state
         self._checked.clear()
 
+    def _buffers(self) -> dict[str, dict[str, Array]]:
+        """Return the buffers that exist, by parameter name then buffer name."""
+        return {
+            name: {b: entry[b] for b in self._buffer_names if entry.get(b) is not None}
+            for name, entry in self._state.items()
+        }
+
+    def _replace_buffers(self, buffers: dict[str, dict[str, Array]]) -> None:
+        """Store moved buffers (see :meth:`xpnn.Module.to`); step counts stay."""
+        for name, moved in buffers.items():
+            self._state[name].update(moved)
+        self._checked.clear()
+        self._scalars.clear()
+
     def __repr__(self) -> str:
         settings = ", ".join(f"{key}={value!r}" for key, value in self._hyper.items())
         return f"{type(self).__name__}({settings})"

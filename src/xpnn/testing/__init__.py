@@ -8,9 +8,9 @@
 - :func:`to_numpy` copies any supported array to the host.
 """
 
+from ..interop._transfer import to_numpy
 from ._assert import assert_close
 from ._gradcheck import check_gradients
-from ._interop import to_numpy
 from ._random import random_array
 from ._tolerances import default_tolerances
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from .._compat import Array, Device, DType, Namespace, array_namespace, device, dtype_name
 from .._compat import library_name as _library_name
-from ._interop import to_numpy
+from ..interop._transfer import to_numpy
 from ._tolerances import default_tolerances
 
 __all__ = ["assert_close", "worst_elements"]

@@ -1,0 +1,98 @@
+"""Build a module back from the description :meth:`Module.config` gives."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .._compat import Device, DType
+from ._module import Module
+from .activations import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .dropout import Dropout
+from .linear import Linear
+from .sequential import Sequential
+
+__all__ = ["LAYERS", "from_config"]
+
+#: The layer classes a configuration may name, by class name.
+LAYERS: dict[str, type[Module]] = {
+    cls.__name__: cls
+    for cls in (
+        Linear,
+        Sequential,
+        ReLU,
+        LeakyReLU,
+        Tanh,
+        Sigmoid,
+        GELU,
+        Softmax,
+        LogSoftmax,
+        Dropout,
+    )
+}
+
+
+def from_config(
+    config: Mapping[str, Any],
+    *,
+    xp: object | None = None,
+    device: Device | str | None = None,
+    dtype: DType | str | None = None,
+) -> Module:
+    """Build the module that ``config`` describes, with fresh parameters.
+
+    Parameters
+    ----------
+    config : dict
+        As :meth:`xpnn.Module.config` returns it.
+    xp, device, dtype
+        Where the parameters of layers that have some are made, as for
+        :class:`xpnn.Linear`. Parameters start at zero: the caller sets them.
+
+    Returns
+    -------
+    Module
+
+    Raises
+    ------
+    ValueError
+        Naming the path of the first entry that does not describe a layer.
+    """
+    return _build(config, "config", {"xp": xp, "device": device, "dtype": dtype})
+
+
+def _build(config: object, where: str, placement: dict[str, Any]) -> Module:
+    if not isinstance(config, Mapping):
+        raise ValueError(f"{where} must be a dict, got {type(config).__name__}")
+    if set(config) != {"type", "settings", "children"}:
+        raise ValueError(
+            f"{where} must have exactly the keys 'type', 'settings' and 'children', got "
+            f"{sorted(map(str, config))}"
+        )
+    kind, settings, children = config["type"], config["settings"], config["children"]
+    if not isinstance(kind, str) or kind not in LAYERS:
+        raise ValueError(
+            f"{where}['type'] must name an xpnn layer ({', '.join(LAYERS)}), got {kind!r}"
+        )
+    if not isinstance(settings, Mapping) or not all(isinstance(k, str) for k in settings):
+        raise ValueError(f"{where}['settings'] must be a dict with str keys, got {settings!r}")
+    if not isinstance(children, list):
+        raise ValueError(f"{where}['children'] must be a list, got {type(children).__name__}")
+    if kind == "Sequential":
+        if settings:
+            raise ValueError(f"{where}['settings'] must be empty for Sequential, got {settings!r}")
+        return Sequential(
+            *(
+                _build(child, f"{where}['children'][{i}]", placement)
+                for i, child in enumerate(children)
+            )
+        )
+    if children:
+        raise ValueError(f"{where}['children'] must be empty for {kind}, got {len(children)}")
+    extra: dict[str, Any] = {}
+    if kind == "Linear":
+        extra = {**placement, "weight_init": "zeros", "bias_init": "zeros"}
+    try:
+        return LAYERS[kind](**settings, **extra)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}['settings'] do not fit {kind}: {exc}") from None
