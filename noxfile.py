@@ -25,7 +25,7 @@ import nox
 
 ROOT = Path(__file__).parent
 nox.options.default_venv_backend = "virtualenv"
-nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
+nox.options.sessions = ["lint", "typecheck", "tests", "portability", "docs"]
 
 # The matrix reader uses only the standard library; load it by path so nox
 # needs nothing installed to list the sessions.
@@ -94,6 +94,23 @@ def tests(session: nox.Session, backend: str, device: str) -> None:
     if isinstance(probe, str) and probe.strip().startswith("unavailable:"):
         _missing(session, probe.strip().removeprefix("unavailable: "))
     session.run("pytest", *session.posargs, env=env)
+
+
+# Moves and checkpoints between every pair of CPU backends need all of them
+# in one environment; each tests() session has only its own and the oracle.
+PORTABILITY_TESTS = ("tests/layers/test_module.py", "tests/test_checkpoint.py")
+
+
+@nox.session
+def portability(session: nox.Session) -> None:
+    """Move models and checkpoints between every pair of CPU backend-devices."""
+    cpu = [spec for spec in MATRIX.values() if any(not d.gpu for d in spec.devices)]
+    session.install(".[test,demo]", *(r for spec in cpu for r in spec.requirements), *ORACLE)
+    env = {key: value for spec in cpu for key, value in spec.env.items()}
+    env["XPNN_BACKEND"] = ",".join(spec.name for spec in cpu)
+    env["XPNN_DEVICE"] = ",".join(sorted({d.name for s in cpu for d in s.devices if not d.gpu}))
+    env.update(_source_tree_env(session))
+    session.run("pytest", *(session.posargs or PORTABILITY_TESTS), env=env)
 
 
 @nox.session

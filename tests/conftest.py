@@ -76,17 +76,31 @@ _REQUIRED = pytest.StashKey[bool]()
 _RESOLVED: dict[str, Any] = {}
 
 
+def _label(case: tuple[BackendSpec, DeviceSpec]) -> str:
+    return f"{case[0].name}-{case[1].name}"
+
+
+def _cpu_pairs(config: pytest.Config) -> list[tuple[Any, Any]]:
+    """Ordered pairs of CPU backend-devices with at least one side selected."""
+    selected = {_label(case) for case in config.stash[_CASES]}
+    every = [(spec, dev) for spec in MATRIX.values() for dev in spec.devices if not dev.gpu]
+    return [(a, b) for a in every for b in every if _label(a) in selected or _label(b) in selected]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend_case" in metafunc.fixturenames:
         cases = metafunc.config.stash[_CASES]
-        ids = [f"{spec.name}-{device.name}" for spec, device in cases]
+        ids = [_label(case) for case in cases]
         metafunc.parametrize("backend_case", cases, ids=ids, indirect=True, scope="session")
+    if "cpu_pair" in metafunc.fixturenames:
+        pairs = _cpu_pairs(metafunc.config)
+        ids = [f"{_label(a)}-to-{_label(b)}" for a, b in pairs]
+        metafunc.parametrize("cpu_pair", pairs, ids=ids, indirect=True, scope="session")
 
 
-@pytest.fixture(scope="session")
-def backend_case(request: pytest.FixtureRequest) -> tuple[Any, Any, str]:
-    spec, device = request.param
-    key = f"{spec.name}-{device.name}"
+def _resolved(config: pytest.Config, spec: BackendSpec, device: DeviceSpec) -> tuple[Any, ...]:
+    """Import a backend-device once; skip (or fail, if it was asked for) when missing."""
+    key = _label((spec, device))
     if key not in _RESOLVED:
         try:
             _RESOLVED[key] = (*resolve(spec, device), key)
@@ -94,10 +108,28 @@ def backend_case(request: pytest.FixtureRequest) -> tuple[Any, Any, str]:
             _RESOLVED[key] = exc
     found = _RESOLVED[key]
     if isinstance(found, Unavailable):
-        if request.config.stash[_REQUIRED]:
+        selected = key in {_label(case) for case in config.stash[_CASES]}
+        if config.stash[_REQUIRED] and selected:
             pytest.fail(f"{found} (it was asked for explicitly)", pytrace=False)
         pytest.skip(str(found))
     return found
+
+
+@pytest.fixture(scope="session")
+def backend_case(request: pytest.FixtureRequest) -> tuple[Any, Any, str]:
+    spec, device = request.param
+    return _resolved(request.config, spec, device)  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def cpu_pair(request: pytest.FixtureRequest) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """``((xp, device, label), (xp, device, label))``: a source and a target on CPU.
+
+    Every ordered pair of CPU backend-devices of the matrix with at least one
+    side selected; a side that is not installed skips the pair.
+    """
+    (a_spec, a_dev), (b_spec, b_dev) = request.param
+    return _resolved(request.config, a_spec, a_dev), _resolved(request.config, b_spec, b_dev)
 
 
 @pytest.fixture(scope="session")

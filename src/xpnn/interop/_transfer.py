@@ -81,7 +81,14 @@ def transfer(x: Array, *, xp: Namespace, device: Device, dtype: DType) -> Array:
     """
     source = array_namespace(x=x)
     if source is xp:
-        moved = x if device_of(x) == device else to_device(x, device)
+        here = device_of(x)
+        if x.dtype != dtype and dtype_name(xp, dtype) in xp.__array_namespace_info__().dtypes(
+            device=here
+        ):
+            # Cast where the data is: the target device may lack x's dtype.
+            x = xp.astype(x, dtype)
+            return x if here == device else to_device(x, device)
+        moved = x if here == device else to_device(x, device)
         if moved.dtype != dtype:
             return xp.astype(moved, dtype)
         if moved is x:
@@ -90,7 +97,11 @@ def transfer(x: Array, *, xp: Namespace, device: Device, dtype: DType) -> Array:
         return xp.asarray(moved, copy=True, device=device)
     if dtype_name(source, x.dtype) == dtype_name(xp, dtype) and library_of(x) != "dask":
         try:
-            return xp.from_dlpack(x, device=device, copy=True)
+            # Zero-copy where the library can, then one copy made by the
+            # target library: NumPy's from_dlpack(copy=True) of a read-only
+            # export (JAX's) gives a read-only array, which in-place updates
+            # would then trip over.
+            shared = xp.from_dlpack(x, device=device)
         except (
             AttributeError,
             BufferError,
@@ -100,8 +111,10 @@ def transfer(x: Array, *, xp: Namespace, device: Device, dtype: DType) -> Array:
             ValueError,
         ):
             # No DLPack in the target, no such device pair, or an older
-            # from_dlpack without device=/copy=: go through the host.
+            # from_dlpack without device=: go through the host.
             pass
+        else:
+            return xp.asarray(shared, copy=True, device=device)
     host = to_numpy(x)
     host = host.astype(np.dtype(dtype_name(xp, dtype)), copy=False)
     return xp.asarray(host, dtype=dtype, device=device)
