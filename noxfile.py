@@ -131,7 +131,8 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the docs with warnings as errors, and run the docstring examples."""
-    session.install(".[docs]")
+    # The examples of xpnn.interop import the libraries they exchange with.
+    session.install(".[docs,test,demo]", *MATRIX["jax"].requirements, *ORACLE)
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
     session.run(
         "pytest",
@@ -146,6 +147,7 @@ def docs(session: nox.Session) -> None:
         "testpaths=",
         "-o",
         "pythonpath=",
+        env=dict(MATRIX["jax"].env),
     )
 
 
