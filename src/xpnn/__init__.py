@@ -6,6 +6,7 @@ they live on. Importing xpnn imports none of those libraries but NumPy.
 """
 
 from . import functional, init, losses, optim
+from .checkpoint import CheckpointError, load, save
 from .layers import (
     GELU,
     Dropout,
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "GELU",
     "BCEWithLogitsLoss",
+    "CheckpointError",
     "CrossEntropyLoss",
     "Dropout",
     "History",
@@ -45,6 +47,8 @@ __all__ = [
     "fit",
     "functional",
     "init",
+    "load",
     "losses",
     "optim",
+    "save",
 ]
