@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -379,6 +380,27 @@ def test_function_used_directly_passes_gradcheck():
     )
 
 
+def test_tied_weights_stay_one_parameter():
+    model = Sequential(Linear(3, 3, seed=0), Tanh(), Linear(3, 3, seed=1)).to(torch)
+    model[2].set_parameter("weight", model[0].weight)
+    net = TorchModule(model)
+    assert model[0].weight is model[2].weight
+    assert len(list(net.parameters())) == 3
+    x = torch.randn(4, 3, dtype=F64, requires_grad=True)
+    # The shared weight's gradient is the sum over both of its uses.
+    assert torch.autograd.gradcheck(lambda x, *ps: net(x), (x, *net.parameters()))
+
+
+def test_wrapper_follows_torch_dtype_conversion():
+    """Module.float() changes the Parameters in place: the model sees it."""
+    model = Sequential(Linear(3, 2, seed=0)).to(torch)
+    net = TorchModule(model).float()
+    assert model[0].weight.dtype == torch.float32
+    y = net(torch.randn(4, 3))
+    y.sum().backward()
+    assert y.dtype == net.get_parameter("0.weight").grad.dtype == torch.float32
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_optim_steps_equal_pure_torch_autograd(optimizer):
     model = Sequential(
@@ -574,6 +596,15 @@ def test_function_needs_the_model_own_parameters():
     others = [p.clone().requires_grad_(True) for p in model.parameters()]
     with pytest.raises(ValueError, match=r"model's own 2 parameter tensors"):
         XpnnFunction.apply(model, torch.ones(2, 3, dtype=F64), *others)
+
+
+def test_docs_example_runs():
+    page = Path(__file__).resolve().parents[2] / "docs" / "interop-torch.md"
+    code = "\n".join(
+        block.split("```", 1)[0] for block in page.read_text().split("```python\n")[1:]
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "loss" in out.stdout
 
 
 def test_importing_xpnn_interop_does_not_import_torch():

@@ -139,14 +139,15 @@ def _given(value: Array) -> Callable[..., Array]:
 def _linear_from_torch(
     module: nn.Linear, xp: object | None, device: Device | str | None, dtype: DType | str | None
 ) -> Linear:
-    weight = module.weight.detach().t()
-    bias = module.bias.detach() if module.bias is not None else None
+    # Copied first, in xpnn's layout and contiguous; Module.to then moves
+    # the copies, and returns them as they are when nothing has to move.
+    weight = module.weight.detach().t().clone(memory_format=torch.contiguous_format)
+    bias = module.bias.detach().clone() if module.bias is not None else None
     if dtype is not None and weight.dtype not in _STANDARD_DTYPES:
         # float16 and bfloat16 fit float32 exactly: no rounding on the way
         # to the dtype asked for.
         weight = weight.to(torch.float32)
         bias = bias.to(torch.float32) if bias is not None else None
-    views = {"weight": weight, "bias": bias}
     layer = Linear(
         module.in_features,
         module.out_features,
@@ -157,13 +158,7 @@ def _linear_from_torch(
         weight_init=_given(weight),
         bias_init=_given(bias),
     )
-    layer.to(xp, device, dtype)
-    for name, value in layer.params.items():
-        # transfer returns its input itself when nothing had to move: that
-        # is still a view of the torch module's memory, so copy it.
-        if value is views[name]:
-            layer.params[name] = value.clone(memory_format=torch.contiguous_format)
-    return layer
+    return layer.to(xp, device, dtype)
 
 
 def _from_torch(
@@ -626,9 +621,17 @@ class TorchModule(nn.Module):
         super().__init__()
         self.model = model
         params: list[nn.Parameter] = []
+        # One Parameter per tensor: a tensor that several layers share (tied
+        # weights) stays one parameter, and autograd sums its gradients.
+        made: dict[int, nn.Parameter] = {}
         for name, owner, local in slots:
             value = owner.params[local]
-            param = value if isinstance(value, nn.Parameter) else nn.Parameter(value.detach())
+            if isinstance(value, nn.Parameter):
+                param = value
+            elif id(value) in made:
+                param = made[id(value)]
+            else:
+                param = made[id(value)] = nn.Parameter(value.detach())
             owner.params[local] = param
             self._holder(name).register_parameter(name.rsplit(".", 1)[-1], param)
             params.append(param)
