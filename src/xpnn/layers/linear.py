@@ -182,7 +182,9 @@ class Linear(Module):
         """
         weight, bias = self.params["weight"], self.params.get("bias")
         where = device_of(x)
-        key = (type(x), x.dtype, x.ndim, x.shape[-1] if x.ndim else None, where)
+        # The weight's dtype too: torch's module.float() changes a Parameter
+        # in place, keeping its identity.
+        key = (type(x), x.dtype, x.ndim, x.shape[-1] if x.ndim else None, where, weight.dtype)
         cached = self._validated
         if cached is not None and cached[0] == key and cached[1] is weight and cached[2] is bias:
             return cached[3], cached[4], bool(cached[5]), where
