@@ -1,0 +1,227 @@
+"""An xpnn model as a JAX function, differentiated by xpnn's own backward.
+
+:func:`as_function` wraps a model whose parameters are JAX arrays in a
+``jax.custom_vjp`` function ``f(params, x) -> y``. JAX transforms it like
+any other function (``jax.grad``, ``jax.value_and_grad``, ``jax.jit``,
+``jax.vmap``), and the gradient it takes is the one the layers' hand-written
+``backward`` closures compute, not one JAX derives from the forward pass.
+Parameters travel as an argument, a dict of name to array, so that they can
+be differentiated and updated the way JAX code (optax, for one) expects.
+
+A ``custom_vjp`` rule may keep only JAX arrays between the forward and the
+backward pass, not the ``backward`` closure that ``model.forward`` returns.
+The forward rule keeps ``params`` and ``x``; the backward rule runs
+``model.forward(x)`` again with those parameters and calls the closure it
+gets. The forward pass is therefore computed twice per gradient; under
+``jax.jit`` XLA may merge the two copies.
+
+Each rule binds the parameters it is given into the model for the length
+of one call and puts the model's own arrays, gradients and per-layer
+caches back afterwards, also when the call fails: after tracing the model
+holds no tracers, and its ``grads`` are as they were. The rules run under
+``jax.jit`` of their own, so that the layers see parameters and inputs that
+are all traced alike, whichever of them the caller closed over.
+
+What it cannot do:
+
+- Forward-mode differentiation (``jax.jvp``, ``jax.jacfwd``) is not
+  available: JAX refuses it for every ``custom_vjp`` function.
+- :class:`~xpnn.Dropout` in training mode is refused. Its masks come from a
+  host generator, so a traced function would keep one mask for every call,
+  and the recomputed forward pass would draw a different mask from the
+  first. Call ``model.eval()`` first.
+- The function follows the structure the model has when it is traced for an
+  input shape; build a new one after adding or replacing layers.
+
+JAX is imported when :func:`as_function` is called, never when xpnn is
+imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from .._compat import Array, library_of
+from ..layers import Dropout, Module
+
+__all__ = ["as_function"]
+
+#: ``f(params, x) -> y``, the function :func:`as_function` returns.
+ModelFunction = Callable[[dict[str, Array], Array], Array]
+
+
+def _modules(model: Module) -> Iterator[Module]:
+    yield model
+    for child in model.children():
+        yield from _modules(child)
+
+
+@contextmanager
+def _bound(model: Module, params: dict[str, Array]) -> Iterator[None]:
+    """Run a block with ``params`` in the model and no gradients accumulated.
+
+    Everything a module holds is put back on exit, not only the parameters:
+    layers remember the arrays they last checked, and those are tracers
+    here.
+    """
+    saved = [
+        (module, dict(vars(module)), dict(module.params), dict(module.grads))
+        for module in _modules(model)
+    ]
+    try:
+        for name, owner, local in model.parameter_slots():
+            owner.params[local] = params[name]
+            owner.grads[local] = None
+        yield
+    finally:
+        for module, attributes, module_params, module_grads in saved:
+            vars(module).clear()
+            vars(module).update(attributes)
+            module.params.clear()
+            module.params.update(module_params)
+            module.grads.clear()
+            module.grads.update(module_grads)
+
+
+def _check_model(model: Module) -> None:
+    if not isinstance(model, Module):
+        raise TypeError(f"as_function takes an xpnn Module, got {type(model).__name__}")
+    for name, value in model.named_parameters():
+        library = library_of(value)
+        if library != "jax":
+            raise TypeError(
+                f"as_function needs a model whose parameters are JAX arrays; parameter "
+                f"{name!r} is a {library or type(value).__module__} array. Move the model "
+                "first: model.to(jax.numpy)"
+            )
+
+
+def _check_dropout(model: Module) -> None:
+    for module in _modules(model):
+        if isinstance(module, Dropout) and module.training and module.p > 0.0:
+            raise ValueError(
+                "the model has a Dropout layer in training mode, which the JAX function cannot "
+                "run: its mask would be drawn once per trace, and again, differently, when the "
+                "backward rule recomputes the forward pass. Call model.eval() first"
+            )
+
+
+def _check_params(params: object, names: tuple[str, ...]) -> None:
+    if not isinstance(params, dict):
+        raise TypeError(
+            f"params must be a dict of parameter name to array, as as_function returned, "
+            f"got {type(params).__name__}"
+        )
+    if set(params) != set(names):
+        missing = [name for name in names if name not in params]
+        unexpected = sorted(str(name) for name in params if name not in names)
+        raise ValueError(
+            f"params must have one entry per parameter of the model ({', '.join(names)}); "
+            f"missing: {', '.join(missing) or 'none'}; unexpected: "
+            f"{', '.join(unexpected) or 'none'}"
+        )
+
+
+def as_function(model: Module) -> tuple[ModelFunction, dict[str, Array]]:
+    """Return the model as a differentiable JAX function, and its parameters.
+
+    Parameters
+    ----------
+    model : Module
+        A model whose parameters are JAX arrays (``model.to(jax.numpy)``),
+        with no :class:`~xpnn.Dropout` in training mode when it is called.
+
+    Returns
+    -------
+    f : callable
+        ``f(params, x) -> y``: the model's output for input ``x`` with the
+        parameters ``params``. ``x`` and ``y`` have the shapes the model
+        takes and gives, ``(..., in_features)`` and ``(..., out_features)``
+        for an MLP. The vector-Jacobian products JAX takes of ``f``, for
+        ``params`` and ``x`` alike, are the layers' ``backward`` closures;
+        ``f`` works under ``jax.grad``, ``jax.jit`` and ``jax.vmap``, not
+        under forward-mode differentiation.
+    params : dict of str to jax.Array
+        The model's parameters by name, ``dict(model.named_parameters())``:
+        the same arrays, not copies. Gradients of ``f`` with respect to
+        ``params`` are dicts with the same names, shapes and dtypes.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not an xpnn Module or a parameter is not a JAX
+        array; ``f`` raises it if ``params`` is not a dict.
+    ValueError
+        Raised by ``f`` if ``params`` lacks a parameter of the model or has
+        one it lacks, or if the model has a Dropout layer in training mode.
+
+    Notes
+    -----
+    ``f`` leaves the model as it was: its parameters, gradients and caches
+    are restored after every call and every trace. To put trained
+    parameters back into the model, set them one by one:
+    ``for name, value in params.items(): model.set_parameter(name, value)``.
+
+    The backward rule computes the forward pass again, from the parameters
+    and input that the forward rule keeps, since a JAX rule cannot keep the
+    closure ``model.forward`` returns.
+    """
+    import jax
+
+    _check_model(model)
+    names = tuple(name for name, _ in model.named_parameters())
+
+    def forward(params: dict[str, Array], x: Array) -> Array:
+        with _bound(model, params):
+            return model(x)
+
+    def backward(params: dict[str, Array], x: Array, dy: Array) -> tuple[dict[str, Array], Array]:
+        with _bound(model, params):
+            _, pullback = model.forward(x)
+            dx = pullback(dy)
+            found = {name: owner.grads[local] for name, owner, local in model.parameter_slots()}
+        grads = {}
+        for name, value in params.items():
+            grad = found[name]
+            if grad is None:
+                # A parameter the output does not depend on.
+                grad = jax.numpy.zeros_like(value)
+            # JAX requires cotangents of the primal dtypes; a model with
+            # mixed dtypes may accumulate in a promoted one.
+            grads[name] = grad.astype(value.dtype) if grad.dtype != value.dtype else grad
+        if dx.dtype != x.dtype:
+            dx = dx.astype(x.dtype)
+        return grads, dx
+
+    # Under jit every array the layers see is a tracer of one trace: their
+    # device checks would otherwise compare a concrete array's device with
+    # a tracer's, which has none.
+    traced_forward = jax.jit(forward)
+    traced_backward = jax.jit(backward)
+
+    @jax.custom_vjp
+    def apply(params: dict[str, Array], x: Array) -> Array:
+        return traced_forward(params, x)
+
+    def apply_forward(
+        params: dict[str, Array], x: Array
+    ) -> tuple[Array, tuple[dict[str, Array], Array]]:
+        return traced_forward(params, x), (params, x)
+
+    def apply_backward(
+        residuals: tuple[dict[str, Array], Array], dy: Array
+    ) -> tuple[dict[str, Array], Array]:
+        params, x = residuals
+        grads, dx = traced_backward(params, x, dy)
+        return grads, dx
+
+    apply.defvjp(apply_forward, apply_backward)
+
+    def f(params: dict[str, Array], x: Array) -> Array:
+        _check_params(params, names)
+        _check_dropout(model)
+        return apply(params, x)
+
+    f.__doc__ = f"``f(params, x) -> y`` for {type(model).__name__}, from xpnn.interop.jax."
+    return f, dict(model.named_parameters())
