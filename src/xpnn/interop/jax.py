@@ -166,6 +166,19 @@ def as_function(model: Module) -> tuple[ModelFunction, dict[str, Array]]:
     The backward rule computes the forward pass again, from the parameters
     and input that the forward rule keeps, since a JAX rule cannot keep the
     closure ``model.forward`` returns.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from xpnn import Linear, Sequential, Tanh
+    >>> from xpnn.interop.jax import as_function
+    >>> model = Sequential(Linear(3, 2, seed=0), Tanh()).to(jnp, dtype="float32")
+    >>> f, params = as_function(model)
+    >>> loss = lambda params, x: jnp.sum(f(params, x) ** 2)
+    >>> grads = jax.jit(jax.grad(loss))(params, jnp.ones((4, 3), dtype=jnp.float32))
+    >>> sorted(grads), grads["0.weight"].shape
+    (['0.bias', '0.weight'], (3, 2))
     """
     import jax
 
