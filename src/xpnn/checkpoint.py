@@ -324,7 +324,12 @@ def _describe(path: PathLike) -> str:
 
 
 def _inspect(file: IO[bytes], path: PathLike) -> _Contents:
-    """Check everything about an open checkpoint but its tensor data."""
+    """Check the header, the format and the recorded dtypes of an open checkpoint.
+
+    The parameters are checked against a model next (:func:`_build`, or the
+    optimizer's model), then the optimizer's record (:func:`_check_optimizer`),
+    all before any tensor data are read.
+    """
     where = _describe(path)
     try:
         header = _safetensors.read_header(file)
@@ -365,7 +370,6 @@ def _inspect(file: IO[bytes], path: PathLike) -> _Contents:
     _check_dtypes(contents)
     if "optimizer" in metadata:
         contents.optimizer = _from_json(metadata, "optimizer", where, dict)
-    _check_optimizer(contents)
     return contents
 
 
@@ -626,6 +630,7 @@ def load(
     with open(path, "rb") as file:
         contents = _inspect(file, path)
         model = _build(contents)
+        _check_optimizer(contents)
         for name in contents.parameters:
             model.set_parameter(name, contents.array(file, name))
     return model.to(xp, device, dtype)
@@ -687,8 +692,8 @@ def load_optimizer(path: PathLike, optimizer: Optimizer) -> None:
         kind = type(optimizer).__name__
         if saved["class"] != kind:
             raise contents.fail(
-                f"holds the state of a {saved['class']} optimizer, not of a {kind}; make a "
-                f"xpnn.optim.{saved['class']} for the model and load into that"
+                f"holds the state of optimizer class {saved['class']!r}, not {kind!r}; make "
+                f"an xpnn.optim.{saved['class']} for the model and load into that"
             )
         params = dict(optimizer.model.named_parameters())
         needed = {name: tuple(int(s) for s in param.shape) for name, param in params.items()}
@@ -698,6 +703,7 @@ def load_optimizer(path: PathLike, optimizer: Optimizer) -> None:
                 f"does not fit the optimizer's model: {_mismatch(needed, stored)}; load the "
                 f"model from the same checkpoint with xpnn.load"
             )
+        _check_optimizer(contents)
         known = type(optimizer)._buffer_names
         state: dict[str, dict[str, Any]] = {}
         for name, param in params.items():
