@@ -597,6 +597,14 @@ def test_a_forged_huge_structure_is_refused_before_allocating(saved):
     assert peak < 2_000_000
 
 
+@pytest.mark.parametrize("depth", [200, 5000])
+def test_a_structure_nested_deeply(saved, depth):
+    linear = json.dumps(Linear(3, 4).config())
+    nested = '{"type": "Sequential", "settings": {}, "children": [' * depth + linear + "]}" * depth
+    damaged = rewrite(saved, metadata=lambda m: m.update(config=nested))
+    expect_error(damaged)
+
+
 def test_a_missing_tensor(saved):
     def drop(arrays: dict[str, np.ndarray]) -> None:
         del arrays["0.bias"]

@@ -139,8 +139,8 @@ def save(model: Module, path: PathLike, *, optimizer: Optimizer | None = None) -
     >>> model = xpnn.Sequential(xpnn.Linear(3, 4, seed=0), xpnn.ReLU(), xpnn.Linear(4, 2, seed=1))
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.safetensors"
     >>> xpnn.save(model, path)
-    >>> xpnn.load(path)
-    Sequential(...)
+    >>> xpnn.load(path)[2]
+    Linear(in_features=4, out_features=2, bias=True, xp=numpy, device='cpu', dtype=float64)
     """
     if not isinstance(model, Module):
         raise TypeError(
@@ -543,7 +543,9 @@ def _build(contents: _Contents) -> Module:
     try:
         declared = _declared_shapes(contents.config)
     except RecursionError:
-        declared = {}
+        raise contents.fail(
+            "has metadata 'config' nested too deeply to be an xpnn model; the file is corrupt"
+        ) from None
     if sum(math.prod(shape) for shape in declared.values()) > sum(
         math.prod(shape) for shape in stored.values()
     ):
