@@ -327,6 +327,13 @@ def test_models_off_jax_are_refused():
         as_function(lambda x: x)
 
 
+def test_a_layer_used_twice_is_refused():
+    shared = Linear(3, 3, seed=0)
+    model = Sequential(shared, Tanh(), shared).to(jnp, dtype=DTYPE_NAME)
+    with pytest.raises(ValueError, match=r"'0\.weight' and '2\.weight' are one array"):
+        as_function(model)
+
+
 def test_params_must_name_every_parameter():
     f, params = as_function(build("linear"))
     x, _ = batch()

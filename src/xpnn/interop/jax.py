@@ -95,6 +95,16 @@ def _check_model(model: Module) -> None:
                 f"{name!r} is a {library or type(value).__module__} array. Move the model "
                 "first: model.to(jax.numpy)"
             )
+    seen: dict[tuple[int, str], str] = {}
+    for name, owner, local in model.parameter_slots():
+        first = seen.setdefault((id(owner), local), name)
+        if first != name:
+            # One array under two names would get the sum of both uses'
+            # gradients under each name, and two diverging updates.
+            raise ValueError(
+                f"parameters {first!r} and {name!r} are one array (a layer used twice); "
+                "as_function needs every parameter once: use a separate layer for each use"
+            )
 
 
 def _check_dropout(model: Module) -> None:
@@ -153,8 +163,10 @@ def as_function(model: Module) -> tuple[ModelFunction, dict[str, Array]]:
         If ``model`` is not an xpnn Module or a parameter is not a JAX
         array; ``f`` raises it if ``params`` is not a dict.
     ValueError
-        Raised by ``f`` if ``params`` lacks a parameter of the model or has
-        one it lacks, or if the model has a Dropout layer in training mode.
+        If the model uses one layer twice, so that two parameter names
+        share an array. Raised by ``f`` if ``params`` lacks a parameter of
+        the model or has one it lacks, or if the model has a Dropout layer
+        in training mode.
 
     Notes
     -----
