@@ -172,6 +172,27 @@ def test_load_onto_another_backend(xp, device, dtype, target, tmp_path):
     np.testing.assert_allclose(to_numpy(got), expected, rtol=tolerance, atol=tolerance)
 
 
+@pytest.mark.parametrize("name", ["float32", "float64"])
+def test_every_cpu_backend_loads_what_every_other_saved(cpu_pair, name, tmp_path):
+    (source_xp, source_device, _), (target_xp, target_device, _) = cpu_pair
+    dtypes = [
+        ns.__array_namespace_info__().dtypes(device=where)
+        for ns, where in ((source_xp, source_device), (target_xp, target_device))
+    ]
+    if any(name not in available for available in dtypes):
+        pytest.skip(f"one side has no {name}")
+    model = make_model(source_xp, source_device, dtypes[0][name])
+    expected = to_numpy(predictions(model, source_xp, source_device, dtypes[0][name]))
+    path = tmp_path / "model.safetensors"
+    xpnn.save(model, path)
+
+    loaded = xpnn.load(path, xp=target_xp, device=target_device)
+    assert_same_parameters(loaded, model, xp=target_xp, device=target_device)
+    got = predictions(loaded, target_xp, target_device, dtypes[1][name])
+    tolerance = 1e-9 if name == "float64" else 1e-4
+    np.testing.assert_allclose(to_numpy(got), expected, rtol=tolerance, atol=tolerance)
+
+
 def test_load_onto_a_device_and_dtype(tmp_path):
     xps = pytest.importorskip("array_api_strict")
     model = make_model(seed=3)

@@ -21,6 +21,7 @@ from xpnn.optim import SGD
 
 
 def main() -> None:
+    """Train on torch, deploy through a checkpoint and through Module.to, checking both."""
     digits = load_digits()
     images = (digits.data / 16.0).astype(np.float32)  # (1797, 64), values in [0, 1]
     labels = digits.target  # (1797,), classes 0..9

@@ -6,7 +6,7 @@ they live on. Importing xpnn imports none of those libraries but NumPy.
 """
 
 from . import functional, init, losses, optim
-from .checkpoint import CheckpointError, load, save
+from .checkpoint import CheckpointError, load, load_optimizer, save
 from .layers import (
     GELU,
     Dropout,
@@ -48,6 +48,7 @@ __all__ = [
     "functional",
     "init",
     "load",
+    "load_optimizer",
     "losses",
     "optim",
     "save",

@@ -39,6 +39,9 @@ def check_same_device(**named: Array | None) -> None:
         if value is None:
             continue
         where = device(value)
+        if where is None:
+            # Unknown, as for a JAX tracer under jit: nothing to compare.
+            continue
         if first_name is None:
             first_name, first_device = name, where
         elif where != first_device:
