@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -275,18 +272,3 @@ def test_helpers_refuse_mismatched_models_and_estimators():
     assert predict(regressor_model, regressor, x_regression).shape == (120,)
     with pytest.raises(TypeError, match="takes a fitted scikit-learn"):
         predict(model, LogisticRegression(), x)
-
-
-def test_docs_example_runs():
-    page = Path(__file__).resolve().parents[2] / "docs" / "interop-sklearn.md"
-    code = "\n".join(
-        block.split("```", 1)[0] for block in page.read_text().split("```python\n")[1:]
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "loss after 2 more epochs" in out.stdout
-
-
-def test_importing_the_module_does_not_import_scikit_learn():
-    code = "import sys, xpnn.interop.sklearn; print('sklearn' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"

@@ -4,7 +4,7 @@ The digits classifier of ``xpnn train`` is trained with PyTorch arrays,
 saved as a safetensors checkpoint, and loaded back on NumPy, where it
 predicts the same classes with nothing but NumPy installed. The same model
 is also moved in memory with ``Module.to``. Run it with
-``python docs/examples/train_on_torch_deploy_on_numpy.py``.
+``python examples/train_on_torch_deploy_on_numpy.py``.
 """
 
 from __future__ import annotations
