@@ -9,7 +9,9 @@ import sys
 import numpy as np
 import pytest
 
+import xpnn
 from xpnn import cli
+from xpnn.optim import Adam
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -37,9 +39,16 @@ def test_train_with_defaults_reaches_97_percent(numpy_run):
     assert len(metrics["train_loss"]) == metrics["epochs"] == 20
     assert metrics["train_loss"][-1] < metrics["train_loss"][0]
     assert metrics["seconds"] > 0
-    weights = np.load(output / "weights.npz")
-    assert sorted(weights.files) == ["0.bias", "0.weight", "2.bias", "2.weight"]
-    assert weights["0.weight"].shape == (64, 64)
+    model = xpnn.load(output / "model.safetensors")
+    names = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    assert names == {"0.weight": (64, 64), "0.bias": (64,), "2.weight": (64, 10), "2.bias": (10,)}
+    # The saved model scores what the run reported, on the run's test split.
+    _, _, x_test, y_test = cli._digits(metrics["seed"])
+    predicted = np.argmax(model(x_test.astype(np.float32)), axis=1)
+    assert np.mean(predicted == y_test) == metrics["test_accuracy"]
+    optimizer = Adam(model)
+    xpnn.load_optimizer(output / "model.safetensors", optimizer)
+    assert optimizer.lr == metrics["lr"]
     assert (output / "curves.png").read_bytes().startswith(b"\x89PNG")
 
 

@@ -176,7 +176,7 @@ def _train(args: argparse.Namespace) -> int:
         f"test accuracy {test_accuracy:.4f} ({correct}/{x_test.shape[0]}), "
         f"test loss {test_loss:.4f}, {seconds:.1f} s"
     )
-    _write_outputs(args, choice, model, history, test_accuracy, test_loss, seconds)
+    _write_outputs(args, choice, model, optimizer, history, test_accuracy, test_loss, seconds)
     return 0
 
 
@@ -184,13 +184,14 @@ def _write_outputs(
     args: argparse.Namespace,
     choice: Choice,
     model: Any,
+    optimizer: Any,
     history: Any,
     test_accuracy: float,
     test_loss: float,
     seconds: float,
 ) -> None:
     from . import __version__
-    from .testing import to_numpy
+    from .checkpoint import save
 
     output: Path = args.output
     output.mkdir(parents=True, exist_ok=True)
@@ -214,10 +215,10 @@ def _write_outputs(
         "xpnn_version": __version__,
     }
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    # Weights in xpnn's layout, (in_features, out_features), by parameter name.
-    weights = {name: to_numpy(value) for name, value in model.named_parameters()}
-    np.savez(output / "weights.npz", **weights)  # type: ignore[arg-type]
-    written = ["metrics.json", "weights.npz"]
+    # The model, its structure and the optimizer's state: xpnn.load(path)
+    # rebuilds it on any backend, and load_optimizer resumes training.
+    save(model, output / "model.safetensors", optimizer=optimizer)
+    written = ["metrics.json", "model.safetensors"]
     if _plot(history, output / "curves.png"):
         written.append("curves.png")
     print(f"wrote {', '.join(written)} to {output}")
