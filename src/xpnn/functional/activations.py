@@ -22,6 +22,11 @@ Each backward returns ``dx`` in the dtype of the array it takes from the
 forward pass (``x`` or ``y``, which share one dtype), computing in
 ``result_type(dy, x)`` first, as ``torch.autograd`` does when the two
 precisions differ. A complex ``dy`` for a real output is rejected.
+
+The forward functions accept dimensions of unknown size (a Dask array after
+boolean indexing). The backward functions raise ``ValueError`` for them,
+before any arithmetic: sizes that cannot be compared without computing them
+cannot be checked to agree (call ``compute_chunk_sizes()`` first).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import math
 import numbers
 import operator
 
-from .._checks import check_floating, check_same_device, shape_str
+from .._checks import check_floating, check_known_shape, check_same_device, shape_str
 from .._compat import Array, DType, Namespace, array_namespace
 
 __all__ = [
@@ -80,6 +85,11 @@ def _check_real_floating(xp: Namespace, what: str, **named: Array) -> None:
 
 
 def _check_shape(dy: Array, name: str, reference: Array) -> None:
+    # Sizes unknown until computed (Dask's, after boolean indexing) cannot be
+    # checked against each other, and Dask's elementwise arithmetic would
+    # broadcast a chunk of one row against a longer one without a word.
+    check_known_shape(name, reference, "the backward pass")
+    check_known_shape("dy", dy, "the backward pass")
     if tuple(dy.shape) != tuple(reference.shape):
         raise ValueError(
             f"dy must have the shape of {name}: expected {shape_str(tuple(reference.shape))}, "

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 
-from .._checks import check_floating, check_same_device, shape_str
+from .._checks import check_floating, check_known_shape, check_same_device, is_unknown, shape_str
 from .._compat import Array, DType, Namespace, array_namespace
 
 __all__ = ["linear", "linear_backward"]
@@ -43,6 +43,8 @@ def _check_linear(xp: Namespace, x: Array, weight: Array, bias: Array | None) ->
             "dimension, got a 0-d array; reshape scalars with "
             "xp.reshape(x, (1,))"
         )
+    if is_unknown(x.shape[-1]):
+        check_known_shape("x", x, f"a linear map from {in_features} features")
     if x.shape[-1] != in_features:
         raise ValueError(
             f"x has shape {shape_str(x.shape)}: expected last dimension "
@@ -59,6 +61,11 @@ def _check_linear(xp: Namespace, x: Array, weight: Array, bias: Array | None) ->
 
 
 def _check_dy(x: Array, weight: Array, dy: Array) -> None:
+    # Sizes unknown until computed (Dask's, after boolean indexing) cannot be
+    # checked against each other without computing them, so gradients need
+    # known shapes; the forward pass, row by row, does not.
+    check_known_shape("x", x, "the backward pass")
+    check_known_shape("dy", dy, "the backward pass")
     expected = (*x.shape[:-1], weight.shape[1])
     if tuple(dy.shape) != expected:
         raise ValueError(
@@ -159,8 +166,8 @@ def linear(x: Array, weight: Array, bias: Array | None = None) -> Array:
     Parameters
     ----------
     x : array of shape (..., in_features)
-        Input. Any number of leading dimensions, including none and
-        zero-size ones.
+        Input. Any number of leading dimensions, including none, zero-size
+        ones and ones of unknown size (a Dask array after boolean indexing).
     weight : array of shape (in_features, out_features)
         The weight, in xpnn's layout (PyTorch stores its transpose).
     bias : array of shape (out_features,), optional
@@ -226,7 +233,9 @@ def linear_backward(
     TypeError
         For non-floating inputs, or arrays from different libraries.
     ValueError
-        For arrays on different devices, or shapes that do not fit.
+        For arrays on different devices, shapes that do not fit, or shapes
+        with a dimension of unknown size (``nan`` in Dask; call
+        ``compute_chunk_sizes()`` first).
 
     Examples
     --------

@@ -14,6 +14,10 @@ where ``N`` is the number of terms averaged (1 for ``reduction="sum"``): the
 number of elements for the two elementwise losses, the number of rows,
 ``prod(logits.shape[:-1])``, for cross-entropy. ``N`` comes from the static
 shape, never from the data. The mean of no terms is NaN, as in PyTorch.
+Every dimension must therefore be known: one of unknown size (a Dask array
+after boolean indexing) raises ``ValueError`` before any arithmetic, for
+both reductions, since the two arguments' shapes could not be checked to
+agree either.
 
 Mixed floating dtypes follow the standard's type promotion: the loss has
 ``result_type`` of the floating inputs, and the gradient has the dtype of
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import math
 
-from .._checks import check_same_device, shape_str
+from .._checks import check_known_shape, check_same_device, shape_str
 from .._compat import Array, Device, DType, Namespace, array_namespace, device, is_lazy
 
 __all__ = ["binary_cross_entropy_with_logits", "mse_loss", "softmax_cross_entropy"]
@@ -66,13 +70,7 @@ def _check_real_floating(xp: Namespace, **named: Array) -> None:
 
 def _static_shape(name: str, x: Array) -> tuple[int, ...]:
     """Return the shape of ``x`` as Python ints; every dimension must be known."""
-    shape = tuple(x.shape)
-    if any(s is None or (isinstance(s, float) and math.isnan(s)) for s in shape):
-        raise ValueError(
-            f"{name} has shape {shape_str(shape)} with unknown dimensions; the loss "
-            "needs a known shape (for a Dask array, call compute_chunk_sizes() first)"
-        )
-    return tuple(int(s) for s in shape)
+    return check_known_shape(name, x, "the loss")
 
 
 def _check_same_shape(

@@ -8,6 +8,7 @@ the input for ``ReLU``, ``LeakyReLU`` and ``GELU``, the output for ``Tanh``,
 
 from __future__ import annotations
 
+from .._checks import has_unknown
 from .._compat import Array, Namespace, array_namespace
 from .._compat import device as device_of
 from ..functional.activations import (
@@ -77,7 +78,9 @@ class _Activation(Module):
         backward : callable
             ``backward(dy) -> dx``, with ``dy`` and ``dx`` of the shape of
             ``x``. It keeps its own forward's input (or output), so several
-            forwards may be back-propagated in any order.
+            forwards may be back-propagated in any order. It raises
+            ``ValueError`` for dimensions of unknown size (Dask's, after
+            boolean indexing), which ``y`` may have.
         """
         if not self._has_kernels:
             y = self._forward(x)
@@ -98,12 +101,15 @@ class _Activation(Module):
             zero = xp.zeros((), dtype=x.dtype, device=where)
             self._memo = (key, xp, zero)
         kept = y if self._keeps_output else x
+        # Unknown (NaN) sizes may compare equal by identity; such inputs must
+        # meet the checks, which reject them.
+        kept_shape = None if has_unknown(kept.shape) else kept.shape
 
         def backward(dy: Array) -> Array:
             if (
                 type(dy) is key[0]
                 and dy.dtype == key[1]
-                and dy.shape == kept.shape
+                and dy.shape == kept_shape
                 and device_of(dy) == where
             ):
                 return self._kernel_backward(xp, dy, kept, zero)

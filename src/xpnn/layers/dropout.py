@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 
-from .._checks import check_floating, check_same_device, shape_str
+from .._checks import check_floating, check_known_shape, check_same_device, shape_str
 from .._compat import Array, array_namespace, device
 from .._random import Seed, bernoulli_mask, host_generator
 from ._module import Backward, Module
@@ -33,7 +32,9 @@ class Dropout(Module):
     there to the input's dtype, and moved to the input's device. The same
     seed therefore gives the same sequence of masks on every backend and
     device, at the price of one host-to-device copy of the mask per forward
-    pass in training mode.
+    pass in training mode. Drawing a mask needs the input's shape: in
+    training mode, a dimension of unknown size (a Dask array after boolean
+    indexing) raises ``ValueError``; in eval mode any shape passes through.
 
     Examples
     --------
@@ -57,12 +58,9 @@ class Dropout(Module):
         self._rng = host_generator(seed)
 
     def _mask(self, x: Array) -> Array:
-        shape = tuple(x.shape)
-        if any(s is None or (isinstance(s, float) and math.isnan(s)) for s in shape):
-            raise ValueError(
-                f"Dropout needs a known shape to draw its mask, got {shape_str(shape)}; "
-                "compute the unknown sizes first (for Dask, x.compute_chunk_sizes())"
-            )
+        shape = check_known_shape(
+            "x", x, "Dropout in training mode (its mask is drawn on the host)"
+        )
         xp = array_namespace(x=x)
         return bernoulli_mask(self._rng, shape, p=self.p, xp=xp, device=device(x), dtype=x.dtype)
 

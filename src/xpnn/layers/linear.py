@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 
-from .._checks import check_floating, check_same_device
+from .._checks import check_floating, check_same_device, has_unknown
 from .._compat import (
     Array,
     Device,
@@ -204,7 +204,10 @@ class Linear(Module):
         Parameters
         ----------
         x : array of shape (..., in_features)
-            Input, in the layer's namespace and on its device.
+            Input, in the layer's namespace and on its device. Leading
+            dimensions of unknown size (a Dask array after boolean indexing)
+            are fine for ``y``; ``backward`` needs them known and raises
+            ``ValueError`` otherwise.
 
         Returns
         -------
@@ -220,6 +223,10 @@ class Linear(Module):
         weight, bias = self.params["weight"], self.params.get("bias")
         y = forward_kernel(xp, x, weight, bias, dtype, one_real_dtype=fast)
         x_type, y_shape = type(x), y.shape
+        if has_unknown(y_shape):
+            # Never the fast path: NaN sizes may compare equal by identity,
+            # and the checks must reject them (see _check_dy).
+            y_shape = None
         has_bias = bias is not None
         bias_dtype = bias.dtype if bias is not None else None
 

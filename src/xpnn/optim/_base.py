@@ -40,6 +40,7 @@ import operator
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from .._checks import check_known_shape
 from .._compat import (
     Array,
     Namespace,
@@ -399,6 +400,8 @@ class Optimizer:
                 f"{'floating' if complex_param else 'real floating'} dtype to update a "
                 f"{param.dtype} parameter, got {grad.dtype}"
             )
+        check_known_shape(f"parameter {name!r}", param, "the optimizer")
+        check_known_shape(f"gradient of {name!r}", grad, "the optimizer")
         if tuple(grad.shape) != tuple(param.shape):
             raise ValueError(
                 f"gradient of {name!r} must have the parameter's shape {tuple(param.shape)}, "
