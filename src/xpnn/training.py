@@ -1,4 +1,12 @@
-"""A training loop with seeded shuffling that is identical on every backend."""
+"""A training loop with seeded shuffling that is identical on every backend.
+
+Dask arrays take another road for what touches the data and the cluster
+(:mod:`xpnn._dask`): each epoch's batches are cut from shuffled blocks of
+rows rather than gathered row by row, the model and optimizer state are
+persisted after every step, and the epoch's loss is read back once. The
+order of the rows is drawn here, on the host, for every backend alike, so
+a Dask run and a NumPy run with the same blocks see the same batches.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ._compat import Array, Namespace, array_namespace, device
+from ._compat import Array, Namespace, array_namespace, device, is_lazy, library_of
 from .layers import Module
 from .losses import BCEWithLogitsLoss
 
@@ -75,6 +83,76 @@ def _correct(xp: Namespace, loss: Loss, prediction: Array, target: Array) -> Arr
     return xp.sum(xp.astype(hits, prediction.dtype))
 
 
+@dataclass(frozen=True)
+class _Window:
+    """Blocks of rows whose rows an epoch deals out together.
+
+    ``slots[i]`` and ``positions[i]`` name the ``i``-th row of the window in
+    the epoch's order: block ``slots[i]`` of the window, at ``positions[i]``
+    in that block's own order, ``orders[slot]``. With one block both are
+    ``None``: the rows come in the block's order.
+    """
+
+    starts: list[int]
+    orders: list[np.ndarray]
+    slots: np.ndarray | None
+    positions: np.ndarray | None
+
+    @property
+    def rows(self) -> int:
+        """Rows in the window."""
+        return sum(order.shape[0] for order in self.orders)
+
+    def indices(self) -> np.ndarray:
+        """Return the window's rows of ``x``, in the epoch's order."""
+        if self.slots is None or self.positions is None:
+            return self.orders[0] + self.starts[0]
+        offsets = np.cumsum([0] + [order.shape[0] for order in self.orders[:-1]])
+        flat = np.concatenate(self.orders)
+        starts = np.asarray(self.starts)
+        rows: np.ndarray = flat[offsets[self.slots] + self.positions] + starts[self.slots]
+        return rows
+
+
+def _epoch_plan(
+    rng: np.random.Generator,
+    rows: int,
+    block_rows: int,
+    interleave: int,
+    batch_size: int,
+    shuffle: bool,
+) -> list[_Window]:
+    """Draw one epoch's order of the rows, as windows of blocks.
+
+    The rows are cut into blocks of ``block_rows``; the order of the blocks
+    is shuffled, then the rows within each block. Consecutive groups of
+    ``interleave`` blocks form a window, whose rows are dealt round-robin,
+    ``ceil(batch_size / interleave)`` rows of each block in turn, so that a
+    batch draws on every block of its window. With one block this is
+    ``rng.permutation(rows)``, the plain shuffle.
+    """
+    starts = np.arange(0, rows, block_rows)
+    if shuffle and starts.shape[0] > 1:
+        starts = starts[rng.permutation(starts.shape[0])]
+    sizes = np.minimum(starts + block_rows, rows) - starts
+    orders = [rng.permutation(int(n)) if shuffle else np.arange(int(n)) for n in sizes]
+    share = -(-batch_size // interleave)
+    windows = []
+    for first in range(0, starts.shape[0], interleave):
+        blocks = orders[first : first + interleave]
+        slots = positions = None
+        if len(blocks) > 1:
+            slots = np.concatenate([np.full(b.shape[0], j) for j, b in enumerate(blocks)])
+            positions = np.concatenate([np.arange(b.shape[0]) for b in blocks])
+            # Round r deals rows [r*share, (r+1)*share) of every block, in block order.
+            dealt = np.argsort((positions // share) * len(blocks) + slots, kind="stable")
+            slots, positions = slots[dealt], positions[dealt]
+        windows.append(
+            _Window([int(s) for s in starts[first : first + interleave]], blocks, slots, positions)
+        )
+    return windows
+
+
 def _batches(
     xp: Namespace, x: Array, y: Array, order: np.ndarray, batch_size: int
 ) -> Iterator[tuple[Array, Array]]:
@@ -85,6 +163,19 @@ def _batches(
         # on every backend for a seed.
         index = xp.asarray(order[start : start + batch_size], dtype=index_dtype, device=where)
         yield xp.take(x, index, axis=0), xp.take(y, index, axis=0)
+
+
+def _is_dask(x: Array) -> bool:
+    # is_lazy first: it is cheap, and JAX, also lazy, trains like NumPy.
+    return is_lazy(x) and library_of(x) == "dask"
+
+
+def _check_count(name: str, value: object, *, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        allowed = "a positive int or None" if optional else "a positive int"
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
 
 
 def evaluate(
@@ -103,7 +194,8 @@ def evaluate(
     y : array of shape (n, ...)
         Targets: integer class labels, binary targets, or values.
     batch_size : int, default 256
-        Rows per forward pass.
+        Rows per forward pass. On Dask arrays the chunks of ``x`` are the
+        forward passes instead, all in one computation.
 
     Returns
     -------
@@ -111,26 +203,43 @@ def evaluate(
     accuracy : float or None
         ``None`` when ``y`` holds neither class labels nor binary targets.
     """
+    _check_count("batch_size", batch_size)
     xp = array_namespace(x=x, y=y)
     rows = _rows("x", x)
     was_training = model.training
     model.eval()
     try:
-        total_loss, total_correct = None, None
-        order = np.arange(rows)
-        for xb, yb in _batches(xp, x, y, order, batch_size):
-            prediction = model(xb)
-            value, _ = loss(prediction, yb)
-            part = value * xb.shape[0]
-            total_loss = part if total_loss is None else total_loss + part
-            correct = _correct(xp, loss, prediction, yb)
-            if correct is not None:
-                total_correct = correct if total_correct is None else total_correct + correct
+        if _is_dask(x):
+            total_loss, total_correct = _evaluate_dask(xp, model, loss, x, y, rows)
+        else:
+            total_loss, total_correct = None, None
+            for xb, yb in _batches(xp, x, y, np.arange(rows), batch_size):
+                prediction = model(xb)
+                value, _ = loss(prediction, yb)
+                part = value * xb.shape[0]
+                total_loss = part if total_loss is None else total_loss + part
+                correct = _correct(xp, loss, prediction, yb)
+                if correct is not None:
+                    total_correct = correct if total_correct is None else total_correct + correct
     finally:
         model.train(was_training)
     mean_loss = float(total_loss) / rows if total_loss is not None else math.nan
     accuracy = float(total_correct) / rows if total_correct is not None else None
     return mean_loss, accuracy
+
+
+def _evaluate_dask(
+    xp: Namespace, model: Module, loss: Loss, x: Array, y: Array, rows: int
+) -> tuple[Any, Any]:
+    from . import _dask
+
+    if not rows:
+        return None, None
+    # The whole array at once: Dask runs the forward pass chunk by chunk,
+    # and both sums come back in one computation.
+    prediction = model(x)
+    value, _ = loss(prediction, y)
+    return _dask.compute(value * rows, _correct(xp, loss, prediction, y))
 
 
 def _progress(enabled: bool | None, epochs: int) -> Any:
@@ -154,6 +263,8 @@ def fit(
     batch_size: int = 32,
     seed: int = 0,
     shuffle: bool = True,
+    block_rows: int | None = None,
+    interleave: int = 1,
     validation_data: tuple[Array, Array] | None = None,
     progress: bool | None = None,
 ) -> History:
@@ -179,9 +290,23 @@ def fit(
         Rows per step; the last batch of an epoch may be smaller.
     seed : int, default 0
         Seed of the host generator that shuffles the rows each epoch. The
-        order is the same on every backend for a seed.
+        order is the same on every backend for a seed (and ``block_rows``
+        and ``interleave``).
     shuffle : bool, default True
         Whether to shuffle the rows each epoch.
+    block_rows : int, optional
+        Rows per shuffling block: each epoch shuffles the order of the
+        blocks, then the rows within each block. By default the row chunks
+        of a Dask array (the first chunk's length), so that a batch reads one
+        chunk rather than every chunk; on other backends one block of all
+        rows, a plain shuffle. Pass a Dask run's value to reproduce it on
+        another backend.
+    interleave : int, default 1
+        Blocks whose rows are dealt into the batches together: each batch
+        takes about ``batch_size / interleave`` rows from each of
+        ``interleave`` consecutive blocks of the shuffled order. On Dask a
+        batch then spans as many chunks, which the workers process in
+        parallel.
     validation_data : (array, array), optional
         Held-out data, evaluated after every epoch.
     progress : bool, optional
@@ -194,15 +319,33 @@ def fit(
         Mean training loss and accuracy per epoch (accuracy measured during
         the epoch, as the batches go by), the same on validation data, and
         the seconds each epoch took.
+
+    Notes
+    -----
+    On Dask arrays (see ``docs/distributed.md``) each step's batch is cut
+    from blocks persisted on the workers; after each step the parameters,
+    their gradients, the buffers of xpnn's optimizers and the running sums
+    of loss and accuracy are persisted (on the cluster when a
+    ``dask.distributed`` client is active), so no step recomputes earlier
+    ones, and the sums are read back once per epoch.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    _check_count("batch_size", batch_size)
+    _check_count("block_rows", block_rows, optional=True)
+    _check_count("interleave", interleave)
     xp = array_namespace(x=x, y=y)
     rows = _rows("x", x)
     if _rows("y", y) != rows:
         raise ValueError(f"x and y must have the same number of rows, got {rows} and {y.shape[0]}")
+    steps = None
+    if _is_dask(x):
+        from . import _dask
+
+        steps = _dask.Steps(model, optimizer)
+        if block_rows is None:
+            block_rows = _dask.row_chunk(x)
+    blocks = block_rows if block_rows is not None else max(rows, 1)
     rng = np.random.default_rng(seed)
     history = History()
     bar = _progress(progress, epochs)
@@ -210,9 +353,14 @@ def fit(
     try:
         for _ in range(epochs):
             start = time.perf_counter()
-            order = rng.permutation(rows) if shuffle else np.arange(rows)
+            windows = _epoch_plan(rng, rows, blocks, interleave, batch_size, shuffle)
+            if steps is not None:
+                batches = steps.batches(x, y, windows, batch_size)
+            else:
+                order = np.concatenate([w.indices() for w in windows]) if windows else np.arange(0)
+                batches = _batches(xp, x, y, order, batch_size)
             total_loss, total_correct = None, None
-            for xb, yb in _batches(xp, x, y, order, batch_size):
+            for xb, yb in batches:
                 prediction, backward = model.forward(xb)
                 value, dprediction = loss(prediction, yb)
                 optimizer.zero_grad()
@@ -223,6 +371,10 @@ def fit(
                 correct = _correct(xp, loss, prediction, yb)
                 if correct is not None:
                     total_correct = correct if total_correct is None else total_correct + correct
+                if steps is not None:
+                    total_loss, total_correct = steps.persist(total_loss, total_correct)
+            if steps is not None:
+                total_loss, total_correct = steps.read(total_loss, total_correct)
             history.loss.append(float(total_loss) / rows if total_loss is not None else math.nan)
             history.accuracy.append(
                 float(total_correct) / rows if total_correct is not None else None
