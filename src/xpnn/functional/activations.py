@@ -35,8 +35,14 @@ import math
 import numbers
 import operator
 
-from .._checks import check_floating, check_known_shape, check_same_device, shape_str
-from .._compat import Array, DType, Namespace, array_namespace
+from .._checks import (
+    check_floating,
+    check_known_shape,
+    check_same_device,
+    has_unknown,
+    shape_str,
+)
+from .._compat import Array, DType, Namespace, array_namespace, device
 
 __all__ = [
     "gelu",
@@ -483,7 +489,13 @@ def sigmoid_backward(dy: Array, y: Array) -> Array:
 
 def _gelu_parts(xp: Namespace, x: Array) -> tuple[Array, Array]:
     """Return ``t = tanh(u)`` and ``x_c**2``, with ``x_c = clip(x, ±10)``."""
-    x_c = xp.clip(x, min=-_GELU_SATURATION, max=_GELU_SATURATION)
+    if has_unknown(tuple(x.shape)):
+        # array_api_compat's clip for Dask needs every size known; maximum and
+        # minimum do not, and keep NaN as clip does (clip is faster elsewhere).
+        bound = xp.asarray(_GELU_SATURATION, dtype=x.dtype, device=device(x))
+        x_c = xp.minimum(xp.maximum(x, -bound), bound)
+    else:
+        x_c = xp.clip(x, min=-_GELU_SATURATION, max=_GELU_SATURATION)
     x_sq = x_c * x_c
     t = xp.tanh(_GELU_SCALE * (x_c + _GELU_CUBIC * x_sq * x_c))
     return t, x_sq
