@@ -46,7 +46,7 @@ from .layers import Module
 if TYPE_CHECKING:
     from .training import _Window
 
-__all__ = ["AHEAD", "Steps", "cluster", "compute", "row_chunk"]
+__all__ = ["AHEAD", "Steps", "cluster", "compute", "persist", "row_chunk"]
 
 # Dask is typed in part only, and type checks run without it installed:
 # reach it as Any.
@@ -68,6 +68,11 @@ def compute(*values: Array | None) -> tuple[Any, ...]:
     present = [value for value in values if value is not None]
     results = iter(dask.compute(*present))
     return tuple(None if value is None else next(results) for value in values)
+
+
+def persist(*arrays: Array) -> tuple[Array, ...]:
+    """Persist the arrays together (on the cluster under a distributed client)."""
+    return tuple(dask.persist(*arrays))
 
 
 def _client() -> Any:
@@ -116,6 +121,7 @@ class Steps:
         self.model = model
         self.optimizer = optimizer
         self._pending: deque[Array] = deque()
+        self._state: list[Array] = []
 
     def batches(
         self, x: Array, y: Array, windows: Sequence[_Window], batch_size: int
@@ -164,7 +170,9 @@ class Steps:
         arrays += [owner.params[local] for _, owner, local in slots]
         arrays += [owner.grads.get(local) for _, owner, local in slots]
         arrays += [buffer for entry in buffers.values() for buffer in entry.values()]
-        persisted = iter(dask.persist(*arrays))
+        everything = dask.persist(*arrays)
+        self._state = [a for a in everything[len(values) :] if a is not None]
+        persisted = iter(everything)
         kept = tuple(next(persisted) for _ in values)
         new_params = [next(persisted) for _ in slots]
         new_grads = [next(persisted) for _ in slots]
@@ -188,9 +196,21 @@ class Steps:
             sys.modules["distributed"].wait(self._pending.popleft())
 
     def read(self, *values: Array | None) -> tuple[Any, ...]:
-        """Compute the epoch's sums, once, and forget the steps in flight."""
+        """Compute the epoch's sums, once, and wait for the model's last update.
+
+        The sums do not depend on the last step's update, which may still
+        run; waiting for it makes the epoch's time cover its work, and an
+        update that failed fail here.
+        """
         self._pending.clear()
-        return compute(*values)
+        results = compute(*values)
+        if _client() is not None and self._state:
+            distributed = sys.modules["distributed"]
+            distributed.wait(self._state)
+            failed = [f for f in distributed.futures_of(self._state) if f.status == "error"]
+            if failed:
+                failed[0].result()
+        return results
 
 
 def _concat(pieces: list[Array]) -> Array:

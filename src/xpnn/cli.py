@@ -7,6 +7,8 @@ and exit status 2; no traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import sys
 import time
@@ -20,6 +22,10 @@ from ._backends import Choice, SelectionError, choose, describe_backends
 __all__ = ["main"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+# The local cluster of ``--backend dask``: few, single-threaded processes, so
+# that it shares a laptop politely.
+DASK_WORKERS = 2
+DASK_THREADS = 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,6 +80,22 @@ def _parser() -> argparse.ArgumentParser:
         "--output", type=Path, default=Path("xpnn-run"), help="directory for results"
     )
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cluster = train.add_argument_group(
+        "Dask cluster", "with --backend dask, training runs on a dask.distributed cluster"
+    )
+    cluster.add_argument(
+        "--scheduler", metavar="ADDRESS", help="join a running cluster (tcp://host:8786)"
+    )
+    cluster.add_argument(
+        "--workers",
+        type=_positive_int,
+        help=f"worker processes of the local cluster (default {DASK_WORKERS})",
+    )
+    cluster.add_argument(
+        "--threads",
+        type=_positive_int,
+        help=f"threads per local worker (default {DASK_THREADS})",
+    )
 
     commands.add_parser("info", help="installed backends, their devices and default dtypes")
 
@@ -141,13 +163,64 @@ def _to_device(choice: Choice, host: np.ndarray, integral: bool = False) -> Any:
 
 
 def _train(args: argparse.Namespace) -> int:
+    choice = choose(args.backend, args.device, args.dtype)
+    given = [f"--{name}" for name in ("scheduler", "workers", "threads") if getattr(args, name)]
+    if choice.backend != "dask":
+        if given:
+            raise SelectionError(
+                f"{' and '.join(given)} need --backend dask, got --backend {choice.backend}"
+            )
+        return _run_training(args, choice, None)
+    if args.scheduler and len(given) > 1:
+        raise SelectionError(
+            "--workers and --threads size a local cluster; with --scheduler the cluster "
+            "already runs, so leave them out"
+        )
+    if importlib.util.find_spec("distributed") is None:
+        raise SelectionError(
+            "xpnn train --backend dask runs on a dask.distributed cluster, and distributed "
+            "is not installed; install it with pip install 'xpnn[dask]'"
+        )
+    from . import _dask
+
+    workers = args.workers or DASK_WORKERS
+    threads = args.threads or DASK_THREADS
+    with contextlib.ExitStack() as stack:
+        try:
+            client = stack.enter_context(
+                _dask.cluster(args.scheduler, workers=workers, threads=threads)
+            )
+        except (OSError, ValueError) as exc:
+            raise SelectionError(
+                f"cannot reach the Dask scheduler at {args.scheduler}: {exc}; check the "
+                "address and that the scheduler is running"
+            ) from None
+        found = client.scheduler_info().get("workers", {})
+        cluster = {
+            "scheduler": client.scheduler.address,
+            "workers": len(found),
+            "threads": sum(worker.get("nthreads", 0) for worker in found.values()),
+        }
+        kind = "a Dask cluster" if args.scheduler else "a local Dask cluster"
+        print(
+            f"on {kind} at {cluster['scheduler']}: {cluster['workers']} workers, "
+            f"{cluster['threads']} threads"
+        )
+        return _run_training(args, choice, cluster)
+
+
+def _run_training(args: argparse.Namespace, choice: Choice, cluster: dict[str, Any] | None) -> int:
     from .losses import CrossEntropyLoss
     from .training import evaluate, fit
 
-    choice = choose(args.backend, args.device, args.dtype)
     x_train, y_train, x_test, y_test = _digits(args.seed)
     train = _to_device(choice, x_train), _to_device(choice, y_train, integral=True)
     test = _to_device(choice, x_test), _to_device(choice, y_test, integral=True)
+    if cluster is not None:
+        from . import _dask
+
+        # The data lives on the workers from here on, sent once.
+        train, test = _dask.persist(*train), _dask.persist(*test)
     model = _model(choice, args.hidden, args.seed)
     loss = CrossEntropyLoss()
     optimizer = _optimizer(args.optimizer, model, args.lr)
@@ -176,7 +249,9 @@ def _train(args: argparse.Namespace) -> int:
         f"test accuracy {test_accuracy:.4f} ({correct}/{x_test.shape[0]}), "
         f"test loss {test_loss:.4f}, {seconds:.1f} s"
     )
-    _write_outputs(args, choice, model, optimizer, history, test_accuracy, test_loss, seconds)
+    _write_outputs(
+        args, choice, model, optimizer, history, test_accuracy, test_loss, seconds, cluster
+    )
     return 0
 
 
@@ -189,6 +264,7 @@ def _write_outputs(
     test_accuracy: float,
     test_loss: float,
     seconds: float,
+    cluster: dict[str, Any] | None,
 ) -> None:
     from . import __version__
     from .checkpoint import save
@@ -214,6 +290,8 @@ def _write_outputs(
         "seed": args.seed,
         "xpnn_version": __version__,
     }
+    if cluster is not None:
+        metrics["cluster"] = cluster
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     # The model, its structure and the optimizer's state: xpnn.load(path)
     # rebuilds it on any backend, and load_optimizer resumes training.

@@ -1,0 +1,310 @@
+"""fit and evaluate on Dask arrays, on a dask.distributed cluster.
+
+The dask nox session installs distributed (the dask backend file requires
+it); elsewhere the module is skipped. One local cluster of two worker
+processes serves the whole module and is closed at its end.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array", reason="needs Dask")
+distributed = pytest.importorskip("distributed", reason="needs dask.distributed")
+
+import array_api_compat.dask.array as dxp  # noqa: E402
+import array_api_compat.numpy as npx  # noqa: E402
+
+from xpnn import Linear, Sequential, _dask  # noqa: E402
+from xpnn.layers.activations import Tanh  # noqa: E402
+from xpnn.losses import CrossEntropyLoss  # noqa: E402
+from xpnn.optim import SGD, Adam  # noqa: E402
+from xpnn.training import evaluate, fit  # noqa: E402
+
+pytestmark = [
+    # A worker process that is shut down while it still talks to the
+    # scheduler can leave a socket for the garbage collector; distributed
+    # closes it, but Python reports it as it goes.
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+]
+
+ROWS, FEATURES, CLASSES = 200, 6, 3
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        memory_limit="1GiB",
+    )
+    client = distributed.Client(cluster, set_as_default=True)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def _host_data(rows=ROWS, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, FEATURES))
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64) + (x[:, 2] > 1)
+    return x, y
+
+
+def _run(xp, data, validation, *, optimizer=Adam, epochs=3, **options):
+    where = {"xp": xp, "device": "cpu", "dtype": xp.float64}
+    model = Sequential(
+        Linear(FEATURES, 16, seed=1, **where), Tanh(), Linear(16, CLASSES, seed=2, **where)
+    )
+    opt = optimizer(model, lr=0.01) if optimizer is Adam else optimizer(model, lr=0.1, momentum=0.9)
+    history = fit(
+        model,
+        CrossEntropyLoss(),
+        opt,
+        *data,
+        epochs=epochs,
+        batch_size=40,
+        seed=7,
+        validation_data=validation,
+        progress=False,
+        **options,
+    )
+    return model, opt, history
+
+
+def _chunked(host, rows_per_chunk):
+    return tuple(da.from_array(a, chunks=(rows_per_chunk, *a.shape[1:])) for a in host)
+
+
+def _assert_same_run(ours, reference):
+    np.testing.assert_allclose(ours.loss, reference.loss, rtol=1e-9)
+    np.testing.assert_allclose(ours.val_loss, reference.val_loss, rtol=1e-9)
+    assert ours.accuracy == reference.accuracy
+    assert ours.val_accuracy == reference.val_accuracy
+
+
+@pytest.mark.parametrize("optimizer", [SGD, Adam], ids=["sgd-momentum", "adam"])
+def test_one_chunk_trains_as_numpy_does(client, optimizer):
+    """One chunk is one block: the plain shuffle of every backend."""
+    train, validation = _host_data(), _host_data(60, seed=1)
+    _, _, reference = _run(npx, train, validation, optimizer=optimizer)
+    _, _, ours = _run(dxp, _chunked(train, ROWS), _chunked(validation, 60), optimizer=optimizer)
+    _assert_same_run(ours, reference)
+
+
+@pytest.mark.parametrize(("block", "interleave"), [(50, 1), (40, 3)])
+def test_blocks_train_as_numpy_does_with_the_same_blocks(client, block, interleave):
+    train, validation = _host_data(), _host_data(60, seed=1)
+    _, _, reference = _run(npx, train, validation, block_rows=block, interleave=interleave)
+    _, _, ours = _run(dxp, _chunked(train, block), _chunked(validation, 25), interleave=interleave)
+    _assert_same_run(ours, reference)
+
+
+def test_state_is_persisted_on_the_cluster(client):
+    model, optimizer, _ = _run(dxp, _chunked(_host_data(), 50), None, epochs=1)
+    arrays = {f"param {n}": p for n, p in model.named_parameters()}
+    arrays.update((f"grad {n}", g) for n, g in model.named_gradients())
+    for name, entry in optimizer.state_dict()["state"].items():
+        arrays.update((f"{b} {name}", entry[b]) for b in ("exp_avg", "exp_avg_sq"))
+    for name, array in arrays.items():
+        # A persisted array's graph is its own chunks, held by futures on
+        # the workers: nothing of earlier steps is left to recompute.
+        graph = dict(array.__dask_graph__())
+        assert len(graph) == array.npartitions == 1, name
+        futures = distributed.futures_of(array)
+        assert len(futures) == 1, name
+        assert futures[0].status == "finished", name
+    assert not client.run_on_scheduler(_erred_tasks)
+
+
+def _erred_tasks(dask_scheduler):
+    return [key for key, task in dask_scheduler.tasks.items() if task.state == "erred"]
+
+
+def test_sums_are_read_back_once_per_epoch(client, monkeypatch):
+    gets = []
+    real_get = distributed.Client.get
+
+    def counting_get(self, *args, **kwargs):
+        gets.append(1)
+        return real_get(self, *args, **kwargs)
+
+    monkeypatch.setattr(distributed.Client, "get", counting_get)
+    _run(dxp, _chunked(_host_data(), 50), _chunked(_host_data(60, seed=1), 30), epochs=2)
+    # Per epoch: the training sums once, the validation sums once.
+    assert len(gets) == 4
+
+
+def test_interleaved_batches_span_the_blocks(client):
+    x, y = _chunked(_host_data(), 50)
+    model = Sequential(Linear(FEATURES, CLASSES, seed=0, xp=dxp, dtype=dxp.float64))
+    from xpnn.training import _epoch_plan
+
+    windows = _epoch_plan(np.random.default_rng(0), ROWS, 50, 2, 16, True)
+    steps = _dask.Steps(model, SGD(model, lr=0.1))
+    batches = list(steps.batches(x, y, windows, 16))
+    assert len(batches) == -(-ROWS // 16)
+    # Full batches take 8 rows from each of two blocks: two chunks, whose
+    # gradient contributions the cluster sums.
+    assert [xb.chunks[0] for xb, _ in batches[:3]] == [(8, 8)] * 3
+    order = np.concatenate([w.indices() for w in windows])
+    got = np.concatenate([xb.compute() for xb, _ in batches])
+    np.testing.assert_array_equal(got, _host_data()[0][order])
+
+
+def test_lazily_generated_data_trains(client):
+    """Blocks are generated where they are read; the loss still falls."""
+    chunk = 500
+
+    def block(seed_block, block_info=None):
+        (start, _), _ = block_info[None]["array-location"]
+        rng = np.random.default_rng(start)
+        return rng.standard_normal((chunk, FEATURES))
+
+    x = da.map_blocks(
+        block,
+        da.zeros((4 * chunk, FEATURES), chunks=(chunk, FEATURES)),
+        dtype=np.float64,
+    )
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64)
+    model = Sequential(Linear(FEATURES, 2, seed=0, xp=dxp, dtype=dxp.float64))
+    history = fit(
+        model,
+        CrossEntropyLoss(),
+        SGD(model, lr=0.5),
+        x,
+        y,
+        epochs=2,
+        batch_size=250,
+        interleave=2,
+        progress=False,
+    )
+    assert history.loss[1] < history.loss[0]
+    assert history.accuracy[1] > 0.9
+    loss, accuracy = evaluate(model, CrossEntropyLoss(), x, y)
+    assert accuracy > 0.9
+    assert loss < history.loss[0]
+
+
+def test_joining_a_running_cluster(client):
+    address = client.scheduler.address
+    with _dask.cluster(address) as joined:
+        assert joined.scheduler.address == address
+        _, _, history = _run(dxp, _chunked(_host_data(), 100), None, epochs=1)
+        assert np.isfinite(history.loss[0])
+    assert joined.status == "closed"
+    assert client.status == "running"
+
+
+def test_importing_xpnn_training_imports_no_dask():
+    code = (
+        "import sys, xpnn, xpnn.training, xpnn.cli; "
+        "print(','.join(m for m in ('dask', 'distributed') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == ""
+
+
+def _xpnn(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "xpnn", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+
+
+def test_cli_trains_on_a_local_cluster_as_numpy_does(tmp_path):
+    common = ["--epochs", "2", "--batch-size", "128", "--dtype", "float64", "--no-progress"]
+    ours = _xpnn(
+        "train", "--backend", "dask", "--workers", "1", *common, "--output", str(tmp_path / "dask")
+    )
+    assert ours.returncode == 0, ours.stderr
+    assert "on a local Dask cluster at tcp://127.0.0.1:" in ours.stdout
+    theirs = _xpnn("train", *common, "--output", str(tmp_path / "numpy"))
+    assert theirs.returncode == 0, theirs.stderr
+    dask_metrics = json.loads((tmp_path / "dask" / "metrics.json").read_text())
+    numpy_metrics = json.loads((tmp_path / "numpy" / "metrics.json").read_text())
+    assert dask_metrics["cluster"]["workers"] == 1
+    assert dask_metrics["cluster"]["scheduler"].startswith("tcp://127.0.0.1:")
+    np.testing.assert_allclose(dask_metrics["train_loss"], numpy_metrics["train_loss"], rtol=1e-9)
+    assert dask_metrics["test_accuracy"] == numpy_metrics["test_accuracy"]
+    assert (tmp_path / "dask" / "model.safetensors").exists()
+
+
+def test_cli_joins_a_running_cluster(client, tmp_path):
+    result = _xpnn(
+        "train",
+        "--backend",
+        "dask",
+        "--scheduler",
+        client.scheduler.address,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "256",
+        "--no-progress",
+        "--output",
+        str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["cluster"] == {
+        "scheduler": client.scheduler.address,
+        "workers": 2,
+        "threads": 2,
+    }
+    # The run's own client left; the cluster stays for its other users.
+    assert len(client.scheduler_info()["workers"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scheduler", "tcp://127.0.0.1:8786", "--workers", "2"], "leave them out"),
+        (
+            ["--scheduler", "tcp://127.0.0.1:9"],
+            "cannot reach the Dask scheduler at tcp://127.0.0.1:9",
+        ),
+    ],
+)
+def test_cli_cluster_errors(args, message, tmp_path):
+    import os
+
+    # Refused connections are retried until this timeout: keep it short.
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
+    result = _xpnn("train", "--backend", "dask", *args, "--output", str(tmp_path), env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+
+
+def test_cli_says_how_to_install_distributed(monkeypatch, capsys, tmp_path):
+    import importlib.util
+
+    from xpnn import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "distributed" else real(name, *a),
+    )
+    assert cli.main(["train", "--backend", "dask", "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "distributed is not installed" in err
+    assert "pip install 'xpnn[dask]'" in err
