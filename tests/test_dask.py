@@ -235,6 +235,7 @@ for _function in (
     binary_cross_entropy_with_logits,
 ):
     lazy_xp_function(_function)
+del _function
 
 
 @pytest.fixture
