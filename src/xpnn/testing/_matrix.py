@@ -26,9 +26,12 @@ from typing import Any
 __all__ = [
     "BackendSpec",
     "DeviceSpec",
+    "NotInstalled",
+    "NotPresent",
     "Unavailable",
     "default_directory",
     "host_has_nvidia_gpu",
+    "install_hint",
     "load_matrix",
     "resolve",
 ]
@@ -70,6 +73,14 @@ class BackendSpec:
 
 class Unavailable(Exception):
     """A backend is not installed, or one of its devices is not present."""
+
+
+class NotInstalled(Unavailable):
+    """A backend's library cannot be imported."""
+
+
+class NotPresent(Unavailable):
+    """A backend is installed but one of its devices cannot be used."""
 
 
 def default_directory() -> Path:
@@ -138,7 +149,7 @@ def _modules(backend: BackendSpec) -> dict[str, Any]:
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            raise Unavailable(
+            raise NotInstalled(
                 f"{backend.name} is not installed ({exc}); install it with "
                 f"pip install {' '.join(backend.requirements) or module}"
             ) from None
@@ -157,15 +168,17 @@ def resolve(backend: BackendSpec, device: DeviceSpec) -> tuple[Any, Any]:
 
     Raises
     ------
-    Unavailable
-        With a one-line reason, if the library is missing or the device is
-        not present.
+    NotInstalled
+        With a one-line reason and the ``pip install`` line, if the library
+        cannot be imported.
+    NotPresent
+        With a one-line reason, if the device cannot be used.
     """
     names = _modules(backend)
     where = f"{backend.name}-{device.name}"
     try:
         if device.probe is not None and not eval(device.probe, names):
-            raise Unavailable(f"{where}: not present ({device.probe} is false)")
+            raise NotPresent(f"{where}: not present ({device.probe} is false)")
         found = eval(device.device, names)
         xp = importlib.import_module(backend.namespace)
         # Some libraries import fine and fail at the first array (CuPy
@@ -175,8 +188,22 @@ def resolve(backend: BackendSpec, device: DeviceSpec) -> tuple[Any, Any]:
         raise
     except Exception as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise Unavailable(f"{where}: not present ({type(exc).__name__}: {message})") from None
+        raise NotPresent(f"{where}: not present ({type(exc).__name__}: {message})") from None
     return xp, found
+
+
+def install_hint(backend: BackendSpec, device: DeviceSpec) -> str:
+    """Say what a device needs, for the message of a device that is missing."""
+    where = f"{backend.name}-{device.name}"
+    requirements = [*backend.requirements, *device.requirements]
+    install = f"pip install {' '.join(requirements)}" if requirements else ""
+    if device.gpu:
+        found = "" if host_has_nvidia_gpu() else " (none found on this machine)"
+        build = f": {install}" if install else ""
+        return f"{where} needs an NVIDIA GPU{found} and a build of {backend.name} for it{build}"
+    if device.requirements:
+        return f"{where} needs {install}"
+    return f"{where} needs what its probe checks: {device.probe or device.device}"
 
 
 def _main(argv: list[str]) -> int:
