@@ -308,3 +308,21 @@ def test_cli_says_how_to_install_distributed(monkeypatch, capsys, tmp_path):
     err = capsys.readouterr().err
     assert "distributed is not installed" in err
     assert "pip install 'xpnn[dask]'" in err
+
+
+def test_docs_page_example_runs_and_matches_numpy(tmp_path):
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "distributed.md"
+    blocks = page.read_text(encoding="utf-8").split("```python\n")[1:]
+    script = tmp_path / "example.py"
+    # A file, not python -c: the page's worker processes re-import it.
+    script.write_text("\n".join(block.split("```", 1)[0] for block in blocks))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = dict(line.split(" loss ", 1) for line in done.stdout.splitlines() if " loss " in line)
+    assert lines["dask"] == lines["numpy"]
+    first, last = json.loads(lines["dask"])
+    assert last < first
