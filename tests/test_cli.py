@@ -102,6 +102,7 @@ def test_train_on_a_strict_fake_device(tmp_path):
         (["train", "--epochs", "0"], "expected a positive integer, got 0"),
         (["train", "--lr", "-1"], "expected a positive number, got -1.0"),
         (["train", "--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
+        (["train", "--workers", "2"], "--workers need --backend dask, got --backend numpy"),
         (["check", "--backend", "nope"], "unknown backend 'nope'"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],

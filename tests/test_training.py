@@ -152,3 +152,63 @@ def test_progress_bar_shows_on_request_and_stays_off_when_not_a_terminal(capsys)
     # Under pytest standard error is not a terminal: no bar by default.
     fit(model, CrossEntropyLoss(), SGD(model, lr=0.1), x, y, epochs=2)
     assert capsys.readouterr().err == ""
+
+
+def test_one_block_is_the_plain_shuffle():
+    from xpnn.training import _epoch_plan
+
+    (window,) = _epoch_plan(np.random.default_rng(3), 50, 50, 1, 8, True)
+    np.testing.assert_array_equal(window.indices(), np.random.default_rng(3).permutation(50))
+
+
+@pytest.mark.parametrize(("block", "interleave"), [(7, 1), (7, 3), (10, 2), (64, 4)])
+def test_block_plan_is_a_permutation_dealt_from_its_blocks(block, interleave):
+    from xpnn.training import _epoch_plan
+
+    windows = _epoch_plan(np.random.default_rng(0), 50, block, interleave, 8, True)
+    order = np.concatenate([w.indices() for w in windows])
+    assert sorted(order) == list(range(50))
+    share = -(-8 // interleave)
+    for window in windows:
+        assert len(window.starts) <= interleave
+        for slot, start in enumerate(window.starts):
+            rows = window.indices()[window.slots == slot] if window.slots is not None else None
+            if rows is None:
+                rows = window.indices()
+            # Each block's rows stay within it, in its own shuffled order.
+            np.testing.assert_array_equal(rows, window.orders[slot] + start)
+        if window.slots is not None:
+            # Dealt in rounds: a block gives at most `share` rows before the next one.
+            runs = np.diff(np.flatnonzero(np.diff(window.slots) != 0))
+            assert runs.size == 0 or runs.max() <= share
+
+
+def test_blocks_change_the_order_and_reproduce_it():
+    def losses(**options):
+        model = Sequential(Linear(6, 16, seed=1), Tanh(), Linear(16, 3, seed=2))
+        x, y = _data(np, "cpu", np.float64)
+        optimizer = SGD(model, lr=0.1)
+        return fit(
+            model, CrossEntropyLoss(), optimizer, x, y, epochs=3, batch_size=16, **options
+        ).loss
+
+    blocks = losses(block_rows=24, interleave=2)
+    assert losses(block_rows=24, interleave=2) == blocks
+    assert losses() != blocks
+    # One block of all rows is the plain shuffle.
+    assert losses(block_rows=96) == losses()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"block_rows": 0}, "block_rows must be a positive int or None, got 0"),
+        ({"interleave": 0}, "interleave must be a positive int, got 0"),
+        ({"interleave": 1.5}, "interleave must be a positive int, got 1.5"),
+    ],
+)
+def test_bad_block_options(options, message):
+    model = Sequential(Linear(6, 3, seed=0))
+    x, y = _data(np, "cpu", np.float64)
+    with pytest.raises(ValueError, match=message):
+        fit(model, CrossEntropyLoss(), SGD(model, lr=0.1), x, y, epochs=1, **options)
