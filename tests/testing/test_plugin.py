@@ -40,71 +40,14 @@ filterwarnings =
     ignore:.*Failed to initialize NumPy.*:UserWarning
 """
 
-LIBRARY = '''
-"""A downstream library: softplus, written once against the array API."""
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "testing-plugin.md"
 
-from array_api_compat import array_namespace
-
-
-def softplus(x):
-    """log(1 + exp(x)), without overflow for large x."""
-    xp = array_namespace(x)
-    return xp.maximum(x, xp.zeros_like(x)) + xp.log1p(xp.exp(-xp.abs(x)))
-
-
-def softplus_backward(dy, x):
-    """The vector-Jacobian product of softplus: dy * sigmoid(x)."""
-    xp = array_namespace(dy, x)
-    return (dy / (1 + xp.exp(-x)),)
-'''
-
-LIBRARY_TESTS = """
+# Beyond the docs page's example: what assert_close catches.
+CATCHES = """
 import numpy as np
 import pytest
 
-from softplus_lib import softplus, softplus_backward
-from xpnn.testing import (
-    assert_close,
-    check_against_autograd,
-    check_gradients,
-    random_array,
-    to_numpy,
-)
-
-
-def test_values(xp, device, real_dtype):
-    x = random_array(xp, (4, 3), dtype=real_dtype, device=device, seed=0)
-    reference = np.logaddexp(to_numpy(x).astype(np.float64), 0.0)
-    assert_close(softplus(x), reference, xp=xp, device=device, dtype=real_dtype)
-
-
-def test_gradients(xp, device, real_dtype):
-    x = random_array(xp, (4, 3), dtype=real_dtype, device=device, seed=1)
-    check_gradients(softplus, softplus_backward, [x])
-
-
-def test_against_autograd(xp, device, real_dtype):
-    pytest.importorskip("torch")
-    x = random_array(xp, (4, 3), dtype=real_dtype, device=device, seed=2)
-    check_against_autograd(softplus, softplus_backward, [x])
-
-
-def test_dtype_comes_from_the_device(xp, device, dtype):
-    assert xp.ones(2, dtype=dtype, device=device).dtype == dtype
-
-
-@pytest.mark.skip_xp_backends("dask", "jax", reason="lazy or immutable arrays: no in-place writes")
-def test_writes_in_place(xp, device):
-    x = xp.zeros(3, device=device)
-    x[0] = 1.0
-    assert_close(x, xp.asarray([1.0, 0.0, 0.0], device=device))
-
-
-@pytest.mark.xfail_xp_backends(
-    "array_api_strict", devices=["device1"], reason="fails there on purpose"
-)
-def test_xfail_on_one_device(xp_case):
-    assert xp_case.id != "array_api_strict-device1"
+from xpnn.testing import assert_close, to_numpy
 
 
 def test_assert_close_catches_what_numpy_testing_lets_through():
@@ -127,10 +70,6 @@ def test_assert_close_catches_what_numpy_testing_lets_through():
     with pytest.raises(AssertionError, match="namespace differs: actual torch, expected numpy"):
         assert_close(tensor, double)
 """
-
-# Per backend-device pair: values, gradients and autograd in two dtypes,
-# four dtypes, the skip marker and the xfail marker.
-TESTS_PER_CASE = 2 + 2 + 2 + 4 + 1 + 1
 
 FAKE_NUMPY = """
 name = "numpy"
@@ -172,13 +111,34 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+def docs_files() -> dict[str, str]:
+    """The files of the docs page's example: code blocks whose first line is ``# <path>``."""
+    files = {}
+    for block in re.findall(r"```(?:python|toml)\n(.*?)```", DOCS.read_text(), flags=re.DOTALL):
+        first, _, rest = block.partition("\n")
+        if re.fullmatch(r"# [\w/.]+", first):
+            files[first[2:]] = rest
+    return files
+
+
 def downstream(pytester: pytest.Pytester) -> None:
-    pytester.makeini(INI + "pythonpath = src\n")
-    package = pytester.path / "src" / "softplus_lib"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text(LIBRARY)
-    pytester.mkdir("tests")
-    (pytester.path / "tests" / "test_softplus.py").write_text(LIBRARY_TESTS)
+    """The docs page's example project, and one more test file."""
+    for name, text in docs_files().items():
+        path = pytester.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    (pytester.path / "tests" / "test_assert_close.py").write_text(CATCHES)
+
+
+# Run settings that this suite's own ini would give.
+STRICT_RUN = (
+    "-p",
+    "no:cacheprovider",
+    "-W",
+    "error",
+    "-W",
+    "ignore:.*Failed to initialize NumPy.*:UserWarning",
+)
 
 
 def fake_matrix(pytester: pytest.Pytester, *extra: str) -> None:
@@ -209,17 +169,28 @@ CASE_IDS = [f"{b.name}-{d.name}" for b in SHIPPED.values() for d in b.devices]
 # -- the downstream library on every installed backend ------------------------
 
 
+def test_the_docs_example_project_has_its_files() -> None:
+    assert set(docs_files()) == {
+        "pyproject.toml",
+        "src/softplus_lib/__init__.py",
+        "tests/test_softplus.py",
+    }
+    assert '"-p", "xpnn.testing.plugin"' in docs_files()["pyproject.toml"]
+
+
 def test_downstream_library_on_every_installed_backend(pytester: pytest.Pytester) -> None:
+    """The docs page's example, turned on by its pyproject's addopts, on every pair."""
     downstream(pytester)
-    result = pytester.runpytest_subprocess("-p", PLUGIN, "-v", "-rsx")
+    result = pytester.runpytest_subprocess(*STRICT_RUN, "-v", "-rsx")
     counts = result.parseoutcomes()
     assert "failed" not in counts, result.stdout.str()
     assert "errors" not in counts, result.stdout.str()
     by_case = outcomes(result)
     assert set(by_case) == set(CASE_IDS)
     ran = []
+    per_case = {len(tests) for tests in by_case.values()}
+    assert len(per_case) == 1, by_case
     for case, tests in by_case.items():
-        assert len(tests) == TESTS_PER_CASE, (case, tests)
         if set(tests.values()) == {"SKIPPED"}:
             # Not installed or not present: each skip says why.
             backend = case.split("-")[0]
@@ -237,7 +208,7 @@ def test_downstream_library_on_every_installed_backend(pytester: pytest.Pytester
     # numpy and array_api_strict are test requirements; torch is the oracle.
     assert {"numpy-cpu", "array_api_strict-CPU_DEVICE", "torch-cpu"} <= set(ran)
     result.stdout.fnmatch_lines(["*::test_assert_close_catches_what_numpy_* PASSED*"])
-    result.stdout.fnmatch_lines(["*lazy or immutable arrays: no in-place writes*"])
+    result.stdout.fnmatch_lines(["*lazy or immutable: no in-place writes*"])
     # The no_float64 device has no float64: the inspection API says so.
     no_float64 = by_case["array_api_strict-no_float64"]
     assert no_float64["test_values[float64-array_api_strict-no_float64]"] == "SKIPPED"
