@@ -286,10 +286,15 @@ def _selection(config: pytest.Config, known: dict[str, BackendSpec]) -> _Selecti
     offered = {d.name for spec in candidates for d in spec.devices}
     unknown = [name for name in devices or [] if name not in offered]
     if unknown:
-        scope = f"backends {', '.join(backends)}" if backends is not None else "the matrix"
+        if backends is None:
+            scope = "the matrix has"
+        elif len(backends) == 1:
+            scope = f"backend {backends[0]} has"
+        else:
+            scope = f"backends {', '.join(backends)} have"
         raise pytest.UsageError(
             f"{devices_from}: unknown device {', '.join(map(repr, unknown))}; "
-            f"{scope} {'has' if backends is None else 'have'} {', '.join(sorted(offered))}"
+            f"{scope} {', '.join(sorted(offered))}"
         )
     return _Selection(backends, backends_from, devices, devices_from)
 
