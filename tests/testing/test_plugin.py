@@ -255,6 +255,24 @@ def test_off_by_default_there_is_no_xp_fixture_and_no_marker(pytester: pytest.Py
     helped.stdout.fnmatch_lines(["*--xp-backend=NAME*", "*--xp-device=NAME*", "*xpnn_plugin*"])
 
 
+def test_off_by_default_no_array_library_is_imported(pytester: pytest.Pytester) -> None:
+    """The entry point loads the module in every run: off, it must cost no array library."""
+    pytester.makeini(INI)
+    pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_report_header(config):
+            heavy = ("torch", "jax", "dask", "cupy", "array_api_strict")
+            return [f"imported: {sorted(m for m in heavy if m in sys.modules)}"]
+        """
+    )
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["imported: []"])
+
+
 def test_a_project_fixture_still_wins_when_the_plugin_is_on(pytester: pytest.Pytester) -> None:
     fake_matrix(pytester)
     pytester.makeconftest(
