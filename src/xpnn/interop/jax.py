@@ -39,49 +39,17 @@ imported.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from .._compat import Array, library_of
 from ..layers import Dropout, Module
+from ._binding import bound as _bound
+from ._binding import modules as _modules
 
 __all__ = ["as_function"]
 
 #: ``f(params, x) -> y``, the function :func:`as_function` returns.
 ModelFunction = Callable[[dict[str, Array], Array], Array]
-
-
-def _modules(model: Module) -> Iterator[Module]:
-    yield model
-    for child in model.children():
-        yield from _modules(child)
-
-
-@contextmanager
-def _bound(model: Module, params: dict[str, Array]) -> Iterator[None]:
-    """Run a block with ``params`` in the model and no gradients accumulated.
-
-    Everything a module holds is put back on exit, not only the parameters:
-    layers remember the arrays they last checked, and those are tracers
-    here.
-    """
-    saved = [
-        (module, dict(vars(module)), dict(module.params), dict(module.grads))
-        for module in _modules(model)
-    ]
-    try:
-        for name, owner, local in model.parameter_slots():
-            owner.params[local] = params[name]
-            owner.grads[local] = None
-        yield
-    finally:
-        for module, attributes, module_params, module_grads in saved:
-            vars(module).clear()
-            vars(module).update(attributes)
-            module.params.clear()
-            module.params.update(module_params)
-            module.grads.clear()
-            module.grads.update(module_grads)
 
 
 def _check_model(model: Module) -> None:
