@@ -33,33 +33,44 @@ What it cannot do:
 - The function follows the structure the model has when it is traced for an
   input shape; build a new one after adding or replacing layers.
 
-JAX is imported when :func:`as_function` is called, never when xpnn is
-imported.
+Training steps under ``jax.jit``
+--------------------------------
+:func:`train_step` compiles a whole training step, the layers' forward and
+backward passes, the loss and an xpnn optimizer's update, into one XLA
+computation: ``step(params, state, x, y) -> (params, state, loss)``, with
+the parameters and the optimizer's state as explicit arguments (see
+:class:`xpnn.interop.step.TrainStep`).
+
+JAX is imported when :func:`as_function` or :func:`train_step` is called,
+never when xpnn is imported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from .._compat import Array, library_of
 from ..layers import Dropout, Module
+from ..optim._base import Optimizer
 from ._binding import bound as _bound
 from ._binding import modules as _modules
+from .step import Loss, Params, State, StepFunction, TrainStep, check_traceable
 
-__all__ = ["as_function"]
+__all__ = ["TrainStep", "as_function", "train_step"]
 
 #: ``f(params, x) -> y``, the function :func:`as_function` returns.
 ModelFunction = Callable[[dict[str, Array], Array], Array]
 
 
-def _check_model(model: Module) -> None:
+def _check_model(model: Module, who: str = "as_function") -> None:
     if not isinstance(model, Module):
-        raise TypeError(f"as_function takes an xpnn Module, got {type(model).__name__}")
+        raise TypeError(f"{who} takes an xpnn Module, got {type(model).__name__}")
     for name, value in model.named_parameters():
         library = library_of(value)
         if library != "jax":
             raise TypeError(
-                f"as_function needs a model whose parameters are JAX arrays; parameter "
+                f"{who} needs a model whose parameters are JAX arrays; parameter "
                 f"{name!r} is a {library or type(value).__module__} array. Move the model "
                 "first: model.to(jax.numpy)"
             )
@@ -71,7 +82,7 @@ def _check_model(model: Module) -> None:
             # gradients under each name, and two diverging updates.
             raise ValueError(
                 f"parameters {first!r} and {name!r} are one array (a layer used twice); "
-                "as_function needs every parameter once: use a separate layer for each use"
+                f"{who} needs every parameter once: use a separate layer for each use"
             )
 
 
@@ -218,3 +229,86 @@ def as_function(model: Module) -> tuple[ModelFunction, dict[str, Array]]:
 
     f.__doc__ = f"``f(params, x) -> y`` for {type(model).__name__}, from xpnn.interop.jax."
     return f, dict(model.named_parameters())
+
+
+def train_step(
+    model: Module, loss_fn: Loss, optimizer: Optimizer, *, jit: bool = True
+) -> TrainStep:
+    """Return a training step of ``model`` compiled by ``jax.jit``.
+
+    Parameters
+    ----------
+    model : Module
+        A model whose parameters are JAX arrays (``model.to(jax.numpy)``),
+        each used once, with no :class:`~xpnn.Dropout` in training mode.
+    loss_fn : callable
+        ``loss_fn(prediction, target) -> (value, grad)``, such as
+        :class:`xpnn.CrossEntropyLoss`.
+    optimizer : xpnn.optim.Optimizer
+        An xpnn optimizer of ``model`` (SGD, Adam, AdamW). It may hold state
+        already (eager steps, a loaded checkpoint): :meth:`TrainStep.init`
+        starts from it.
+    jit : bool, default True
+        Compile the step; ``False`` runs the same pure step eagerly (to
+        debug it, or to compare).
+
+    Returns
+    -------
+    TrainStep
+        ``step(params, state, x, y) -> (params, state, loss)`` for ``x`` of
+        shape ``(batch, ..., in_features)`` and targets ``y``; ``loss`` is a
+        0-d array. Start from ``params, state = step.init()`` and put the
+        result back with ``step.write_back(params, state)``.
+
+    Raises
+    ------
+    TypeError
+        If a parameter is not a JAX array, or ``optimizer`` is not an xpnn
+        optimizer of ``model``.
+    ValueError
+        If the model uses one layer twice. Raised by the step if the model
+        has a Dropout layer in training mode (its masks come from a host
+        generator: a compiled step would keep the first one).
+
+    Notes
+    -----
+    JAX traces the step twice: once for the first update, when the
+    optimizer's buffers do not exist yet, and once for the others. It traces
+    again for a new batch shape (a last, smaller batch) and whenever a
+    hyper-parameter such as ``optimizer.lr`` changes, since those are
+    Python numbers that the trace keeps as constants.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> import numpy as np
+    >>> import xpnn
+    >>> from xpnn.interop.jax import train_step
+    >>> model = xpnn.Sequential(xpnn.Linear(4, 8, seed=0), xpnn.ReLU(), xpnn.Linear(8, 3, seed=1))
+    >>> model.to(jnp, dtype="float32")  # doctest: +ELLIPSIS
+    Sequential(...)
+    >>> step = train_step(model, xpnn.CrossEntropyLoss(), xpnn.optim.Adam(model, lr=1e-2))
+    >>> params, state = step.init()
+    >>> x, y = jnp.ones((16, 4), dtype=jnp.float32), jnp.zeros(16, dtype=jnp.int32)
+    >>> for _ in range(3):
+    ...     params, state, loss = step(params, state, x, y)
+    >>> step.write_back(params, state)
+    >>> loss.shape, model[0].weight is params["0.weight"]
+    ((), True)
+    """
+    import jax
+
+    _check_model(model, "train_step")
+
+    def compile(function: StepFunction) -> StepFunction:
+        compiled = jax.jit(function) if jit else function
+
+        def step(params: Params, state: State, x: Array, y: Array) -> tuple[Params, State, Any]:
+            # Checked at every call, outside the trace: eval() and train()
+            # may switch Dropout between calls without a retrace.
+            check_traceable(model, "jax.jit")
+            return compiled(params, state, x, y)
+
+        return step
+
+    return TrainStep(model, loss_fn, optimizer, compile=compile)

@@ -158,7 +158,12 @@ class Adam(Optimizer):
         exp_avg_sq = scale_add(exp_avg_sq, beta2, (1 - beta2) * _by_parts(xp, _square, grad))
         entry["exp_avg"], entry["exp_avg_sq"] = exp_avg, exp_avg_sq
         step_size = lr / (1 - beta1**step)
-        correction2_sqrt = math.sqrt(1 - beta2**step)
+        correction2 = 1 - beta2**step
+        # The count is a Python int in eager steps, a 0-d array in a traced
+        # step (xpnn.interop's TrainStep), which math.sqrt would concretize.
+        correction2_sqrt = (
+            math.sqrt(correction2) if isinstance(correction2, float) else correction2**0.5
+        )
 
         def direction(m: Array, v: Array) -> Array:
             return m / (xp.sqrt(v) / correction2_sqrt + eps)

@@ -1,0 +1,318 @@
+"""A training step as a pure function of explicit parameters and optimizer state.
+
+Tracing compilers (``jax.jit``, ``torch.compile``) see what flows through a
+function's arguments and results. An xpnn training step, as ``xpnn.fit``
+runs it, keeps its state on the side instead: parameters and gradients in
+the model's dictionaries, buffers and step counts in the optimizer. A
+:class:`TrainStep` turns that step into ``step(params, state, x, y) ->
+(params, state, loss)``: the parameters and the optimizer's state go in
+and come out as dictionaries of arrays, and every call binds them into the
+model and the optimizer for its length only, so the same layer, loss and
+optimizer code runs, unchanged, under a tracer.
+
+The state is ``{parameter name: {"step": count, <buffer>: array or None}}``,
+the optimizer's own per-parameter state, with the step count a 0-d array
+of the parameter's real floating dtype rather than a Python int: a traced
+step then takes the count as an input instead of compiling it in as a
+constant, and Adam's bias corrections are computed in the parameter's
+precision. Buffers are ``None`` until a parameter's first update, as in
+the optimizer; the first call therefore has another structure than the
+next ones, and compilers trace the step twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from .._compat import Array, DType, Namespace, array_namespace, device, dtype_name
+from ..layers import Dropout, Module
+from ..optim._base import Optimizer
+from ._binding import bound, modules
+
+__all__ = ["Params", "State", "StepFunction", "TrainStep", "check_traceable", "restored"]
+
+#: Parameters by name, as ``dict(model.named_parameters())``.
+Params = dict[str, Array]
+#: Optimizer state by parameter name: ``{"step": count, <buffer>: array or None}``.
+State = dict[str, dict[str, Any]]
+#: ``step(params, state, x, y) -> (params, state, loss)``.
+StepFunction = Callable[[Params, State, Array, Array], tuple[Params, State, Array]]
+#: ``loss(prediction, target) -> (value, grad)``, as :mod:`xpnn.losses` objects.
+Loss = Callable[[Array, Array], tuple[Array, Array]]
+
+
+def _attributes(obj: object) -> dict[str, Any]:
+    """Return the instance attributes of ``obj``, slots included."""
+    found = dict(getattr(obj, "__dict__", {}))
+    for cls in type(obj).__mro__:
+        slots = getattr(cls, "__slots__", ())
+        for slot in (slots,) if isinstance(slots, str) else slots:
+            if slot not in ("__dict__", "__weakref__") and hasattr(obj, slot):
+                found[slot] = getattr(obj, slot)
+    return found
+
+
+@contextmanager
+def restored(*objects: object) -> Iterator[None]:
+    """Put every attribute of ``objects`` back as it was when the block ends.
+
+    Losses and optimizers remember arrays between calls (the checked kinds
+    of their inputs, cached scalars); under a tracer those are stand-ins,
+    which must not outlive the trace. Attributes are restored by reference:
+    the block must replace, not mutate, containers it changes.
+    """
+    saved = [(obj, _attributes(obj)) for obj in objects]
+    try:
+        yield
+    finally:
+        for obj, attributes in saved:
+            for name in set(_attributes(obj)) - set(attributes):
+                delattr(obj, name)
+            for name, value in attributes.items():
+                setattr(obj, name, value)
+
+
+def check_traceable(model: Module, why: str) -> None:
+    """Refuse Dropout in training mode, whose host-drawn masks a trace would freeze.
+
+    ``why`` names what would trace the step, for the message (``"jax.jit"``).
+    """
+    for module in modules(model):
+        if isinstance(module, Dropout) and module.training and module.p > 0.0:
+            raise ValueError(
+                f"the model has Dropout(p={module.p}) in training mode, which {why} cannot run: "
+                "its masks are drawn by a host random generator, and a traced step would keep "
+                "the first mask for every step. Remove the Dropout, set p=0, or train eagerly "
+                "(xpnn.fit)"
+            )
+
+
+class TrainStep:
+    """A training step of an xpnn model as a pure function of its state.
+
+    ``step(params, state, x, y) -> (params, state, loss)`` runs what one step
+    of ``xpnn.fit`` runs: ``model.forward(x)``, ``loss_fn(prediction, y)``,
+    the model's backward pass and ``optimizer.step()``, with the parameters
+    and the optimizer's state taken from the arguments and returned, and
+    leaves the model and the optimizer as they were. The layers, the loss
+    and the optimizer are xpnn's own, unchanged.
+
+    Parameters
+    ----------
+    model : Module
+        The model, every parameter used once (no layer appears twice).
+    loss_fn : callable
+        ``loss_fn(prediction, target) -> (value, grad)``, such as
+        :class:`xpnn.CrossEntropyLoss`.
+    optimizer : xpnn.optim.Optimizer
+        An optimizer of ``model`` (``optimizer.model is model``). Its
+        hyper-parameters are read at every call; changing one (``lr``)
+        retraces a compiled step.
+    compile : callable, optional
+        Applied to the whole pure step, ``compile(f) -> f``, such as
+        ``jax.jit``, which traces the binding of the arguments into the
+        model too. None runs the step as it is.
+    compile_body : callable, optional
+        Applied to the step's body alone, ``body(x, y) -> loss``, which
+        runs on the model and the optimizer once the arguments are bound
+        into them: for compilers that must not see the binding, such as
+        ``torch.compile`` (its graph breaks cannot resume inside the
+        binding's context managers).
+
+    Attributes
+    ----------
+    function : callable
+        The pure step, compiled by ``compile`` if given.
+    body : callable
+        ``body(x, y) -> loss``, compiled by ``compile_body`` if given.
+
+    Notes
+    -----
+    Obtain the first ``params, state`` from :meth:`init`, thread them
+    through the calls, and put the last ones back with :meth:`write_back`
+    (to save a checkpoint, or go on with ``xpnn.fit``). Arrays that a
+    library lets xpnn's optimizers update in place (PyTorch, NumPy) are
+    updated in place by the step: the returned dictionaries then hold the
+    arrays that were passed in.
+    """
+
+    def __init__(
+        self,
+        model: Module,
+        loss_fn: Loss,
+        optimizer: Optimizer,
+        *,
+        compile: Callable[[StepFunction], StepFunction] | None = None,
+        compile_body: Callable[[Callable[[Array, Array], Array]], Callable[[Array, Array], Array]]
+        | None = None,
+    ) -> None:
+        if not isinstance(model, Module):
+            raise TypeError(f"model must be an xpnn Module, got {type(model).__name__}")
+        if not callable(loss_fn):
+            raise TypeError(
+                f"loss_fn must be callable as loss_fn(prediction, target) -> (value, grad), "
+                f"such as xpnn.CrossEntropyLoss(); got {type(loss_fn).__name__}"
+            )
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(
+                f"optimizer must be an xpnn optimizer (xpnn.optim.SGD, Adam, AdamW), got "
+                f"{type(optimizer).__name__}"
+            )
+        if optimizer.model is not model:
+            raise ValueError(
+                "optimizer must optimise this model (optimizer.model is model); it holds "
+                "another one"
+            )
+        seen: dict[tuple[int, str], str] = {}
+        for name, owner, local in model.parameter_slots():
+            first = seen.setdefault((id(owner), local), name)
+            if first != name:
+                raise ValueError(
+                    f"parameters {first!r} and {name!r} are one array (a layer used twice); a "
+                    "step with explicit parameters needs each once: use a separate layer for "
+                    "each use"
+                )
+        self.model = model
+        self.loss_fn = loss_fn
+        self.optimizer = optimizer
+        self.names = tuple(seen.values())
+        self.body: Callable[[Array, Array], Array] = (
+            self.eager_body if compile_body is None else compile_body(self.eager_body)
+        )
+        self.function: StepFunction = self.pure if compile is None else compile(self.pure)
+
+    def __call__(
+        self, params: Params, state: State, x: Array, y: Array
+    ) -> tuple[Params, State, Array]:
+        """Run one step; return the new parameters, the new state and the loss.
+
+        Parameters
+        ----------
+        params : dict of str to array
+            Every parameter of the model, by name, as :meth:`init` gives.
+        state : dict of str to dict
+            The optimizer's state, as :meth:`init` gives.
+        x : array of shape (batch, ..., in_features)
+            Inputs.
+        y : array
+            Targets, as ``loss_fn`` takes them.
+
+        Returns
+        -------
+        params : dict of str to array
+            The updated parameters, same names, shapes and dtypes.
+        state : dict of str to dict
+            The updated state.
+        loss : array of shape ()
+            The loss of this batch before the update.
+        """
+        return self.function(params, state, x, y)
+
+    def pure(self, params: Params, state: State, x: Array, y: Array) -> tuple[Params, State, Array]:
+        """Run one step (what :attr:`function` compiles when ``compile`` is given)."""
+        return self.run_with(self.body, params, state, x, y)
+
+    def run_with(
+        self,
+        body: Callable[[Array, Array], Any],
+        params: Params,
+        state: State,
+        x: Array,
+        y: Array,
+    ) -> tuple[Params, State, Any]:
+        """Bind ``params`` and ``state``, call ``body(x, y)``, and read them back.
+
+        :meth:`pure` with another body: ``body`` runs with the model and the
+        optimizer holding the arguments, and what it returns is returned in
+        place of the loss (``torch._dynamo.explain`` of :attr:`body`, for
+        one).
+        """
+        _check_params(params, self.names)
+        model, optimizer = self.model, self.optimizer
+        with bound(model, params), restored(optimizer, self.loss_fn):
+            # New containers, not the optimizer's own: restored() puts the
+            # originals back by reference.
+            optimizer._state = {name: dict(entry) for name, entry in state.items()}
+            optimizer._checked = {}
+            optimizer._scalars = {}
+            result = body(x, y)
+            new_params = dict(model.named_parameters())
+            new_state = {name: dict(entry) for name, entry in optimizer._state.items()}
+        return new_params, new_state, result
+
+    def eager_body(self, x: Array, y: Array) -> Array:
+        """One step of the bound model and optimizer: forward, loss, backward, update."""
+        prediction, backward = self.model.forward(x)
+        loss, dprediction = self.loss_fn(prediction, y)
+        backward(dprediction)
+        self.optimizer.step()
+        return loss
+
+    def init(self) -> tuple[Params, State]:
+        """Return the model's parameters and the optimizer's state, to start from.
+
+        Returns
+        -------
+        params : dict of str to array
+            ``dict(model.named_parameters())``: the model's own arrays.
+        state : dict of str to dict
+            For every parameter, ``{"step": count, <buffer>: array or None}``
+            from the optimizer (after a loaded checkpoint or eager steps) or
+            fresh; counts are 0-d arrays of the parameter's real dtype.
+        """
+        params = dict(self.model.named_parameters())
+        buffers = self.optimizer._buffer_names
+        state: State = {}
+        for name, value in params.items():
+            entry = self.optimizer._state.get(name)
+            xp = array_namespace(**{f"parameter {name!r}": value})
+            count = 0 if entry is None else int(entry["step"])
+            state[name] = {
+                "step": xp.asarray(
+                    float(count), dtype=_real(xp, value.dtype), device=device(value)
+                ),
+                **{b: None if entry is None else entry[b] for b in buffers},
+            }
+        return params, state
+
+    def write_back(self, params: Params, state: State) -> None:
+        """Put ``params`` into the model and ``state`` into the optimizer.
+
+        Step counts become Python ints again (read from the device once),
+        so that ``optimizer.state_dict()`` and :func:`xpnn.save` see the
+        optimizer as eager steps leave it.
+        """
+        _check_params(params, self.names)
+        for name in self.names:
+            self.model.set_parameter(name, params[name])
+        self.optimizer._state = {
+            name: {**entry, "step": int(entry["step"])} for name, entry in state.items()
+        }
+        self.optimizer._checked.clear()
+        self.optimizer._scalars.clear()
+
+
+def _real(xp: Namespace, dtype: DType) -> DType:
+    """Return the real floating dtype of ``dtype``'s precision."""
+    if not xp.isdtype(dtype, "complex floating"):
+        return dtype
+    name = {"complex64": "float32", "complex128": "float64"}[dtype_name(xp, dtype)]
+    return xp.__array_namespace_info__().dtypes()[name]
+
+
+def _check_params(params: Mapping[str, Array], names: tuple[str, ...]) -> None:
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            f"params must be a dict of parameter name to array, as TrainStep.init() returns, "
+            f"got {type(params).__name__}"
+        )
+    if set(params) != set(names):
+        missing = [name for name in names if name not in params]
+        unexpected = sorted(str(name) for name in params if name not in names)
+        raise ValueError(
+            f"params must have one entry per parameter of the model ({', '.join(names)}); "
+            f"missing: {', '.join(missing) or 'none'}; unexpected: "
+            f"{', '.join(unexpected) or 'none'}"
+        )
