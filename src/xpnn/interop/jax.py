@@ -275,8 +275,10 @@ def train_step(
     JAX traces the step twice: once for the first update, when the
     optimizer's buffers do not exist yet, and once for the others. It traces
     again for a new batch shape (a last, smaller batch) and whenever a
-    hyper-parameter such as ``optimizer.lr`` changes, since those are
-    Python numbers that the trace keeps as constants.
+    hyper-parameter such as ``optimizer.lr`` changes: those are Python
+    numbers, which the trace keeps as constants, so they key the trace. The
+    model's structure and its layers' settings (``negative_slope``, ...)
+    are read when the step is traced: build a new step after changing them.
 
     Examples
     --------
@@ -301,14 +303,22 @@ def train_step(
     _check_model(model, "train_step")
 
     def compile(function: StepFunction) -> StepFunction:
-        compiled = jax.jit(function) if jit else function
+        def keyed(
+            params: Params, state: State, x: Array, y: Array, settings: object
+        ) -> tuple[Params, State, Any]:
+            return function(params, state, x, y)
+
+        # The hyper-parameters as a static argument: a new learning rate is a
+        # new trace, not the old one's constant.
+        compiled = jax.jit(keyed, static_argnums=4) if jit else keyed
 
         def step(params: Params, state: State, x: Array, y: Array) -> tuple[Params, State, Any]:
             # Checked at every call, outside the trace: eval() and train()
             # may switch Dropout between calls without a retrace.
             check_traceable(model, "jax.jit")
-            return compiled(params, state, x, y)
+            return compiled(params, state, x, y, made.settings())
 
         return step
 
-    return TrainStep(model, loss_fn, optimizer, compile=compile)
+    made = TrainStep(model, loss_fn, optimizer, compile=compile)
+    return made

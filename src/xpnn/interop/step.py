@@ -250,6 +250,16 @@ class TrainStep:
         self.optimizer.step()
         return loss
 
+    def settings(self) -> tuple[tuple[str, Any], ...]:
+        """Return the optimizer's hyper-parameters as a hashable key.
+
+        They are Python numbers, which a trace keeps as constants: a
+        compiled step must be traced again when they change (a learning
+        rate schedule), and compilers that cannot see the change themselves
+        (``jax.jit``) take this key as a static argument.
+        """
+        return tuple(sorted(self.optimizer.hyperparameters.items()))
+
     def init(self) -> tuple[Params, State]:
         """Return the model's parameters and the optimizer's state, to start from.
 
