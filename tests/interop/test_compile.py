@@ -38,6 +38,7 @@ from xpnn import (
 from xpnn.interop.step import TrainStep
 from xpnn.optim import SGD, Adam, AdamW
 from xpnn.testing import assert_close, to_numpy
+from xpnn.testing.plugin import selected_cases
 
 OPTIMIZERS: dict[str, Callable[[Module], Any]] = {
     "sgd-momentum-dampening": lambda m: SGD(m, lr=0.1, momentum=0.9, dampening=0.2),
@@ -51,6 +52,21 @@ LOSSES: dict[str, Callable[[], Any]] = {
     "bce": xpnn.BCEWithLogitsLoss,
 }
 FEATURES, CLASSES = 6, 3
+
+
+def require_backend(config: pytest.Config, name: str) -> None:
+    """Run a framework's tests in the runs that select its backend (all, by default).
+
+    They do not depend on the backend under test, and the torch.compile ones
+    are slow: the matrix's sessions for other backends skip them.
+    """
+    if not any(spec.name == name for spec, _ in selected_cases(config)):
+        pytest.skip(f"this run does not select the {name} backend (--xp-backend)")
+
+
+@pytest.fixture
+def numpy_selected(request: pytest.FixtureRequest) -> None:
+    require_backend(request.config, "numpy")
 
 
 def every_activation(dropout: float = 0.0) -> Sequential:
@@ -126,6 +142,7 @@ def compare_states(optimizer: Any, oracle: Any, dtype: str) -> None:
 # -- a pure step on any backend, uncompiled ----------------------------------------
 
 
+@pytest.mark.usefixtures("numpy_selected")
 def test_pure_step_on_numpy_is_the_eager_step() -> None:
     data = on(np, "float64", batches("cross-entropy"))
     model, oracle = every_activation(), every_activation()
@@ -152,6 +169,7 @@ def test_pure_step_on_numpy_is_the_eager_step() -> None:
     compare_states(optimizer, oracle_optimizer, "float64")
 
 
+@pytest.mark.usefixtures("numpy_selected")
 def test_step_refuses_what_it_cannot_run() -> None:
     model = every_activation()
     with pytest.raises(ValueError, match="optimizer.model is model"):
@@ -175,7 +193,8 @@ def test_step_refuses_what_it_cannot_run() -> None:
 
 
 @pytest.fixture(scope="module")
-def jnp() -> Any:
+def jnp(request: pytest.FixtureRequest) -> Any:
+    require_backend(request.config, "jax")
     pytest.importorskip("jax")
     import jax.numpy
 
@@ -343,7 +362,8 @@ def test_jit_step_refuses_dropout_in_training_and_numpy_parameters(jnp: Any) -> 
 
 
 @pytest.fixture(scope="module")
-def torch() -> Any:
+def torch(request: pytest.FixtureRequest) -> Any:
+    require_backend(request.config, "torch")
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)  # the test machines are shared
     yield torch
