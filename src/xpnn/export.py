@@ -44,6 +44,7 @@ from ._compat import Array, array_namespace, dtype_name
 from .interop._binding import bound, modules
 from .interop._transfer import to_numpy
 from .layers import Dropout, Linear, Module
+from .layers._config import LAYERS
 from .layers.activations import _Activation
 
 if TYPE_CHECKING:
@@ -285,18 +286,25 @@ def _trace(
                     schema["input_schema"].pop(name, None)
                 entry.value = json.dumps(schema)
     out_dims = graph.output[0].type.tensor_type.shape.dim
-    if shape and shape[0] == BATCH and len(out_dims) and not out_dims[0].HasField("dim_value"):
+    own = all(type(module) in LAYERS.values() for module in modules(model))
+    if own and shape and shape[0] == BATCH and out_dims and not out_dims[0].HasField("dim_value"):
         # Every xpnn layer keeps the leading axes, so the output's first
-        # axis is the input's; ndonnx does not carry the name through.
+        # axis is the input's; ndonnx does not carry the name through. A
+        # layer of the user's may not keep it: its output keeps "?".
         out_dims[0].dim_param = BATCH
     from . import __version__
 
     proto.producer_name = "xpnn"
     proto.producer_version = __version__
     proto.doc_string = repr(model)
-    with contextlib.suppress(TypeError, ValueError):
+    try:
+        config = json.dumps(model.config())
+    except (TypeError, ValueError):
+        # A layer of the user's whose settings are not JSON: no record.
+        config = None
+    if config is not None:
         entry = proto.metadata_props.add()
-        entry.key, entry.value = "xpnn.config", json.dumps(model.config())
+        entry.key, entry.value = "xpnn.config", config
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:
