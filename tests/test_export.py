@@ -38,15 +38,6 @@ from xpnn import (  # noqa: E402
 from xpnn.export import BATCH, ExportError, export_checkpoint, to_onnx  # noqa: E402
 from xpnn.optim import SGD, Adam  # noqa: E402
 from xpnn.testing import assert_close  # noqa: E402
-from xpnn.testing.plugin import selected_cases  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _numpy_selected(request: pytest.FixtureRequest) -> None:
-    """Export is checked against NumPy: run in the runs that select it (all, by default)."""
-    if not any(spec.name == "numpy" for spec, _ in selected_cases(request.config)):
-        pytest.skip("this run does not select the numpy backend (--xp-backend)")
-
 
 DTYPES = ("float32", "float64")
 BATCHES = (1, 7, 256)

@@ -398,22 +398,19 @@ def to_onnx(
 
     Examples
     --------
-    With the ``onnx`` extra installed (``tests/test_export.py`` runs the
-    same):
-
     >>> import tempfile, pathlib
     >>> import numpy as np
-    >>> import onnxruntime  # doctest: +SKIP
+    >>> import onnxruntime
     >>> from xpnn import Linear, ReLU, Sequential
     >>> from xpnn.export import to_onnx
     >>> model = Sequential(Linear(4, 8, seed=0), ReLU(), Linear(8, 3, seed=1))
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "mlp.onnx"
-    >>> proto = to_onnx(model, path, dtype="float32")  # doctest: +SKIP
-    >>> [i.name for i in proto.graph.initializer]  # doctest: +SKIP
+    >>> proto = to_onnx(model, path, dtype="float32")
+    >>> [i.name for i in proto.graph.initializer]
     ['0.weight', '0.bias', '2.weight', '2.bias']
-    >>> session = onnxruntime.InferenceSession(path)  # doctest: +SKIP
+    >>> session = onnxruntime.InferenceSession(path)
     >>> x = np.ones((5, 4), dtype=np.float32)
-    >>> session.run(None, {"input": x})[0].shape  # doctest: +SKIP
+    >>> session.run(None, {"input": x})[0].shape
     (5, 3)
     """
     model = _check_model(model)
