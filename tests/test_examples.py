@@ -25,6 +25,7 @@ PAGES = {
     "interop-torch.md": "loss",
     "interop-jax.md": "loss after 100 steps",
     "interop-sklearn.md": "loss after 2 more epochs",
+    "export.md": "onnxruntime and xpnn agree on",
 }
 # Libraries a page needs beyond the test environment's own (numpy, torch,
 # array_api_strict, scikit-learn).
