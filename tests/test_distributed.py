@@ -26,13 +26,6 @@ from xpnn.losses import CrossEntropyLoss  # noqa: E402
 from xpnn.optim import SGD, Adam  # noqa: E402
 from xpnn.training import evaluate, fit  # noqa: E402
 
-pytestmark = [
-    # A worker process that is shut down while it still talks to the
-    # scheduler can leave a socket for the garbage collector; distributed
-    # closes it, but Python reports it as it goes.
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-]
-
 ROWS, FEATURES, CLASSES = 200, 6, 3
 
 
@@ -43,7 +36,9 @@ def client():
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        # No fixed port: the HTTP server's default, 8787, may be taken.
+        dashboard_address="127.0.0.1:0",
+        scheduler_kwargs={"dashboard": False},
         memory_limit="1GiB",
     )
     client = distributed.Client(cluster, set_as_default=True)
@@ -151,8 +146,8 @@ def test_interleaved_batches_span_the_blocks(client):
     from xpnn.training import _epoch_plan
 
     windows = _epoch_plan(np.random.default_rng(0), ROWS, 50, 2, 16, True)
-    steps = _dask.Steps(model, SGD(model, lr=0.1))
-    batches = list(steps.batches(x, y, windows, 16))
+    steps = _dask.Steps(model, SGD(model, lr=0.1), x, y)
+    batches = list(steps.batches(windows, 16))
     assert len(batches) == -(-ROWS // 16)
     # Full batches take 8 rows from each of two blocks: two chunks, whose
     # gradient contributions the cluster sums.
@@ -326,3 +321,25 @@ def test_docs_page_example_runs_and_matches_numpy(tmp_path):
     assert lines["dask"] == lines["numpy"]
     first, last = json.loads(lines["dask"])
     assert last < first
+
+
+def _scheduler_tasks(client):
+    import gc
+
+    gc.collect()  # futures are released when their arrays are collected
+    return client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+
+
+def test_the_scheduler_does_not_keep_every_step(client, monkeypatch):
+    """A persisted state remembers the steps that made it, unless started afresh."""
+    monkeypatch.setattr(_dask, "REBASE", 3)  # afresh every 3 steps, and after each epoch
+    train, validation = _host_data(), _host_data(60, seed=1)
+    kept, runs = [], []
+    for epochs in (1, 4):
+        runs.append(_run(dxp, _chunked(train, 50), _chunked(validation, 30), epochs=epochs))
+        kept.append(_scheduler_tasks(client))
+    # Fifteen more steps of some 60 tasks each, and nothing more kept.
+    assert kept[1] <= kept[0] + 30, kept
+    # Starting afresh changes no value.
+    _, _, reference = _run(npx, train, validation, epochs=4, block_rows=50)
+    _assert_same_run(runs[1][2], reference)

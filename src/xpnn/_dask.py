@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import operator
 import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -46,15 +47,18 @@ from .layers import Module
 if TYPE_CHECKING:
     from .training import _Window
 
-__all__ = ["AHEAD", "Steps", "cluster", "compute", "persist", "row_chunk"]
+__all__ = ["AHEAD", "REBASE", "Steps", "cluster", "compute", "persist", "row_chunk"]
 
 # Dask is typed in part only, and type checks run without it installed:
 # reach it as Any.
 dask: Any = importlib.import_module("dask")
+importlib.import_module("dask.core")
 da: Any = importlib.import_module("dask.array")
 
 #: Steps the host may submit before the oldest unfinished one completes.
 AHEAD = 4
+#: Steps between two fresh starts of the state (see ``Steps._rebase``).
+REBASE = 256
 
 
 def row_chunk(x: Array) -> int:
@@ -103,6 +107,125 @@ def _runs(window: _Window, lo: int, hi: int) -> Iterator[tuple[int, int, int]]:
         yield int(slots[begin]), int(positions[begin]), int(positions[end - 1]) + 1
 
 
+class _Source:
+    """The training data as one task graph, drawn once per run, and blocks cut from it.
+
+    A block's task runs the block's part of that graph itself, on its worker,
+    with Dask's synchronous scheduler: the distributed scheduler sees one
+    task per block, with no task of the user's arrays in it. Two things
+    follow. Blocks of different windows, in flight together, never submit
+    the same task of the user's arrays twice; Dask's graph optimization can
+    give such a task another definition under the same name, which the
+    distributed scheduler does not survive. And what the scheduler keeps of
+    a block's history is the block, not the tasks that made its rows.
+    """
+
+    def __init__(self, x: Array, y: Array) -> None:
+        x, y = _one_chunk_across(x), _one_chunk_across(y)
+        graph = {**dict(x.__dask_graph__()), **dict(y.__dask_graph__())}
+        future_type = getattr(sys.modules.get("distributed"), "Future", ())
+        # Persisted chunks appear as futures: they become the block task's
+        # dependencies, and their values enter its graph on the worker.
+        self.futures = {k: v for k, v in graph.items() if isinstance(v, future_type)}
+        self.graph = {k: v for k, v in graph.items() if k not in self.futures}
+        self.x, self.y = _RowChunks(x), _RowChunks(y)
+
+    def block(self, start: int, order: np.ndarray) -> tuple[Array, Array]:
+        """Return rows ``start + order`` of x and of y, one chunk each."""
+        stop = start + order.shape[0]
+        x_keys, x_offset = self.x.covering(start, stop)
+        y_keys, y_offset = self.y.covering(start, stop)
+        graph, external = _cull(self.graph, [*x_keys, *y_keys])
+        token = dask.base.tokenize(x_keys, y_keys, x_offset, y_offset, order)
+        pair = f"xpnn-rows-{token}"
+        task = (
+            _pair,
+            _Graph(graph, x_keys, y_keys, [k for k in external if k in self.futures]),
+            x_offset,
+            y_offset,
+            order,
+            *(self.futures[k] for k in external if k in self.futures),
+        )
+        blocks = []
+        for side, chunks in enumerate((self.x, self.y)):
+            name = f"xpnn-block-{side}-{token}"
+            key = (name,) + (0,) * (1 + len(chunks.tail))
+            blocks.append(
+                da.Array(
+                    {pair: task, key: (operator.getitem, pair, side)},
+                    name,
+                    chunks=((order.shape[0],), *chunks.tail),
+                    meta=chunks.meta,
+                )
+            )
+        return blocks[0], blocks[1]
+
+
+def _one_chunk_across(array: Array) -> Array:
+    if any(len(chunks) > 1 for chunks in array.chunks[1:]):
+        # One chunk across the other axes, so that a chunk of rows is one key.
+        array = array.rechunk({axis: -1 for axis in range(1, array.ndim)})
+    return array
+
+
+class _RowChunks:
+    """The keys of an array's chunks of rows, and where each begins."""
+
+    def __init__(self, array: Array) -> None:
+        self.keys = [key if array.ndim == 1 else key[0] for key in array.__dask_keys__()]
+        self.bounds = np.cumsum([0, *array.chunks[0]])
+        self.tail = tuple((size,) for size in array.shape[1:])
+        self.meta = array._meta
+
+    def covering(self, start: int, stop: int) -> tuple[list[Any], int]:
+        """Return the keys of the chunks that hold rows ``start:stop``, and ``start``'s offset."""
+        first = int(np.searchsorted(self.bounds, start, side="right")) - 1
+        last = int(np.searchsorted(self.bounds, stop - 1, side="right")) - 1
+        return self.keys[first : last + 1], start - int(self.bounds[first])
+
+
+class _Graph:
+    """A task graph carried as an argument, which Dask passes on untouched."""
+
+    __slots__ = ("external", "graph", "x_keys", "y_keys")
+
+    def __init__(
+        self, graph: dict[Any, Any], x_keys: list[Any], y_keys: list[Any], external: list[Any]
+    ) -> None:
+        self.graph, self.x_keys, self.y_keys, self.external = graph, x_keys, y_keys, external
+
+
+def _cull(graph: dict[Any, Any], keys: list[Any]) -> tuple[dict[Any, Any], list[Any]]:
+    """Return the part of ``graph`` that ``keys`` need, and the needed keys it lacks."""
+    culled: dict[Any, Any] = {}
+    external: list[Any] = []
+    todo = list(keys)
+    while todo:
+        key = todo.pop()
+        if key in culled or key in external:
+            continue
+        if key not in graph:
+            external.append(key)
+            continue
+        culled[key] = graph[key]
+        todo.extend(dask.core.get_dependencies(graph, key))
+    return culled, external
+
+
+def _pair(
+    part: _Graph, x_offset: int, y_offset: int, order: np.ndarray, *external: Any
+) -> tuple[Any, Any]:
+    graph = {**part.graph, **dict(zip(part.external, external, strict=True))}
+    chunks = dask.get(graph, [*part.x_keys, *part.y_keys])
+    xs, ys = chunks[: len(part.x_keys)], chunks[len(part.x_keys) :]
+    return _rows(xs, x_offset, order), _rows(ys, y_offset, order)
+
+
+def _rows(chunks: Sequence[Any], offset: int, order: np.ndarray) -> Any:
+    rows = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+    return rows[offset : offset + order.shape[0]][order]
+
+
 class Steps:
     """Batches and per-step persistence for one :func:`~xpnn.training.fit` run.
 
@@ -115,17 +238,18 @@ class Steps:
         Its buffers are persisted too when it is an xpnn optimizer (it has
         ``_buffers`` and ``_replace_buffers``, as :meth:`xpnn.Module.to`
         uses); other optimizers' state is left as they keep it.
+    x, y : Dask arrays
+        The training data.
     """
 
-    def __init__(self, model: Module, optimizer: object) -> None:
+    def __init__(self, model: Module, optimizer: object, x: Array, y: Array) -> None:
         self.model = model
         self.optimizer = optimizer
+        self._source = _Source(x, y)
         self._pending: deque[Array] = deque()
-        self._state: list[Array] = []
+        self._steps = 0
 
-    def batches(
-        self, x: Array, y: Array, windows: Sequence[_Window], batch_size: int
-    ) -> Iterator[tuple[Array, Array]]:
+    def batches(self, windows: Sequence[_Window], batch_size: int) -> Iterator[tuple[Array, Array]]:
         """Yield the epoch's batches, persisting each window one window ahead."""
         offsets = np.cumsum([0, *(window.rows for window in windows)])
         live: dict[int, list[tuple[Array, Array]]] = {}
@@ -137,7 +261,7 @@ class Steps:
                 del live[done]
             for w in range(first, min(last + 2, len(windows))):
                 if w not in live:
-                    live[w] = self._persist_window(x, y, windows[w])
+                    live[w] = self._persist_window(windows[w])
             xs, ys = [], []
             for w in range(first, last + 1):
                 lo, hi = max(begin, offsets[w]) - offsets[w], min(end, offsets[w + 1]) - offsets[w]
@@ -147,14 +271,38 @@ class Steps:
                     ys.append(block_y[start:stop])
             yield _concat(xs), _concat(ys)
 
-    @staticmethod
-    def _persist_window(x: Array, y: Array, window: _Window) -> list[tuple[Array, Array]]:
-        blocks = []
+    def _persist_window(self, window: _Window) -> list[tuple[Array, Array]]:
+        blocks: list[Array] = []
         for start, order in zip(window.starts, window.orders, strict=True):
-            rows = slice(start, start + order.shape[0])
-            blocks += [x[rows][order], y[rows][order]]
-        persisted = dask.persist(*blocks)
+            blocks += self._source.block(start, order)
+        # As built: there is nothing to optimize in a block's two tasks.
+        persisted = dask.persist(*blocks, optimize_graph=False)
         return list(zip(persisted[::2], persisted[1::2], strict=True))
+
+    def _state_arrays(self) -> tuple[list[Any], dict[str, dict[str, Array]], list[Any]]:
+        slots = list(self.model.parameter_slots())
+        buffers: dict[str, dict[str, Array]] = {}
+        if hasattr(self.optimizer, "_buffers") and hasattr(self.optimizer, "_replace_buffers"):
+            buffers = self.optimizer._buffers()
+        arrays: list[Any] = [owner.params[local] for _, owner, local in slots]
+        arrays += [owner.grads.get(local) for _, owner, local in slots]
+        arrays += [buffer for entry in buffers.values() for buffer in entry.values()]
+        return slots, buffers, arrays
+
+    def _store_state(
+        self, slots: list[Any], buffers: dict[str, dict[str, Array]], arrays: Sequence[Any]
+    ) -> None:
+        new = iter(arrays)
+        new_params = [next(new) for _ in slots]
+        new_grads = [next(new) for _ in slots]
+        for (_, owner, local), param, grad in zip(slots, new_params, new_grads, strict=True):
+            owner.params[local] = param
+            if local in owner.grads:
+                owner.grads[local] = grad
+        if buffers:
+            self.optimizer._replace_buffers(  # type: ignore[attr-defined]
+                {name: {key: next(new) for key in entry} for name, entry in buffers.items()}
+            )
 
     def persist(self, *values: Array | None) -> tuple[Array | None, ...]:
         """Persist the model's state with ``values``; return the persisted values.
@@ -162,30 +310,41 @@ class Steps:
         Parameters, gradients, optimizer buffers and ``values`` go in one
         graph, so the step they share is computed once.
         """
-        slots = list(self.model.parameter_slots())
-        buffers: dict[str, dict[str, Array]] = {}
-        if hasattr(self.optimizer, "_buffers") and hasattr(self.optimizer, "_replace_buffers"):
-            buffers = self.optimizer._buffers()
-        arrays: list[Any] = list(values)
-        arrays += [owner.params[local] for _, owner, local in slots]
-        arrays += [owner.grads.get(local) for _, owner, local in slots]
-        arrays += [buffer for entry in buffers.values() for buffer in entry.values()]
-        everything = dask.persist(*arrays)
-        self._state = [a for a in everything[len(values) :] if a is not None]
-        persisted = iter(everything)
-        kept = tuple(next(persisted) for _ in values)
-        new_params = [next(persisted) for _ in slots]
-        new_grads = [next(persisted) for _ in slots]
-        for (_, owner, local), param, grad in zip(slots, new_params, new_grads, strict=True):
-            owner.params[local] = param
-            if local in owner.grads:
-                owner.grads[local] = grad
-        if buffers:
-            self.optimizer._replace_buffers(  # type: ignore[attr-defined]
-                {name: {key: next(persisted) for key in entry} for name, entry in buffers.items()}
-            )
+        slots, buffers, arrays = self._state_arrays()
+        everything = dask.persist(*values, *arrays)
+        self._store_state(slots, buffers, everything[len(values) :])
+        kept = tuple(everything[: len(values)])
+        self._steps += 1
+        if self._steps % REBASE == 0:
+            kept = self._rebase(kept)
         self._throttle(kept[0])
         return kept
+
+    def _rebase(self, values: tuple[Array | None, ...], *, read: bool = False) -> tuple[Any, ...]:
+        """Replace the state by copies of it that have no history; the same for ``values``.
+
+        The scheduler keeps the tasks that made a persisted array, to make
+        it again should a worker be lost, and those tasks' own: the state
+        after step n remembers every step before it, some tens of tasks
+        each. Bringing the state to the host and back starts it afresh; it
+        waits for every step submitted so far. ``values`` come along in the
+        same computation: as host values with ``read``, else as new arrays.
+        """
+        if _client() is None:  # the local scheduler keeps no history
+            return compute(*values) if read else values
+        slots, buffers, arrays = self._state_arrays()
+        both: list[Any] = [*values, *arrays]
+        hosts = iter(dask.compute(*(a for a in both if a is not None)))
+        got = [None if a is None else np.asarray(next(hosts)) for a in both]
+        fresh = dask.persist(
+            *(
+                None if a is None else da.from_array(host, chunks=a.chunks, name=False)
+                for a, host in zip(both, got, strict=True)
+            )
+        )
+        self._store_state(slots, buffers, fresh[len(values) :])
+        self._pending.clear()
+        return tuple(got[: len(values)]) if read else tuple(fresh[: len(values)])
 
     def _throttle(self, done_marker: Array | None) -> None:
         client = _client()
@@ -196,20 +355,17 @@ class Steps:
             sys.modules["distributed"].wait(self._pending.popleft())
 
     def read(self, *values: Array | None) -> tuple[Any, ...]:
-        """Compute the epoch's sums, once, and wait for the model's last update.
+        """Compute the epoch's sums and start the model's state afresh, in one computation.
 
         The sums do not depend on the last step's update, which may still
-        run; waiting for it makes the epoch's time cover its work, and an
-        update that failed fail here.
+        run; bringing the state to the host waits for it, so the epoch's
+        time covers its work and a failed update fails here.
         """
-        self._pending.clear()
-        results = compute(*values)
-        if _client() is not None and self._state:
-            distributed = sys.modules["distributed"]
-            distributed.wait(self._state)
-            failed = [f for f in distributed.futures_of(self._state) if f.status == "error"]
-            if failed:
-                failed[0].result()
+        results = self._rebase(values, read=True)
+        if _client() is not None:
+            # Between epochs and after fit the model's state is in memory.
+            state = [array for array in self._state_arrays()[2] if array is not None]
+            sys.modules["distributed"].wait(state)
         return results
 
 
@@ -231,8 +387,8 @@ def cluster(
     ----------
     scheduler : str, optional
         Address of a running scheduler (``tcp://host:8786``). Without it a
-        ``LocalCluster`` starts: worker processes on the loopback interface
-        only, with no dashboard.
+        ``LocalCluster`` starts: worker processes listening on the loopback
+        interface only, with no dashboard.
     workers, threads : int
         Worker processes of the local cluster and threads in each.
     memory_limit : str or int, default "auto"
@@ -256,7 +412,10 @@ def cluster(
             threads_per_worker=threads,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            # The scheduler serves health and metrics over HTTP whatever the
+            # dashboard; a free port, on loopback, never clashes.
+            dashboard_address="127.0.0.1:0",
+            scheduler_kwargs={"dashboard": False},
             memory_limit=memory_limit,
         ) as local,
         Client(local, set_as_default=True) as client,

@@ -342,7 +342,7 @@ def fit(
     if _is_dask(x):
         from . import _dask
 
-        steps = _dask.Steps(model, optimizer)
+        steps = _dask.Steps(model, optimizer, x, y)
         if block_rows is None:
             block_rows = _dask.row_chunk(x)
     blocks = block_rows if block_rows is not None else max(rows, 1)
@@ -355,7 +355,7 @@ def fit(
             start = time.perf_counter()
             windows = _epoch_plan(rng, rows, blocks, interleave, batch_size, shuffle)
             if steps is not None:
-                batches = steps.batches(x, y, windows, batch_size)
+                batches = steps.batches(windows, batch_size)
             else:
                 order = np.concatenate([w.indices() for w in windows]) if windows else np.arange(0)
                 batches = _batches(xp, x, y, order, batch_size)
