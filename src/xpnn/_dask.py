@@ -10,13 +10,15 @@ What a step computes where
 --------------------------
 - Batches are cut from *blocks*: contiguous runs of rows, shuffled in
   order and within themselves by the host plan of ``xpnn.training``. A
-  window of blocks is persisted (gathered into its shuffled order on the
-  worker that reads it) while the window before it trains, and released
-  once its last batch has been submitted. A batch is a concatenation of
-  slices of persisted blocks, so it stays a chunked array whose chunks live
-  where the blocks do: the forward and backward passes run chunk by chunk
-  on those workers, and each parameter's gradient is a reduction over the
-  batch's chunks.
+  block is one task, which runs the block's part of the data's own graph
+  (its chunks, drawn once per run) on its worker and gathers its rows in
+  their shuffled order; see :class:`_Source` for why. A window of blocks is
+  persisted while the window before it trains, and released once its last
+  batch has been submitted. A batch is a concatenation of slices of
+  persisted blocks, so it stays a chunked array whose chunks live where the
+  blocks do: the forward and backward passes run chunk by chunk on those
+  workers, and each parameter's gradient is a reduction over the batch's
+  chunks.
 - After each step the parameters, their gradients, the buffers of xpnn's
   optimizers and the running sums of the epoch's loss and correct
   predictions are persisted together, in one graph: the next step starts
@@ -24,8 +26,14 @@ What a step computes where
   rather than from a graph that reaches back to the first step.
 - Under a distributed client ``persist`` returns at once, so the host
   builds the next step while the cluster computes this one. The host stays
-  at most :data:`AHEAD` steps ahead, which bounds how many blocks are alive.
-- The running sums are read back once per epoch.
+  at most :data:`AHEAD` steps ahead, and a window is persisted only once
+  the steps of the window two before it are done: at most three windows
+  are on the workers at a time.
+- The scheduler remembers how each persisted array was made; every
+  :data:`REBASE` steps, and at the end of each epoch, the state goes to the
+  host and back, so that it does not remember every step.
+- The running sums are read back once per epoch, in the same computation
+  as that end-of-epoch copy of the state.
 """
 
 from __future__ import annotations
@@ -247,20 +255,27 @@ class Steps:
         self.optimizer = optimizer
         self._source = _Source(x, y)
         self._pending: deque[Array] = deque()
+        self._last: Array | None = None
         self._steps = 0
 
     def batches(self, windows: Sequence[_Window], batch_size: int) -> Iterator[tuple[Array, Array]]:
         """Yield the epoch's batches, persisting each window one window ahead."""
         offsets = np.cumsum([0, *(window.rows for window in windows)])
         live: dict[int, list[tuple[Array, Array]]] = {}
+        # The last step that read each window, once the host has moved on.
+        finished: dict[int, Array | None] = {}
         for begin in range(0, int(offsets[-1]), batch_size):
             end = min(begin + batch_size, int(offsets[-1]))
             first = int(np.searchsorted(offsets, begin, side="right")) - 1
             last = int(np.searchsorted(offsets, end - 1, side="right")) - 1
             for done in [w for w in live if w < first]:
                 del live[done]
+                finished[done] = self._last
             for w in range(first, min(last + 2, len(windows))):
                 if w not in live:
+                    # At most three windows on the workers: the one being
+                    # finished, the one in use and the next one.
+                    self._wait(finished.pop(w - 2, None))
                     live[w] = self._persist_window(windows[w])
             xs, ys = [], []
             for w in range(first, last + 1):
@@ -347,12 +362,18 @@ class Steps:
         return tuple(got[: len(values)]) if read else tuple(fresh[: len(values)])
 
     def _throttle(self, done_marker: Array | None) -> None:
-        client = _client()
-        if client is None or done_marker is None:
+        self._last = done_marker
+        if _client() is None or done_marker is None:
             return
         self._pending.append(done_marker)
         if len(self._pending) > AHEAD:
-            sys.modules["distributed"].wait(self._pending.popleft())
+            self._wait(self._pending.popleft())
+
+    @staticmethod
+    def _wait(marker: Array | None) -> None:
+        """Wait for a persisted array (at once without a distributed client)."""
+        if marker is not None and _client() is not None:
+            sys.modules["distributed"].wait(marker)
 
     def read(self, *values: Array | None) -> tuple[Any, ...]:
         """Compute the epoch's sums and start the model's state afresh, in one computation.
