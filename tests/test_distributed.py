@@ -343,3 +343,20 @@ def test_the_scheduler_does_not_keep_every_step(client, monkeypatch):
     # Starting afresh changes no value.
     _, _, reference = _run(npx, train, validation, epochs=4, block_rows=50)
     _assert_same_run(runs[1][2], reference)
+
+
+@pytest.mark.parametrize("persisted", [False, True], ids=["lazy", "persisted"])
+def test_blocks_take_their_rows_across_chunks_and_axes(client, persisted):
+    rng = np.random.default_rng(5)
+    host_x, host_y = rng.standard_normal((30, 4, 3)), rng.integers(0, 5, 30)
+    x = da.from_array(host_x, chunks=(7, 2, 3))  # rows and a middle axis in chunks
+    y = da.from_array(host_y, chunks=11)  # other row chunks than x
+    if persisted:
+        x, y = client.persist([x, y])
+    source = _dask._Source(x, y)
+    order = rng.permutation(12)
+    block_x, block_y = source.block(5, order)  # rows 5..16: three chunks of x, two of y
+    assert block_x.chunks == ((12,), (4,), (3,))
+    got_x, got_y = da.compute(block_x, block_y)
+    np.testing.assert_array_equal(got_x, host_x[5 + order])
+    np.testing.assert_array_equal(got_y, host_y[5 + order])

@@ -135,7 +135,7 @@ class _Source:
         # Persisted chunks appear as futures: they become the block task's
         # dependencies, and their values enter its graph on the worker.
         self.futures = {k: v for k, v in graph.items() if isinstance(v, future_type)}
-        self.graph = {k: v for k, v in graph.items() if k not in self.futures}
+        self.graph = graph
         self.x, self.y = _RowChunks(x), _RowChunks(y)
 
     def block(self, start: int, order: np.ndarray) -> tuple[Array, Array]:
@@ -143,16 +143,16 @@ class _Source:
         stop = start + order.shape[0]
         x_keys, x_offset = self.x.covering(start, stop)
         y_keys, y_offset = self.y.covering(start, stop)
-        graph, external = _cull(self.graph, [*x_keys, *y_keys])
+        graph, external = _cull(self.graph, [*x_keys, *y_keys], self.futures)
         token = dask.base.tokenize(x_keys, y_keys, x_offset, y_offset, order)
         pair = f"xpnn-rows-{token}"
         task = (
             _pair,
-            _Graph(graph, x_keys, y_keys, [k for k in external if k in self.futures]),
+            _Graph(graph, x_keys, y_keys, external),
             x_offset,
             y_offset,
             order,
-            *(self.futures[k] for k in external if k in self.futures),
+            *(self.futures[k] for k in external),
         )
         blocks = []
         for side, chunks in enumerate((self.x, self.y)):
@@ -180,7 +180,8 @@ class _RowChunks:
     """The keys of an array's chunks of rows, and where each begins."""
 
     def __init__(self, array: Array) -> None:
-        self.keys = [key if array.ndim == 1 else key[0] for key in array.__dask_keys__()]
+        # One chunk across the other axes: one key per chunk of rows, in order.
+        self.keys = list(dask.core.flatten(array.__dask_keys__()))
         self.bounds = np.cumsum([0, *array.chunks[0]])
         self.tail = tuple((size,) for size in array.shape[1:])
         self.meta = array._meta
@@ -203,8 +204,10 @@ class _Graph:
         self.graph, self.x_keys, self.y_keys, self.external = graph, x_keys, y_keys, external
 
 
-def _cull(graph: dict[Any, Any], keys: list[Any]) -> tuple[dict[Any, Any], list[Any]]:
-    """Return the part of ``graph`` that ``keys`` need, and the needed keys it lacks."""
+def _cull(
+    graph: dict[Any, Any], keys: list[Any], futures: dict[Any, Any]
+) -> tuple[dict[Any, Any], list[Any]]:
+    """Return the part of ``graph`` that ``keys`` need, and the futures among them."""
     culled: dict[Any, Any] = {}
     external: list[Any] = []
     todo = list(keys)
@@ -212,7 +215,7 @@ def _cull(graph: dict[Any, Any], keys: list[Any]) -> tuple[dict[Any, Any], list[
         key = todo.pop()
         if key in culled or key in external:
             continue
-        if key not in graph:
+        if key in futures:
             external.append(key)
             continue
         culled[key] = graph[key]
