@@ -58,10 +58,16 @@ if TYPE_CHECKING:
 __all__ = ["AHEAD", "REBASE", "Steps", "cluster", "compute", "persist", "row_chunk"]
 
 # Dask is typed in part only, and type checks run without it installed:
-# reach it as Any.
-dask: Any = importlib.import_module("dask")
-importlib.import_module("dask.core")
-da: Any = importlib.import_module("dask.array")
+# reach it as Any. Without Dask the module still imports (documentation and
+# doctest tools import every module); nothing reaches it without Dask arrays.
+dask: Any
+da: Any
+try:
+    dask = importlib.import_module("dask")
+    importlib.import_module("dask.core")
+    da = importlib.import_module("dask.array")
+except ImportError:
+    dask = da = None
 
 #: Steps the host may submit before the oldest unfinished one completes.
 AHEAD = 4
