@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/out_of_core.py [--gib 4] [--workers 2] [--memory-limit 1GiB]
-                                     [--chunk-mib 64] [--batch 65536] [--epochs 1]
+    python benchmarks/out_of_core.py [--gib 8] [--workers 2] [--memory-limit 1GiB]
+                                     [--chunk-mib 64] [--batch 262144] [--epochs 1]
                                      [--interleave N] [--scheduler ADDRESS] [--json FILE]
 
 The data never exists in one place: every chunk of the features is drawn on
@@ -22,7 +22,7 @@ memory report every 0.2 s. It prints, and with ``--json`` writes:
   the tasks the scheduler ran per step;
 - per worker: the peak of its process memory as it reported it, the peak
   resident size of the process (``getrusage``, from the worker itself),
-  bytes it spilled to disk, and whether it was restarted (a worker that
+  the most it held spilled to disk, and whether it was restarted (a worker that
   died of memory comes back under a new process id);
 - the loss and accuracy of each epoch.
 
@@ -111,7 +111,7 @@ class _Sampler(threading.Thread):
 def _task_counter() -> Any:
     from distributed.diagnostics.plugin import SchedulerPlugin
 
-    class TaskCounter(SchedulerPlugin):  # type: ignore[misc]
+    class TaskCounter(SchedulerPlugin):
         """Count the tasks the scheduler saw finish."""
 
         name = "xpnn-task-counter"
@@ -137,12 +137,12 @@ def _tasks_ran(client: Any) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--gib", type=float, default=4.0, help="size of the features (GiB)")
+    parser.add_argument("--gib", type=float, default=8.0, help="size of the features (GiB)")
     parser.add_argument("--features", type=int, default=64)
     parser.add_argument("--chunk-mib", type=float, default=64.0, help="size of a chunk (MiB)")
-    parser.add_argument("--batch", type=int, default=65536, help="rows per step")
+    parser.add_argument("--batch", type=int, default=262144, help="rows per step")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--memory-limit", default="1GiB", help="per local worker")
     parser.add_argument("--interleave", type=int, help="blocks per batch (default: workers)")
