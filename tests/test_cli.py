@@ -168,3 +168,89 @@ def test_check_fails_on_a_wrong_backward(monkeypatch, capsys):
     captured = capsys.readouterr()
     assert "FAIL" in captured.out
     assert "FAIL numpy-cpu float64 relu" in captured.err
+
+
+# -- export ------------------------------------------------------------------------
+
+
+def test_export_of_a_trained_run_predicts_every_test_digit_alike(numpy_run, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("ndonnx")
+    output, _ = numpy_run
+    onnx_path = tmp_path / "digits.onnx"
+    result = run("export", str(output / "model.safetensors"), str(onnx_path))
+    assert result.returncode == 0, result.stderr
+    assert "input (batch, 64) float32 -> output (batch, 10) float32" in result.stdout
+    assert "checked with onnxruntime on 7 random rows" in result.stdout
+    metrics = json.loads((output / "metrics.json").read_text())
+    _, _, x_test, y_test = cli._digits(metrics["seed"])
+    x_test = x_test.astype(np.float32)
+    model = xpnn.load(output / "model.safetensors")
+    model.eval()
+    expected = np.asarray(model(x_test))
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"input": x_test})[0]
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+    # Every one of the test digits gets the same class, at the run's accuracy.
+    assert len(x_test) == 359
+    np.testing.assert_array_equal(np.argmax(logits, axis=1), np.argmax(expected, axis=1))
+    assert np.mean(np.argmax(logits, axis=1) == y_test) == metrics["test_accuracy"]
+
+
+def test_export_with_a_fixed_batch_in_float64(numpy_run, tmp_path, capsys):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("ndonnx")
+    output, _ = numpy_run
+    onnx_path = tmp_path / "fixed.onnx"
+    argv = ["export", str(output / "model.safetensors"), str(onnx_path)]
+    assert cli.main([*argv, "--dtype", "float64", "--batch", "5"]) == 0
+    assert "input (5, 64) float64 -> output (5, 10) float64" in capsys.readouterr().out
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (feed,) = session.get_inputs()
+    assert (feed.shape, feed.type) == ([5, 64], "tensor(double)")
+    x = np.random.default_rng(1).standard_normal((5, 64))
+    model = xpnn.load(output / "model.safetensors", dtype="float64")
+    model.eval()
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], model(x), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda path: path.write_text('{"not": "a checkpoint"}'), "is not a valid safetensors"),
+        (lambda path: None, "No such file or directory"),
+    ],
+)
+def test_export_of_a_bad_checkpoint_gives_one_line_and_writes_nothing(tmp_path, make, message):
+    pytest.importorskip("ndonnx")
+    checkpoint = tmp_path / "model.safetensors"
+    make(checkpoint)
+    result = run("export", str(checkpoint), str(tmp_path / "model.onnx"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("xpnn export: error: cannot export")
+    assert message in lines[0]
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_export_of_dropout_in_a_checkpoint_is_traced_in_eval_mode(tmp_path, capsys):
+    pytest.importorskip("ndonnx")
+    model = xpnn.Sequential(xpnn.Linear(3, 4, seed=0), xpnn.Dropout(0.5), xpnn.Linear(4, 2))
+    xpnn.save(model, tmp_path / "model.safetensors")
+    argv = ["export", str(tmp_path / "model.safetensors"), str(tmp_path / "model.onnx")]
+    assert cli.main(argv) == 0
+    assert "largest difference" in capsys.readouterr().out
+
+
+def test_export_without_ndonnx_says_how_to_install(monkeypatch, tmp_path, capsys):
+    from xpnn import export
+
+    def missing() -> None:
+        raise ImportError('exporting to ONNX needs ndonnx and onnx; pip install "xpnn[onnx]"')
+
+    monkeypatch.setattr(export, "_require", missing)
+    argv = ["export", str(tmp_path / "model.safetensors"), str(tmp_path / "model.onnx")]
+    assert cli.main(argv) == 2
+    assert 'pip install "xpnn[onnx]"' in capsys.readouterr().err
+    assert not (tmp_path / "model.onnx").exists()

@@ -1,4 +1,4 @@
-"""The ``xpnn`` command: ``train``, ``info`` and ``check``.
+"""The ``xpnn`` command: ``train``, ``export``, ``info`` and ``check``.
 
 Bad arguments get one line on standard error that says what is available,
 and exit status 2; no traceback.
@@ -97,6 +97,25 @@ def _parser() -> argparse.ArgumentParser:
         help=f"threads per local worker (default {DASK_THREADS})",
     )
 
+    export = commands.add_parser(
+        "export",
+        help="turn a checkpoint of xpnn train (or xpnn.save) into an ONNX file",
+        description="Load the model of a checkpoint on NumPy, switch it to eval mode, trace "
+        "it through ndonnx and write an ONNX graph; needs pip install 'xpnn[onnx]'.",
+    )
+    export.add_argument("checkpoint", type=Path, help="a .safetensors file written by xpnn")
+    export.add_argument("output", type=Path, help="the .onnx file to write")
+    export.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        help="dtype of the graph's input and parameters (default: the saved one)",
+    )
+    export.add_argument(
+        "--batch",
+        type=_positive_int,
+        help="fix the number of rows (default: any number, a symbolic 'batch' axis)",
+    )
+
     commands.add_parser("info", help="installed backends, their devices and default dtypes")
 
     check = commands.add_parser(
@@ -110,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    handlers = {"train": _train, "info": _info, "check": _check}
+    handlers = {"train": _train, "export": _export, "info": _info, "check": _check}
     try:
         return handlers[args.command](args)
     except SelectionError as exc:
@@ -325,6 +344,90 @@ def _plot(history: Any, path: Path) -> bool:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return True
+
+
+# -- export --------------------------------------------------------------------
+
+# Rows of the check that runs the written graph against the model: an odd
+# count, so a graph that only works for even or fixed batches shows.
+_CHECK_ROWS = 7
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .checkpoint import CheckpointError, load
+
+    try:
+        from .export import ExportError, _first_features, _require, to_onnx
+
+        _require()
+    except ImportError as exc:
+        raise SelectionError(str(exc)) from None
+    try:
+        # What export_checkpoint does, with the model kept for the check below.
+        model = load(args.checkpoint)
+        model.eval()
+        input_shape = None
+        if args.batch is not None:
+            features = _first_features(model)
+            if features is None:
+                raise ExportError(
+                    "--batch needs a model that starts with a Linear, to know the input's "
+                    "width; export other models with xpnn.export.to_onnx(input_shape=...)"
+                )
+            input_shape = (args.batch, features)
+        proto = to_onnx(
+            model,
+            args.output,
+            dtype=args.dtype,
+            input_shape=input_shape,
+            dynamic_batch=args.batch is None,
+        )
+    except (CheckpointError, ExportError, OSError) as exc:
+        raise SelectionError(f"cannot export {args.checkpoint}: {exc}") from None
+    graph = proto.graph
+    print(
+        f"wrote {args.output}: {_describe(graph.input[0])} -> {_describe(graph.output[0])}, "
+        f"{len(graph.initializer)} initializers, {args.output.stat().st_size} bytes"
+    )
+    print(_check_with_onnxruntime(model, args.output))
+    return 0
+
+
+def _describe(value: Any) -> str:
+    import onnx
+
+    tensor = value.type.tensor_type
+    axes = [d.dim_param or str(d.dim_value) for d in tensor.shape.dim]
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+    return f"{value.name} ({', '.join(axes)}) {dtype}"
+
+
+def _check_with_onnxruntime(model: Any, path: Path) -> str:
+    """Run the written graph and the model on the same random rows; describe the difference."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return "not checked: onnxruntime is not installed (pip install 'xpnn[onnx]')"
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = session.get_inputs()[0]
+    shape = tuple(size if isinstance(size, int) else _CHECK_ROWS for size in feed.shape)
+    dtype = "float64" if feed.type == "tensor(double)" else "float32"
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    got = session.run(None, {feed.name: x})[0]
+    expected = np.asarray(model.to(np, dtype=dtype)(x))
+    difference = float(np.max(np.abs(got - expected), initial=0.0))
+    tolerance = (1e-9 if dtype == "float64" else 1e-4) * max(
+        1.0, float(np.max(np.abs(expected), initial=0.0))
+    )
+    if got.shape != expected.shape or not difference <= tolerance:
+        raise SelectionError(
+            f"the written graph disagrees with the model on {shape[0]} random rows: output "
+            f"{got.shape} against {expected.shape}, largest difference {difference:.3g} "
+            f"(tolerance {tolerance:.3g}); please report it"
+        )
+    return (
+        f"checked with onnxruntime on {shape[0]} random rows: largest difference {difference:.1e}"
+    )
 
 
 # -- info ----------------------------------------------------------------------
