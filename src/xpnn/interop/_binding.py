@@ -60,3 +60,28 @@ def bound(model: Module, params: Mapping[str, Array]) -> Iterator[None]:
             module.params.update(module_params)
             module.grads.clear()
             module.grads.update(module_grads)
+
+
+def check_params(
+    params: object, names: tuple[str, ...], *, made_by: str, container: type = Mapping
+) -> None:
+    """Check that ``params`` maps every one of ``names``, and nothing else, to an array.
+
+    ``made_by`` names what returns such parameters, for the message;
+    ``container`` is the type they must have (a plain ``dict`` where JAX
+    must see a pytree).
+    """
+    if not isinstance(params, container):
+        raise TypeError(
+            f"params must be a dict of parameter name to array, as {made_by}, "
+            f"got {type(params).__name__}"
+        )
+    assert isinstance(params, Mapping)
+    if set(params) != set(names):
+        missing = [name for name in names if name not in params]
+        unexpected = sorted(str(name) for name in params if name not in names)
+        raise ValueError(
+            f"params must have one entry per parameter of the model ({', '.join(names)}); "
+            f"missing: {', '.join(missing) or 'none'}; unexpected: "
+            f"{', '.join(unexpected) or 'none'}"
+        )

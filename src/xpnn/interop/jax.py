@@ -54,6 +54,7 @@ from .._compat import Array, library_of
 from ..layers import Dropout, Module
 from ..optim._base import Optimizer
 from ._binding import bound as _bound
+from ._binding import check_params
 from ._binding import modules as _modules
 from .step import Loss, Params, State, StepFunction, TrainStep, check_traceable
 
@@ -94,22 +95,6 @@ def _check_dropout(model: Module) -> None:
                 "run: its mask would be drawn once per trace, and again, differently, when the "
                 "backward rule recomputes the forward pass. Call model.eval() first"
             )
-
-
-def _check_params(params: object, names: tuple[str, ...]) -> None:
-    if not isinstance(params, dict):
-        raise TypeError(
-            f"params must be a dict of parameter name to array, as as_function returned, "
-            f"got {type(params).__name__}"
-        )
-    if set(params) != set(names):
-        missing = [name for name in names if name not in params]
-        unexpected = sorted(str(name) for name in params if name not in names)
-        raise ValueError(
-            f"params must have one entry per parameter of the model ({', '.join(names)}); "
-            f"missing: {', '.join(missing) or 'none'}; unexpected: "
-            f"{', '.join(unexpected) or 'none'}"
-        )
 
 
 def as_function(model: Module) -> tuple[ModelFunction, dict[str, Array]]:
@@ -223,7 +208,7 @@ def as_function(model: Module) -> tuple[ModelFunction, dict[str, Array]]:
     apply.defvjp(apply_forward, apply_backward)
 
     def f(params: dict[str, Array], x: Array) -> Array:
-        _check_params(params, names)
+        check_params(params, names, made_by="as_function returned", container=dict)
         _check_dropout(model)
         return apply(params, x)
 

@@ -22,14 +22,14 @@ next ones, and compilers trace the step twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from .._compat import Array, DType, Namespace, array_namespace, device, dtype_name
 from ..layers import Dropout, Module
 from ..optim._base import Optimizer
-from ._binding import bound, modules
+from ._binding import bound, check_params, modules
 
 __all__ = ["Params", "State", "StepFunction", "TrainStep", "check_traceable", "restored"]
 
@@ -229,7 +229,7 @@ class TrainStep:
         place of the loss (``torch._dynamo.explain`` of :attr:`body`, for
         one).
         """
-        _check_params(params, self.names)
+        check_params(params, self.names, made_by="TrainStep.init() returns")
         model, optimizer = self.model, self.optimizer
         with bound(model, params), restored(optimizer, self.loss_fn):
             # New containers, not the optimizer's own: restored() puts the
@@ -294,7 +294,7 @@ class TrainStep:
         so that ``optimizer.state_dict()`` and :func:`xpnn.save` see the
         optimizer as eager steps leave it.
         """
-        _check_params(params, self.names)
+        check_params(params, self.names, made_by="TrainStep.init() returns")
         for name in self.names:
             self.model.set_parameter(name, params[name])
         self.optimizer._state = {
@@ -310,19 +310,3 @@ def _real(xp: Namespace, dtype: DType) -> DType:
         return dtype
     name = {"complex64": "float32", "complex128": "float64"}[dtype_name(xp, dtype)]
     return xp.__array_namespace_info__().dtypes()[name]
-
-
-def _check_params(params: Mapping[str, Array], names: tuple[str, ...]) -> None:
-    if not isinstance(params, Mapping):
-        raise TypeError(
-            f"params must be a dict of parameter name to array, as TrainStep.init() returns, "
-            f"got {type(params).__name__}"
-        )
-    if set(params) != set(names):
-        missing = [name for name in names if name not in params]
-        unexpected = sorted(str(name) for name in params if name not in names)
-        raise ValueError(
-            f"params must have one entry per parameter of the model ({', '.join(names)}); "
-            f"missing: {', '.join(missing) or 'none'}; unexpected: "
-            f"{', '.join(unexpected) or 'none'}"
-        )
