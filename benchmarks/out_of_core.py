@@ -26,7 +26,8 @@ memory report every 0.2 s. It prints, and with ``--json`` writes:
   died of memory comes back under a new process id);
 - the loss and accuracy of each epoch.
 
-It is not run by CI; ``docs/distributed.md`` quotes a run.
+It is not run by CI; ``docs/distributed.md`` quotes a run. The suite's
+``xpnn_bench.distributed`` trains on the same data, when it fits.
 """
 
 from __future__ import annotations
@@ -34,104 +35,24 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
 
-CLASSES = 10
-HIDDEN = 64
-RULE_SEED = 12345
-
-
-def _rule(features: int) -> np.ndarray:
-    """Return the fixed linear map whose argmax is the label."""
-    return np.random.default_rng(RULE_SEED).standard_normal((features, CLASSES)).astype(np.float32)
-
-
-def _features_block(shape_like: np.ndarray, block_info: dict[Any, Any] | None = None) -> np.ndarray:
-    assert block_info is not None
-    (start, stop), (_, features) = block_info[None]["array-location"]
-    rng = np.random.default_rng([RULE_SEED, start])
-    return rng.standard_normal((stop - start, features), dtype=np.float32)
-
-
-def _labels_block(x: np.ndarray) -> np.ndarray:
-    return np.argmax(x @ _rule(x.shape[1]), axis=1).astype(np.int64)
-
-
-def dataset(rows: int, features: int, chunk_rows: int) -> tuple[Any, Any]:
-    """Features and labels as lazy Dask arrays, generated chunk by chunk on the workers."""
-    import dask.array as da
-
-    template = da.empty((rows, features), chunks=(chunk_rows, features), dtype=np.float32)
-    x = da.map_blocks(_features_block, template, dtype=np.float32)
-    y = da.map_blocks(_labels_block, x, drop_axis=1, dtype=np.int64)
-    return x, y
-
-
-def _worker_report(dask_worker: Any) -> dict[str, Any]:
-    import os
-    import resource
-
-    return {
-        "pid": os.getpid(),
-        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "memory_limit": dask_worker.memory_manager.memory_limit,
-    }
-
-
-class _Sampler(threading.Thread):
-    """Poll the workers' memory reports (the scheduler's view of them)."""
-
-    def __init__(self, client: Any, every: float = 0.2) -> None:
-        super().__init__(daemon=True)
-        self.client, self.every = client, every
-        self.peak: dict[str, int] = {}
-        self.spilled: dict[str, int] = {}
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            for address, worker in self.client.scheduler_info(n_workers=-1)["workers"].items():
-                metrics = worker.get("metrics", {})
-                memory = int(metrics.get("memory", 0))
-                self.peak[address] = max(self.peak.get(address, 0), memory)
-                spilled = metrics.get("spilled_bytes", {}).get("disk", 0)
-                self.spilled[address] = max(self.spilled.get(address, 0), int(spilled))
-            self._stop_event.wait(self.every)
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join()
-
-
-def _task_counter() -> Any:
-    from distributed.diagnostics.plugin import SchedulerPlugin
-
-    class TaskCounter(SchedulerPlugin):
-        """Count the tasks the scheduler saw finish."""
-
-        name = "xpnn-task-counter"
-
-        def __init__(self) -> None:
-            self.ran = 0
-
-        def transition(self, key: Any, start: str, finish: str, *args: Any, **kw: Any) -> None:
-            if start == "processing" and finish == "memory":
-                self.ran += 1
-
-    return TaskCounter()
-
-
-def _tasks_ran(client: Any) -> int:
-    return int(
-        client.run_on_scheduler(
-            lambda dask_scheduler: dask_scheduler.plugins["xpnn-task-counter"].ran
-        )
-    )
+# The data and the cluster's helpers are the suite's distributed benchmark's.
+from xpnn_bench.distributed import (  # noqa: E402
+    CLASSES,
+    HIDDEN,
+    _Sampler,
+    _task_counter,
+    _tasks_ran,
+    _worker_report,
+    dataset,
+    ship_by_value,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = int(args.gib * 2**30) // row_bytes
     chunk_rows = max(1, int(args.chunk_mib * 2**20) // row_bytes)
     x, y = dataset(rows, args.features, chunk_rows)
+    # Workers of a cluster joined with --scheduler cannot import xpnn_bench.
+    ship_by_value()
 
     with _dask.cluster(
         args.scheduler, workers=args.workers, threads=1, memory_limit=args.memory_limit

@@ -3,23 +3,30 @@
 Usage::
 
     python benchmarks/run.py [--sizes smoke|standard|full] [--backends numpy,torch,...]
-                             [--dtypes float32,float64] [--out DIR]
+                             [--dtypes float32,float64] [--extras compiled,distributed|none]
+                             [--out DIR]
 
 It measures, on each backend, device and dtype, Linear forward + backward
 against the library's own code, its bare GEMMs and (PyTorch) ``nn.Linear``
 with autograd, and one training step of the digits MLP; then the peak
 memory of one forward + backward, and how the time grows with the batch
-and with the depth of a model on NumPy and PyTorch. ``docs/benchmarks.md``
-describes the method.
+and with the depth of a model on NumPy and PyTorch. After these, each in a
+process of its own, the *extras*: training steps eager and compiled
+(``xpnn_bench.compiled``, on JAX and PyTorch) and training on a
+dask.distributed cluster against NumPy (``xpnn_bench.distributed``).
+``docs/benchmarks.md`` describes the method.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,6 +68,11 @@ class Sizes:
     depths: tuple[int, ...]
     memory_shape: Shape
     overlap_memory: bool = False
+    # The extras run unless --extras says otherwise, and their sizes.
+    extras: tuple[str, ...] = ()
+    compiled_sizes: str = "both"
+    compiled_budget_s: float = 4.0
+    distributed_size: str = "standard"
 
 
 _STANDARD_SHAPES: tuple[Shape, ...] = ((32, 64, 64), (256, 512, 512), (1024, 1024, 1024))
@@ -79,6 +91,9 @@ SIZES = {
         depths=(1, 2),
         memory_shape=(64, 256, 256),
         overlap_memory=True,
+        compiled_sizes="small",
+        compiled_budget_s=0.2,
+        distributed_size="smoke",
     ),
     "standard": Sizes(
         shapes=_STANDARD_SHAPES,
@@ -89,6 +104,7 @@ SIZES = {
         batch_width=256,
         depths=(1, 2, 4, 8, 16),
         memory_shape=(1024, 1024, 1024),
+        extras=("compiled", "distributed"),
     ),
     "full": Sizes(
         shapes=_STANDARD_SHAPES,
@@ -99,12 +115,19 @@ SIZES = {
         batch_width=256,
         depths=(1, 2, 4, 8, 16),
         memory_shape=(1024, 1024, 1024),
+        extras=("compiled", "distributed"),
     ),
 }
 DTYPES = ("float32", "float64")
 # Backends whose every call goes through a scheduler or a wrapper get half
 # the budget: their ratios are not targets, and the run stays short.
 _HALF_BUDGET = ("dask", "array_api_strict")
+#: Benchmarks run after the others, each in a process of its own, and the
+#: modules each needs: compiled needs one of its frameworks, not both.
+EXTRAS = {"compiled": ("jax", "torch"), "distributed": ("dask", "distributed")}
+# An extra that hangs must not hold the run forever (a cluster that never
+# starts, a compilation that never ends); standard sizes take a few minutes.
+_EXTRA_TIMEOUT_S = 1800.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -119,6 +142,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--dtypes", default=",".join(DTYPES), help="comma-separated (default float32,float64)"
+    )
+    parser.add_argument(
+        "--extras",
+        help="comma-separated benchmarks run after the others, each in its own process: "
+        "compiled (JAX and PyTorch steps eager and compiled), distributed (a dask.distributed "
+        "cluster against NumPy), or none; default: both for standard and full sizes, none for "
+        "smoke",
     )
     parser.add_argument(
         "--system-allocator",
@@ -353,6 +383,120 @@ def _dispatch(linear_entries: list[Any], sizes: Sizes) -> list[Any]:
     return found
 
 
+def _available(module: str) -> bool:
+    """Return whether ``module`` can be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class Extra:
+    """One extra benchmark, ready to run: its name and its module's arguments."""
+
+    name: str
+    arguments: tuple[str, ...]
+
+
+def _extras(asked: str | None, sizes: Sizes) -> tuple[list[Extra], list[str]]:
+    """Decide which extras run, with what; return them and a note for each left out.
+
+    Parameters
+    ----------
+    asked : str or None
+        ``--extras``: names, comma-separated, or ``none``; ``None`` takes the
+        size's default.
+    sizes : Sizes
+        The run's sizes, which size the extras too.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or an extra asked for by name whose libraries
+        are not installed: what was asked for must run, not be skipped.
+    """
+    explicit = asked is not None
+    if asked is None:
+        names = list(sizes.extras)
+    elif asked.strip() == "none":
+        names = []
+    else:
+        names = [name.strip() for name in asked.split(",") if name.strip()]
+        unknown = [name for name in names if name not in EXTRAS]
+        if unknown or not names:
+            raise ValueError(f"--extras takes {', '.join(EXTRAS)} or none, got {asked!r}")
+    chosen, notes = [], []
+    for name in dict.fromkeys(names):
+        modules = EXTRAS[name]
+        present = [module for module in modules if _available(module)]
+        if name == "compiled":
+            missing = [] if present else list(modules)
+        else:
+            missing = [module for module in modules if module not in present]
+        if missing:
+            reason = f"{name} extra: {' or '.join(missing)} not installed"
+            if explicit:
+                raise ValueError(f"{reason} (asked for with --extras)")
+            notes.append(reason)
+            continue
+        if name == "compiled":
+            notes += [f"compiled extra: {m} not installed" for m in modules if m not in present]
+            arguments = ("--frameworks", ",".join(present), "--sizes", sizes.compiled_sizes)
+            arguments += ("--budget", f"{sizes.compiled_budget_s:g}")
+        else:
+            arguments = ("--size", sizes.distributed_size)
+        chosen.append(Extra(name, arguments))
+    return chosen, notes
+
+
+def _extra_environment() -> dict[str, str]:
+    """Return this process's environment for an extra, without the timing allocator.
+
+    The extras run as they do on their own: the distributed one measures
+    whole processes' memory, which glibc's thresholds of ``steady_allocator``
+    would inflate. Only values that ``steady_allocator`` itself sets are
+    dropped; a caller's own settings pass through.
+    """
+    import xpnn
+
+    env = {k: v for k, v in os.environ.items() if _STEADY_MALLOC.get(k) != v}
+    # The extra imports the same xpnn as this process, installed or not.
+    source = str(Path(xpnn.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), source, env.get("PYTHONPATH")]))
+    return env
+
+
+def run_extra(extra: Extra, timeout_s: float = _EXTRA_TIMEOUT_S) -> dict[str, Any]:
+    """Run one extra in a fresh process; return its results, or ``{"error": ...}``.
+
+    Its output goes to this process's standard output as it comes. The
+    child has a session of its own, so that a timeout ends whatever it
+    started (a cluster's workers) along with it.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / f"{extra.name}.json"
+        command = [sys.executable, "-m", f"xpnn_bench.{extra.name}", *extra.arguments]
+        command += ["--json", str(out)]
+        _say(f"extra {extra.name}: {' '.join(command[1:-2])}")
+        env = _extra_environment()
+        child = subprocess.Popen(command, cwd=HERE, env=env, start_new_session=True)
+        try:
+            status = child.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, 9)
+            child.wait()
+            return {"error": f"ran past {timeout_s:.0f} s and was stopped"}
+        except BaseException:
+            os.killpg(child.pid, 9)  # interrupted: leave no cluster behind
+            child.wait()
+            raise
+        if status != 0:
+            return {"error": f"exit status {status}"}
+        found: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+        return found
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; return the exit status."""
     args = _parser().parse_args(argv)
@@ -365,9 +509,11 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         backends, notes = select(args.backends)
+        extras, extra_notes = _extras(args.extras, sizes)
     except ValueError as exc:
         print(f"run.py: error: {exc}", file=sys.stderr)
         return 2
+    notes += extra_notes
     for note in notes:
         _say(f"skipped {note}")
     if not backends:
@@ -392,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
             "depth_width": scaling.WIDTH,
             "depth_batch": scaling.DEPTH_BATCH,
             "memory_shape": list(sizes.memory_shape),
+            "extras": {extra.name: list(extra.arguments) for extra in extras},
             "skipped": notes,
         },
     }
@@ -406,6 +553,13 @@ def main(argv: list[str] | None = None) -> int:
     if sizes.overlap_memory:
         results["memory"] = memory_results()
     results["dispatch"] = _dispatch(results["linear"], sizes)
+    # The extras last, when nothing else is being timed: compiling and
+    # clusters would disturb the measurements above.
+    results["extras_seconds"] = {}
+    for extra in extras:
+        began = time.perf_counter()
+        results[extra.name] = run_extra(extra)
+        results["extras_seconds"][extra.name] = time.perf_counter() - began
     results["targets"] = report.targets(results)
     results["machine"] = machine(backends)
     results["elapsed_s"] = time.perf_counter() - start
@@ -419,7 +573,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(results['targets']) - len(failed)} of {len(results['targets'])} targets met; "
         f"wrote {', '.join(written)} to {out} after {time.perf_counter() - start:.1f} s"
     )
-    return 0
+    broken = [extra.name for extra in extras if "error" in results[extra.name]]
+    for name in broken:
+        print(f"run.py: error: extra {name}: {results[name]['error']}", file=sys.stderr)
+    return 1 if broken else 0
 
 
 if __name__ == "__main__":

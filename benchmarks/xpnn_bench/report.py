@@ -331,6 +331,114 @@ def _scaling_sections(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _compiled_section(compiled: dict[str, Any], arguments: list[str]) -> list[str]:
+    lines = [
+        "## Compiled training steps",
+        "",
+        "One training step of `Linear - ReLU - Linear(10)`, softmax cross-entropy, SGD with "
+        "momentum, on a fixed batch in float32: xpnn eager, xpnn compiled "
+        "(`xpnn.interop.jax.train_step`, `xpnn.interop.torch.compiled_step`) and the "
+        "framework's own step, eager and compiled. Timed interleaved after compilation; "
+        "*compile* is the time of the first two calls. Not targets. "
+        f"`python -m xpnn_bench.compiled {' '.join(arguments)}`, in a process of its own.",
+        "",
+    ]
+    if "error" in compiled:
+        return [*lines, f"The benchmark failed: {compiled['error']}.", ""]
+    for run in compiled["runs"]:
+        timings = run["timings"]
+        fastest = min(t["median_s"] for t in timings.values())
+        rows = [
+            [
+                name,
+                seconds(t["median_s"]),
+                _ratio(t["median_s"] / fastest),
+                f"{run['compile_s'][name]:.1f} s" if name in run["compile_s"] else "-",
+            ]
+            for name, t in timings.items()
+        ]
+        title = (
+            f"### {run['framework']}, batch {run['batch']}, {run['features']}-{run['hidden']}-10"
+        )
+        lines += [title, "", *_table(["variant", "per step", "/ fastest", "compile"], rows)]
+        lines += _table(
+            ["ratio of steps", "value"],
+            [[label, _ratio(value)] for label, value in run["ratios"].items()],
+        )
+        if "xpnn_compiled_graph_breaks" in run:
+            lines += [
+                f"Graph breaks of the xpnn step under `torch.compile`: "
+                f"{run['xpnn_compiled_graph_breaks']}.",
+                "",
+            ]
+    return lines
+
+
+def _distributed_section(distributed: dict[str, Any]) -> list[str]:
+    lines = ["## Training on a dask.distributed cluster", ""]
+    if "error" in distributed:
+        return [*lines, f"The benchmark failed: {distributed['error']}.", ""]
+    config = distributed["config"]
+    lines += [
+        f"`fit` of `Linear({config['features']}, {config['hidden']}) - ReLU - "
+        f"Linear({config['hidden']}, {config['classes']})`, Adam (lr {config['lr']:g}), "
+        f"float32, on {config['rows']} rows of {config['features']} features "
+        f"({_mib(config['features_bytes'])}; {_mib(config['data_bytes'])} with the labels) "
+        f"in chunks of {config['chunk_mib']:g} MiB, batch {config['batch']}, interleave "
+        f"{config['interleave']}, {config['epochs']} epochs: on NumPy arrays, and on a "
+        "`LocalCluster` of 1 and 2 single-threaded workers with the data persisted on them; "
+        "each in a fresh process. Throughput is of the last epoch (a Dask run's first one "
+        "includes its warm-up). Memory is the rise of each process's peak resident set over "
+        "its resident set once its libraries are imported; for Dask, of the client (which "
+        "runs the scheduler) and of each worker. Not targets.",
+        "",
+    ]
+    ratios = distributed["ratios"]
+    rows = []
+    for name, result in distributed["variants"].items():
+        memory = result["memory"]
+        workers = ", ".join(_mib(w["increment_bytes"]) for w in memory["workers"].values())
+        rows.append(
+            [
+                name,
+                ", ".join(f"{value:.2f}" for value in result["epoch_seconds"]),
+                f"{result['rows_per_second'] / 1e6:.3f}",
+                f"{result['mib_per_second']:.1f}",
+                ", ".join(f"{value:.4f}" for value in result["loss"]),
+                _mib(memory["process"]["increment_bytes"]),
+                workers or "-",
+                _mib(memory["total_increment_bytes"]),
+                f"{ratios['memory_increment_over_data'][name]:.2f}",
+                f"{result['load_before']:.2f} to {result['load_after']:.2f}",
+            ]
+        )
+    header = ["variant", "epoch seconds", "M rows/s", "MiB/s", "loss per epoch"]
+    header += ["memory rise: process", "workers", "total", "total / data", "load average"]
+    lines += _table(header, rows)
+    names = list(ratios["numpy_over_dask_epoch_seconds"])
+    rows = [
+        [
+            "NumPy epoch time / Dask epoch time",
+            *(_ratio(ratios["numpy_over_dask_epoch_seconds"][n]) for n in names),
+        ],
+        [
+            "Dask memory rise / NumPy memory rise",
+            *(_ratio(ratios["dask_over_numpy_memory_increment"][n]) for n in names),
+        ],
+        [
+            "largest relative difference of the losses",
+            *(f"{ratios['loss_max_relative_difference'][n]:.1e}" for n in names),
+        ],
+    ]
+    lines += _table(["comparison", *names], rows)
+    if "throughput_2_over_1_workers" in ratios:
+        lines += [
+            f"Throughput of 2 workers over 1 worker: {ratios['throughput_2_over_1_workers']:.3f}.",
+            "",
+        ]
+    return lines
+
+
 def markdown(results: dict[str, Any]) -> str:
     """Return ``results.md``: the targets, then one table per comparison."""
     machine = results["machine"]
@@ -374,6 +482,11 @@ def markdown(results: dict[str, Any]) -> str:
         lines += _memory_section(results)
     lines += _dispatch_section(results)
     lines += _scaling_sections(results)
+    extras = results["config"].get("extras", {})
+    if "compiled" in results:
+        lines += _compiled_section(results["compiled"], extras.get("compiled", []))
+    if "distributed" in results:
+        lines += _distributed_section(results["distributed"])
     return "\n".join(lines).rstrip() + "\n"
 
 
