@@ -430,12 +430,14 @@ def _extras(asked: str | None, sizes: Sizes) -> tuple[list[Extra], list[str]]:
     for name in dict.fromkeys(names):
         modules = EXTRAS[name]
         present = [module for module in modules if _available(module)]
-        if name == "compiled":
-            missing = [] if present else list(modules)
-        else:
+        reason = ""
+        if name == "compiled" and not present:
+            reason = f"{name} extra: needs {' or '.join(modules)}, neither is installed"
+        elif name != "compiled" and len(present) < len(modules):
             missing = [module for module in modules if module not in present]
-        if missing:
-            reason = f"{name} extra: {' or '.join(missing)} not installed"
+            reason = f"{name} extra: needs {' and '.join(modules)}; "
+            reason += f"{' and '.join(missing)} not installed"
+        if reason:
             if explicit:
                 raise ValueError(f"{reason} (asked for with --extras)")
             notes.append(reason)

@@ -1,12 +1,20 @@
-"""The benchmark suite runs end to end at its smoke sizes (no timing is checked)."""
+"""The benchmark suite runs end to end at its smoke sizes (no timing is checked).
+
+The extras run at their smallest sizes where their libraries are installed:
+the distributed one in the dask session, the compiled one with JAX and with
+PyTorch.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,9 +151,150 @@ def test_smoke_results_have_every_comparison(smoke):
         assert isinstance(target["passed"], bool)
         assert target["op"] in ("<=", ">=")
     assert results["elapsed_s"] > 0
+    # The smoke size runs no extra unless asked.
+    assert results["config"]["extras"] == {}
+    assert "compiled" not in results
+    assert "distributed" not in results
 
 
 def test_unknown_backend_is_a_usage_error(run_module, tmp_path, capsys):
     assert run_module.main(["--sizes", "smoke", "--backends", "nope", "--out", str(tmp_path)]) == 2
     assert "unknown backend" in capsys.readouterr().err
+    assert not (tmp_path / "results.json").exists()
+
+
+# -- the extras ----------------------------------------------------------------
+
+
+def _with_extra(run_module, out, extra):
+    argv = ["--sizes", "smoke", "--backends", "numpy", "--dtypes", "float32"]
+    return run_module.main([*argv, "--extras", extra, "--out", str(out)])
+
+
+def _gone(pids, wait_s=10.0):
+    import psutil
+
+    deadline = time.monotonic() + wait_s
+    alive = set(pids)
+    while alive and time.monotonic() < deadline:
+        alive = {pid for pid in alive if psutil.pid_exists(pid)}
+        if alive:
+            time.sleep(0.1)
+    return not alive
+
+
+def test_distributed_extra_runs_every_variant(run_module, tmp_path):
+    pytest.importorskip("distributed", reason="needs dask.distributed")
+    pytest.importorskip("psutil")
+    assert _with_extra(run_module, tmp_path, "distributed") == 0
+    results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert results["config"]["extras"] == {"distributed": ["--size", "smoke"]}
+    found = results["distributed"]
+    assert "error" not in found, found.get("error")
+    config = found["config"]
+    assert found["size"] == "smoke"
+    assert config["data_bytes"] == config["rows"] * (4 * config["features"] + 8)
+    variants = found["variants"]
+    assert set(variants) == {"numpy", "dask-1", "dask-2"}
+    for name, result in variants.items():
+        assert len(result["epoch_seconds"]) == config["epochs"], name
+        assert all(s > 0 for s in result["epoch_seconds"]), name
+        assert result["rows_per_second"] > 0, name
+        assert result["mib_per_second"] > 0, name
+        assert all(math.isfinite(loss) for loss in result["loss"]), name
+        memory = result["memory"]
+        process = memory["process"]
+        assert process["baseline_bytes"] > 0, name
+        assert process["peak_bytes"] >= process["baseline_bytes"], name
+        assert process["increment_bytes"] >= 0, name
+        assert len(memory["workers"]) == result["workers"], name
+        for worker in memory["workers"].values():
+            assert worker["increment_bytes"] >= 0, name
+            assert worker["peak_bytes"] >= worker["baseline_bytes"] > 0, name
+            assert not worker["restarted"], name
+        total = process["increment_bytes"] + sum(
+            w["increment_bytes"] for w in memory["workers"].values()
+        )
+        assert memory["total_increment_bytes"] == total, name
+    assert variants["numpy"]["workers"] == 0
+    assert variants["dask-1"]["workers"] == 1
+    assert variants["dask-2"]["workers"] == 2
+    # Every chunk of x and of y is persisted on the workers before training.
+    chunks = -(-config["rows"] // config["chunk_rows"])
+    for name in ("dask-1", "dask-2"):
+        held = [w["keys_held"] for w in variants[name]["memory"]["workers"].values()]
+        assert sum(held) == 2 * chunks, name
+        assert variants[name]["tasks_per_step"] > 0
+    # The same batches on NumPy and on Dask: the same losses, up to the
+    # order of float32 sums over a batch's chunks.
+    numpy_loss = np.asarray(variants["numpy"]["loss"])
+    for name in ("dask-1", "dask-2"):
+        np.testing.assert_allclose(variants[name]["loss"], numpy_loss, rtol=1e-5)
+    ratios = found["ratios"]
+    assert set(ratios["loss_max_relative_difference"]) == {"dask-1", "dask-2"}
+    assert max(ratios["loss_max_relative_difference"].values()) <= 1e-5
+    assert ratios["throughput_2_over_1_workers"] > 0
+    assert all(r > 0 for r in ratios["numpy_over_dask_epoch_seconds"].values())
+    assert set(ratios["memory_increment_over_data"]) == set(variants)
+    text = (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert "## Training on a dask.distributed cluster" in text
+    # Each variant's process closed its cluster: no worker outlives the run.
+    pids = [w["pid"] for r in variants.values() for w in r["memory"]["workers"].values()]
+    assert _gone(pids), pids
+
+
+@pytest.mark.parametrize("framework", ["jax", "torch"])
+def test_compiled_extra_runs_one_framework(run_module, tmp_path, monkeypatch, framework):
+    if importlib.util.find_spec(framework) is None:
+        pytest.skip(f"needs {framework}")
+    other = "torch" if framework == "jax" else "jax"
+    installed = run_module._available
+    monkeypatch.setattr(run_module, "_available", lambda name: name != other and installed(name))
+    assert _with_extra(run_module, tmp_path, "compiled") == 0
+    results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert f"compiled extra: {other} not installed" in results["config"]["skipped"]
+    found = results["compiled"]
+    assert "error" not in found, found.get("error")
+    [run] = found["runs"]
+    assert (run["framework"], run["size"]) == (framework, "small")
+    _positive_medians(run["timings"])
+    assert set(run["compile_s"]) < set(run["timings"])
+    assert all(s > 0 for s in run["compile_s"].values())
+    assert run["ratios"]
+    assert all(r > 0 for r in run["ratios"].values())
+    if framework == "torch":
+        assert run["xpnn_compiled_graph_breaks"] >= 0
+    text = (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert "## Compiled training steps" in text
+    assert f"### {framework}, batch 32" in text
+
+
+@pytest.mark.parametrize(
+    ("extra", "missing"), [("distributed", {"distributed"}), ("compiled", {"jax", "torch"})]
+)
+def test_extra_asked_for_without_its_libraries_is_a_usage_error(
+    run_module, tmp_path, capsys, monkeypatch, extra, missing
+):
+    monkeypatch.setattr(run_module, "_available", lambda name: name not in missing)
+    assert _with_extra(run_module, tmp_path, extra) == 2
+    err = capsys.readouterr().err
+    assert f"{extra} extra: needs" in err
+    assert "installed" in err
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_extras_left_out_by_default_are_noted(run_module, monkeypatch):
+    monkeypatch.setattr(run_module, "_available", lambda name: name == "torch")
+    extras, notes = run_module._extras(None, run_module.SIZES["standard"])
+    assert [(e.name, e.arguments[:2]) for e in extras] == [("compiled", ("--frameworks", "torch"))]
+    assert "compiled extra: jax not installed" in notes
+    assert any(note.startswith("distributed extra:") for note in notes)
+    assert run_module._extras("none", run_module.SIZES["standard"]) == ([], [])
+    with pytest.raises(ValueError, match="--extras takes"):
+        run_module._extras("nope", run_module.SIZES["standard"])
+
+
+def test_unknown_extra_is_a_usage_error(run_module, tmp_path, capsys):
+    assert _with_extra(run_module, tmp_path, "compiled,nope") == 2
+    assert "--extras takes" in capsys.readouterr().err
     assert not (tmp_path / "results.json").exists()
