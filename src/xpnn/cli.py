@@ -357,7 +357,8 @@ def _export(args: argparse.Namespace) -> int:
     from .checkpoint import CheckpointError, load
 
     try:
-        from .export import ExportError, _first_features, _require, to_onnx
+        from .export import ExportError, _require, to_onnx
+        from .interop._binding import edge_features
 
         _require()
     except ImportError as exc:
@@ -368,7 +369,7 @@ def _export(args: argparse.Namespace) -> int:
         model.eval()
         input_shape = None
         if args.batch is not None:
-            features = _first_features(model)
+            features = edge_features(model)
             if features is None:
                 raise ExportError(
                     "--batch needs a model that starts with a Linear, to know the input's "

@@ -41,11 +41,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._compat import Array, array_namespace, dtype_name
-from .interop._binding import bound, modules
+from .interop._binding import bound, edge_features, modules
 from .interop._transfer import to_numpy
-from .layers import Dropout, Linear, Module
+from .layers import Dropout, Module
 from .layers._config import LAYERS
-from .layers.activations import _Activation
 
 if TYPE_CHECKING:
     import onnx
@@ -154,19 +153,6 @@ def _host_parameters(model: Module, dtype: str | None) -> dict[str, np.ndarray]:
     return host
 
 
-def _first_features(model: Module) -> int | None:
-    """Return ``in_features`` of the first Linear if only shape-keeping layers precede it."""
-    for module in modules(model):
-        if isinstance(module, Linear):
-            return module.in_features
-        if module.children():
-            continue
-        if not isinstance(module, _Activation | Dropout):
-            # A layer whose input shape xpnn cannot tell.
-            return None
-    return None
-
-
 def _input_spec(
     model: Module,
     input_shape: Sequence[int | str | None] | None,
@@ -198,7 +184,7 @@ def _input_spec(
             )
         shape = tuple(input_shape)
     else:
-        features = _first_features(model)
+        features = edge_features(model)
         if features is None:
             raise ExportError(
                 f"the input shape of {type(model).__name__} cannot be told from its layers (it "

@@ -132,11 +132,14 @@ class CrossEntropyLoss(_Loss):
     array([-0.75,  0.25,  0.25,  0.25])
     """
 
-    __slots__ = ("_memo",)
+    __slots__ = ("_check_labels", "_memo")
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__(reduction)
         self._memo: tuple[object, Namespace, int, Array] | None = None
+        # Off only for the length of a compiled step that checked its labels
+        # itself (xpnn.interop.step.TrainStep).
+        self._check_labels = True
 
     def _function(self) -> _LossFunction:
         return softmax_cross_entropy
@@ -155,7 +158,13 @@ class CrossEntropyLoss(_Loss):
             class_index = _class_index(xp, target, classes, device_of(input))
             self._memo = (key, xp, classes, class_index)
         return _cross_entropy_kernel(
-            xp, input, target, classes, self._reduction, class_index=class_index
+            xp,
+            input,
+            target,
+            classes,
+            self._reduction,
+            class_index=class_index,
+            check_labels=self._check_labels,
         )
 
 

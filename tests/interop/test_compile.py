@@ -462,31 +462,34 @@ def break_sites(report: Any) -> set[str]:
 
 
 def test_torch_graph_breaks(torch: Any) -> None:
-    """No graph break in xpnn's layers, optimizers and elementwise losses.
+    """No graph break in xpnn's layers, optimizers and losses.
 
-    The two that remain: CrossEntropyLoss reads one number back to check
-    the labels, Dropout in training draws its masks on the host.
+    CrossEntropyLoss reads one number back to check the labels: the step
+    checks them before its compiled body when the model's output width is
+    known, and the graph stays whole. What remains: that check inside the
+    body for a model whose output width xpnn cannot tell, and Dropout in
+    training, which draws its masks on the host.
     """
     from xpnn.interop.torch import compiled_step, explain_step
 
     data = on(torch, "float64", batches("cross-entropy"))
-    for loss in ("mse", "bce"):
+    for loss in ("mse", "bce", "cross-entropy"):
         model = every_activation().to(torch)
+        before = {name: value.clone() for name, value in model.named_parameters()}
         step = compiled_step(model, LOSSES[loss](), AdamW(model), backend="aot_eager")
         (x, _), (_, y) = data[0], on(torch, "float64", batches(loss))[0]
         report = explain_step(step, x, y)
         assert (report.graph_count, report.graph_break_count) == (1, 0), loss
+        # explain_step ran the body on copies.
+        for name, value in model.named_parameters():
+            assert torch.equal(value, before[name])
+        assert step.optimizer.state_dict()["state"]["0.weight"]["step"] == 0
 
-    model = every_activation().to(torch)
-    before = {name: value.clone() for name, value in model.named_parameters()}
+    model = Sequential(every_activation(), Unknown()).to(torch)
     step = compiled_step(model, xpnn.CrossEntropyLoss(), Adam(model), backend="aot_eager")
     report = explain_step(step, *data[0])
     assert report.graph_break_count >= 1
     assert {site.split(":")[0] for site in break_sites(report)} == {"functional/losses.py"}
-    # explain_step ran the body on copies.
-    for name, value in model.named_parameters():
-        assert torch.equal(value, before[name])
-    assert step.optimizer.state_dict()["state"]["0.weight"]["step"] == 0
 
     model = every_activation(dropout=0.5).to(torch)
     step = compiled_step(model, xpnn.MSELoss(), Adam(model), backend="aot_eager")
@@ -495,6 +498,43 @@ def test_torch_graph_breaks(torch: Any) -> None:
     # Dynamo records no reason for these: it stops at the NumPy generator
     # that draws the mask (xpnn/_random.py), and resumes after it.
     assert report.graph_break_count >= 1
+
+
+class Unknown(xpnn.Module):
+    """A layer of a user's own, which keeps the shape, though xpnn cannot know it."""
+
+    def forward(self, x: Any) -> tuple[Any, Any]:
+        return x * 2.0, lambda dy: dy * 2.0
+
+
+@pytest.mark.parametrize("tail", [(), (Unknown(),)], ids=["known-width", "unknown-width"])
+@pytest.mark.parametrize("bad", [-1, CLASSES])
+def test_torch_compiled_step_refuses_a_bad_label_before_any_update(
+    torch: Any, tail: tuple[xpnn.Module, ...], bad: int
+) -> None:
+    from xpnn.interop.torch import compiled_step
+
+    model = Sequential(every_activation(), *tail).to(torch)
+    step = compiled_step(model, xpnn.CrossEntropyLoss(), Adam(model), backend="aot_eager")
+    params, state = step.init()
+    before = {name: value.clone() for name, value in params.items()}
+    x, y = on(torch, "float64", batches("cross-entropy"))[0]
+    y = y.clone()
+    y[3] = bad
+    with pytest.raises(
+        ValueError, match=rf"labels must be class indices in \[0, {CLASSES}\).*got {bad}"
+    ):
+        step(params, state, x, y)
+    for name, value in params.items():
+        assert torch.equal(value, before[name]), name
+    assert all(entry["step"] == 0 for entry in state.values())
+    assert step.loss_fn._check_labels  # put back after the failed step
+    # A good batch then trains as usual.
+    y[3] = 0
+    params, state, loss = step(params, state, x, y)
+    assert bool(torch.isfinite(loss))
+    first = step.names[0]
+    assert not torch.equal(params[first], before[first])
 
 
 def _cxx_compiler() -> str | None:

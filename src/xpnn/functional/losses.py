@@ -176,6 +176,22 @@ def _raise_bad_label(xp: Namespace, labels: Array, classes: int) -> None:
     )
 
 
+def _check_label_values(labels: Array, classes: int) -> None:
+    """Raise ``ValueError`` unless every label is a class index in ``[0, classes)``.
+
+    One number is read back, so it runs outside compiled regions: a
+    compiled training step checks its labels with it, eagerly, and runs
+    the loss with ``check_labels=False``, which would otherwise break its
+    graph to read the number. Lazy labels (JAX, Dask) are not read; the
+    loss gives NaN for their rows instead.
+    """
+    if is_lazy(labels):
+        return
+    xp = array_namespace(labels=labels)
+    if bool(xp.any((labels < 0) | (labels >= classes))):
+        _raise_bad_label(xp, labels, classes)
+
+
 def softmax_cross_entropy(
     logits: Array, labels: Array, *, reduction: str = "mean"
 ) -> tuple[Array, Array]:
@@ -291,11 +307,14 @@ def _cross_entropy_kernel(
     classes: int,
     reduction: str,
     class_index: Array | None = None,
+    check_labels: bool = True,
 ) -> tuple[Array, Array]:
     """Return the loss and gradient of checked inputs (see softmax_cross_entropy).
 
     ``class_index`` is :func:`_class_index`'s result, for callers that keep
-    it between calls.
+    it between calls. ``check_labels=False`` skips reading back whether
+    every label is in range, for callers that checked the values already
+    (:func:`_check_label_values`).
     """
     where = device(logits)
     count = math.prod(_static_shape("logits", logits)[:-1])
@@ -310,7 +329,7 @@ def _cross_entropy_kernel(
 
     lazy = is_lazy(logits) or is_lazy(labels)
     onehot_values = xp.astype(onehot, logits.dtype)
-    if not lazy and float(xp.sum(onehot_values)) != count:
+    if check_labels and not lazy and float(xp.sum(onehot_values)) != count:
         # A label in range matches exactly one class: fewer matches than
         # rows means a label outside [0, C). One number is read back.
         _raise_bad_label(xp, labels, classes)

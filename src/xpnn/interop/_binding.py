@@ -13,9 +13,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from .._compat import Array
-from ..layers import Module
+from ..layers import Dropout, Linear, Module, Sequential
+from ..layers.activations import _Activation
 
-__all__ = ["bound", "modules"]
+__all__ = ["bound", "check_params", "edge_features", "modules"]
 
 
 def modules(model: Module) -> Iterator[Module]:
@@ -23,6 +24,33 @@ def modules(model: Module) -> Iterator[Module]:
     yield model
     for child in model.children():
         yield from modules(child)
+
+
+def edge_features(model: Module, *, last: bool = False) -> int | None:
+    """Return the width of the model's input, or of its output with ``last``.
+
+    That is ``in_features`` of the first :class:`~xpnn.Linear` (``out_features``
+    of the last), when only layers that keep the shape (activations,
+    Dropout) lie between it and that end of the model, through
+    :class:`~xpnn.Sequential` containers only; otherwise ``None``: another
+    module may change the shape, and xpnn cannot tell how.
+    """
+    if isinstance(model, Sequential):
+        children = list(model.children())
+        for child in reversed(children) if last else children:
+            found = edge_features(child, last=last)
+            if found is not None or not _keeps_shape(child):
+                return found
+        return None
+    if isinstance(model, Linear):
+        return model.out_features if last else model.in_features
+    return None
+
+
+def _keeps_shape(module: Module) -> bool:
+    if isinstance(module, Sequential):
+        return all(_keeps_shape(child) for child in module.children())
+    return isinstance(module, _Activation | Dropout)
 
 
 @contextmanager

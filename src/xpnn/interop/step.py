@@ -27,9 +27,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from .._compat import Array, DType, Namespace, array_namespace, device, dtype_name
+from ..functional.losses import _check_label_values
 from ..layers import Dropout, Module
+from ..losses import CrossEntropyLoss
 from ..optim._base import Optimizer
-from ._binding import bound, check_params, modules
+from ._binding import bound, check_params, edge_features, modules
 
 __all__ = ["Params", "State", "StepFunction", "TrainStep", "check_traceable", "restored"]
 
@@ -182,6 +184,15 @@ class TrainStep:
             self.eager_body if compile_body is None else compile_body(self.eager_body)
         )
         self.function: StepFunction = self.pure if compile is None else compile(self.pure)
+        # CrossEntropyLoss reads back whether every label is in range, which
+        # splits a compiled body's graph. When the model's output width is
+        # known, the labels are checked before the body instead, eagerly,
+        # and the loss skips its own check.
+        self._classes = (
+            edge_features(model, last=True)
+            if compile_body is not None and isinstance(loss_fn, CrossEntropyLoss)
+            else None
+        )
 
     def __call__(
         self, params: Params, state: State, x: Array, y: Array
@@ -237,6 +248,10 @@ class TrainStep:
             optimizer._state = {name: dict(entry) for name, entry in state.items()}
             optimizer._checked = {}
             optimizer._scalars = {}
+            if self._classes is not None:
+                assert isinstance(self.loss_fn, CrossEntropyLoss)
+                _check_label_values(y, self._classes)
+                self.loss_fn._check_labels = False
             result = body(x, y)
             new_params = dict(model.named_parameters())
             new_state = {name: dict(entry) for name, entry in optimizer._state.items()}

@@ -805,13 +805,16 @@ def compiled_step(model: Module, loss_fn: Loss, optimizer: Optimizer, **options:
     hand-written. ``torch.compile`` compiles twice (the first update
     creates the optimizer's buffers), again for a new batch shape (then
     with dynamic shapes), and whenever a hyper-parameter such as
-    ``optimizer.lr`` changes. Graph breaks, which :func:`explain_step`
-    counts, come from two places in xpnn: ``CrossEntropyLoss`` reads one
-    number back per step to check that every label is a class (a data
-    dependent check, the same host synchronisation as in eager mode), and
-    :class:`~xpnn.Dropout` in training mode draws its masks on the host.
-    Both run eagerly between compiled graphs, and the results are those of
-    eager steps.
+    ``optimizer.lr`` changes. ``CrossEntropyLoss`` checks that every
+    label is a class by reading one number back, the same host
+    synchronisation as in eager mode: the step does it before the compiled
+    body when the model ends in a :class:`~xpnn.Linear` (activations and
+    Dropout may follow it), so the body is one graph. Graph breaks, which
+    :func:`explain_step` counts, remain in two cases: that check inside the
+    body, for a model whose output width xpnn cannot tell, and
+    :class:`~xpnn.Dropout` in training mode, which draws its masks on the
+    host. Both run eagerly between compiled graphs, and the results are
+    those of eager steps.
 
     Examples
     --------
