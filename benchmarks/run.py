@@ -442,6 +442,7 @@ def _extras(asked: str | None, sizes: Sizes) -> tuple[list[Extra], list[str]]:
                 raise ValueError(f"{reason} (asked for with --extras)")
             notes.append(reason)
             continue
+        arguments: tuple[str, ...]
         if name == "compiled":
             notes += [f"compiled extra: {m} not installed" for m in modules if m not in present]
             arguments = ("--frameworks", ",".join(present), "--sizes", sizes.compiled_sizes)

@@ -93,7 +93,8 @@ def _features_block(shape_like: np.ndarray, block_info: dict[Any, Any] | None = 
 
 
 def _labels_block(x: np.ndarray) -> np.ndarray:
-    return np.argmax(x @ _rule(x.shape[1]), axis=1).astype(np.int64)
+    labels: np.ndarray = np.argmax(x @ _rule(x.shape[1]), axis=1).astype(np.int64)
+    return labels
 
 
 def dataset(rows: int, features: int, chunk_rows: int) -> tuple[Any, Any]:
@@ -396,6 +397,7 @@ def run_numpy(size: Size) -> dict[str, Any]:
 def run_dask(size: Size, workers: int) -> dict[str, Any]:
     """Train on a LocalCluster of ``workers`` processes; return the measurements."""
     import array_api_compat.dask.array as dxp
+    import dask
     import distributed
 
     import xpnn  # noqa: F401
@@ -418,7 +420,7 @@ def run_dask(size: Size, workers: int) -> dict[str, Any]:
         tasks = _tasks_ran(client) - tasks
         peaks = client.run(_worker_peak, started)
         process = memory_peak(baseline)
-        versions = {"dask": __import__("dask").__version__, "distributed": distributed.__version__}
+        versions = {"dask": dask.__version__, "distributed": distributed.__version__}
     for address, peak in peaks.items():
         peak["keys_held"] = chunks.get(address, 0)
     training = _training(history, size)
