@@ -18,12 +18,13 @@ PyTorch
 
 Every variant is timed interleaved with the others of its framework (see
 ``harness``), after its compilation, whose seconds (the first calls, both
-traces of the xpnn steps) are reported apart. The xpnn step under
-torch.compile keeps the one graph break of ``CrossEntropyLoss`` (it reads
-one number back to check the labels); the report counts it.
+traces of the xpnn steps) are reported apart. The report counts the graph
+breaks of the xpnn step under torch.compile, as ``explain_step`` finds them.
 
 Run from ``benchmarks/``: ``python -m xpnn_bench.compiled [--sizes
-small|wide|both] [--budget SECONDS] [--json FILE]``.
+small|wide|both] [--budget SECONDS] [--frameworks jax,torch] [--json
+FILE]``. ``run.py`` runs it after its own measurements, in a process of
+its own.
 """
 
 from __future__ import annotations
