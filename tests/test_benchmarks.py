@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from selection import require_backend
+
 ROOT = Path(__file__).resolve().parents[1]
 
 pytest.importorskip("matplotlib")
@@ -183,7 +185,8 @@ def _gone(pids, wait_s=10.0):
     return not alive
 
 
-def test_distributed_extra_runs_every_variant(run_module, tmp_path):
+def test_distributed_extra_runs_every_variant(run_module, tmp_path, request):
+    require_backend(request.config, "dask")
     pytest.importorskip("distributed", reason="needs dask.distributed")
     pytest.importorskip("psutil")
     assert _with_extra(run_module, tmp_path, "distributed") == 0
@@ -244,7 +247,8 @@ def test_distributed_extra_runs_every_variant(run_module, tmp_path):
 
 
 @pytest.mark.parametrize("framework", ["jax", "torch"])
-def test_compiled_extra_runs_one_framework(run_module, tmp_path, monkeypatch, framework):
+def test_compiled_extra_runs_one_framework(run_module, tmp_path, monkeypatch, request, framework):
+    require_backend(request.config, framework)
     if importlib.util.find_spec(framework) is None:
         pytest.skip(f"needs {framework}")
     other = "torch" if framework == "jax" else "jax"

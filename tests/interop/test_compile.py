@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import xpnn
+from selection import require_backend
 from xpnn import (
     GELU,
     Dropout,
@@ -38,7 +39,6 @@ from xpnn import (
 from xpnn.interop.step import TrainStep
 from xpnn.optim import SGD, Adam, AdamW
 from xpnn.testing import assert_close, to_numpy
-from xpnn.testing.plugin import selected_cases
 
 OPTIMIZERS: dict[str, Callable[[Module], Any]] = {
     "sgd-momentum-dampening": lambda m: SGD(m, lr=0.1, momentum=0.9, dampening=0.2),
@@ -52,16 +52,6 @@ LOSSES: dict[str, Callable[[], Any]] = {
     "bce": xpnn.BCEWithLogitsLoss,
 }
 FEATURES, CLASSES = 6, 3
-
-
-def require_backend(config: pytest.Config, name: str) -> None:
-    """Run a framework's tests in the runs that select its backend (all, by default).
-
-    They do not depend on the backend under test, and the torch.compile ones
-    are slow: the matrix's sessions for other backends skip them.
-    """
-    if not any(spec.name == name for spec, _ in selected_cases(config)):
-        pytest.skip(f"this run does not select the {name} backend (--xp-backend)")
 
 
 @pytest.fixture

@@ -1,0 +1,18 @@
+"""Run a test only where a backend is selected, for tests that ignore the backend under test."""
+
+from __future__ import annotations
+
+import pytest
+
+from xpnn.testing.plugin import selected_cases
+
+
+def require_backend(config: pytest.Config, name: str) -> None:
+    """Skip unless this run selects backend ``name`` (every run selects all, by default).
+
+    Tests of a framework's own machinery (``jax.jit``, ``torch.compile``,
+    dask.distributed) do not depend on the backend under test, and some are
+    slow: the matrix's sessions for the other backends skip them.
+    """
+    if not any(spec.name == name for spec, _ in selected_cases(config)):
+        pytest.skip(f"this run does not select the {name} backend (--xp-backend)")
