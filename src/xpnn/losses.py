@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ._compat import Array, Namespace, array_kind
-from ._compat import device as device_of
 from .functional.losses import (
     _check_cross_entropy,
     _check_reduction,
-    _class_index,
+    _cross_entropy_constants,
     _cross_entropy_kernel,
+    _CrossEntropyConstants,
     binary_cross_entropy_with_logits,
     mse_loss,
     softmax_cross_entropy,
@@ -136,7 +136,7 @@ class CrossEntropyLoss(_Loss):
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__(reduction)
-        self._memo: tuple[object, Namespace, int, Array] | None = None
+        self._memo: tuple[object, Namespace, int, _CrossEntropyConstants] | None = None
         # Off only for the length of a compiled step that checked its labels
         # itself (xpnn.interop.step.TrainStep).
         self._check_labels = True
@@ -152,18 +152,18 @@ class CrossEntropyLoss(_Loss):
         key = (array_kind(input), array_kind(target))
         memo = self._memo
         if memo is not None and memo[0] == key:
-            xp, classes, class_index = memo[1], memo[2], memo[3]
+            xp, classes, constants = memo[1], memo[2], memo[3]
         else:
             xp, classes = _check_cross_entropy(input, target)
-            class_index = _class_index(xp, target, classes, device_of(input))
-            self._memo = (key, xp, classes, class_index)
+            constants = _cross_entropy_constants(xp, input, target, classes, self._reduction)
+            self._memo = (key, xp, classes, constants)
         return _cross_entropy_kernel(
             xp,
             input,
             target,
             classes,
             self._reduction,
-            class_index=class_index,
+            constants=constants,
             check_labels=self._check_labels,
         )
 

@@ -28,6 +28,7 @@ real floating arrays only.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from .._checks import check_known_shape, check_same_device, shape_str
 from .._compat import Array, Device, DType, Namespace, array_namespace, device, is_lazy
@@ -300,21 +301,45 @@ def _class_index(xp: Namespace, labels: Array, classes: int, where: Device) -> A
     return xp.arange(classes, dtype=index_dtype, device=where)
 
 
+class _CrossEntropyConstants(NamedTuple):
+    """Arrays that depend only on the kinds of the logits and labels, kept between calls."""
+
+    class_index: Array
+    zeros: Array
+    # 1 / rows as a 0-d array of the logits' dtype, or None for a sum: on
+    # PyTorch, dividing by a Python number wraps it in a new tensor at every
+    # call, and that costs as much as the division.
+    scale: Array | None
+
+
+def _cross_entropy_constants(
+    xp: Namespace, logits: Array, labels: Array, classes: int, reduction: str
+) -> _CrossEntropyConstants:
+    where = device(logits)
+    count = math.prod(_static_shape("logits", logits)[:-1])
+    scale = None
+    if reduction == "mean" and count:
+        scale = xp.asarray(1.0 / count, dtype=logits.dtype, device=where)
+    return _CrossEntropyConstants(
+        _class_index(xp, labels, classes, where), xp.zeros_like(logits, device=where), scale
+    )
+
+
 def _cross_entropy_kernel(
     xp: Namespace,
     logits: Array,
     labels: Array,
     classes: int,
     reduction: str,
-    class_index: Array | None = None,
+    constants: _CrossEntropyConstants | None = None,
     check_labels: bool = True,
 ) -> tuple[Array, Array]:
     """Return the loss and gradient of checked inputs (see softmax_cross_entropy).
 
-    ``class_index`` is :func:`_class_index`'s result, for callers that keep
-    it between calls. ``check_labels=False`` skips reading back whether
-    every label is in range, for callers that checked the values already
-    (:func:`_check_label_values`).
+    ``constants`` is :func:`_cross_entropy_constants`'s result, for callers
+    that keep it between calls. ``check_labels=False`` skips reading back
+    whether every label is in range, for callers that checked the values
+    already (:func:`_check_label_values`).
     """
     where = device(logits)
     count = math.prod(_static_shape("logits", logits)[:-1])
@@ -323,8 +348,9 @@ def _cross_entropy_kernel(
         # of an array with zero rows).
         empty = xp.zeros_like(logits, device=where)
         return _reduce(xp, empty, 0, reduction, logits), empty
-    if class_index is None:
-        class_index = _class_index(xp, labels, classes, where)
+    if constants is None:
+        constants = _cross_entropy_constants(xp, logits, labels, classes, reduction)
+    class_index, zeros, scale = constants
     onehot = _as(xp, labels, class_index.dtype)[..., None] == class_index
 
     lazy = is_lazy(logits) or is_lazy(labels)
@@ -337,25 +363,24 @@ def _cross_entropy_kernel(
     shifted = logits - xp.max(logits, axis=-1, keepdims=True)
     exps = xp.exp(shifted)
     sums = xp.sum(exps, axis=-1, keepdims=True)
-    zeros = xp.zeros_like(shifted, device=where)
-    # logsumexp(z) - z[y] = log(sum(exp(z - max))) - (z[y] - max), per row;
+    # logsumexp(z) - z[y] = log(sum(exps)) - (z[y] - max), per row;
     # z[y] is picked with where, so -inf logits of other classes stay harmless.
     picked = xp.where(onehot, shifted, zeros)
     grad = exps / sums - onehot_values
     if not lazy:
         # Summing the rows' losses at once saves a reduction per row.
-        total = xp.sum(xp.log(sums)) - xp.sum(picked)
-        loss = total / count if reduction == "mean" else total
+        loss = xp.sum(xp.log(sums)) - xp.sum(picked)
+        if scale is not None:
+            loss, grad = loss * scale, grad * scale
         if type(loss) is not type(logits):  # NumPy's reductions give scalars
             loss = xp.asarray(loss, device=where)
-        return loss, _scaled(grad, count, reduction)
+        return loss, grad
     rows = xp.log(sums[..., 0]) - xp.sum(picked, axis=-1)
-    if lazy:
-        valid = xp.any(onehot, axis=-1)
-        rows = xp.where(valid, rows, xp.full_like(rows, math.nan, device=where))
-        grad = xp.where(
-            xp.expand_dims(valid, axis=-1), grad, xp.full_like(grad, math.nan, device=where)
-        )
+    valid = xp.any(onehot, axis=-1)
+    rows = xp.where(valid, rows, xp.full_like(rows, math.nan, device=where))
+    grad = xp.where(
+        xp.expand_dims(valid, axis=-1), grad, xp.full_like(grad, math.nan, device=where)
+    )
     return _reduce(xp, rows, count, reduction, logits), _scaled(grad, count, reduction)
 
 
