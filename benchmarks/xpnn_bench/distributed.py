@@ -52,6 +52,8 @@ from typing import Any
 
 import numpy as np
 
+from .memory import _status
+
 CLASSES = 10
 HIDDEN = 64
 RULE_SEED = 12345
@@ -216,16 +218,6 @@ def _tasks_ran(client: Any) -> int:
 
 
 # -- memory of a process -------------------------------------------------------
-
-
-def _status() -> dict[str, int]:
-    values = {}
-    with open("/proc/self/status", encoding="ascii") as handle:
-        for line in handle:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0]) * 1024
-    return values
 
 
 def _maxrss() -> int:
