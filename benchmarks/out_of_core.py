@@ -21,7 +21,7 @@ memory report every 0.2 s. It prints, and with ``--json`` writes:
 - the time of each epoch, rows and MiB per second, the time per step and
   the tasks the scheduler ran per step;
 - per worker: the peak of its process memory as it reported it, the peak
-  resident size of the process (``getrusage``, from the worker itself),
+  resident size of the process (``VmHWM``, from the worker itself),
   the most it held spilled to disk, and whether it was restarted (a worker that
   died of memory comes back under a new process id);
 - the loss and accuracy of each epoch.

@@ -148,20 +148,26 @@ def ship_by_value() -> None:
     with this they need only NumPy, Dask and xpnn. (Under ``python -m`` the
     module is ``__main__``, which cloudpickle ships by value anyway.)
     """
-    module = sys.modules[__name__]
-    if module.__name__ != "__main__":
-        import cloudpickle
+    import cloudpickle
 
-        cloudpickle.register_pickle_by_value(module)
+    # This module, and the one whose _status the workers call.
+    for name in (__name__, _status.__module__):
+        if name != "__main__":
+            cloudpickle.register_pickle_by_value(sys.modules[name])
 
 
 def _worker_report(dask_worker: Any) -> dict[str, Any]:
     import os
-    import resource
 
+    try:
+        # The worker's own peak resident set; getrusage's would carry the
+        # peak of the process that started it (see memory_baseline).
+        peak = _status()["VmHWM"]
+    except OSError:
+        peak = _maxrss()
     return {
         "pid": os.getpid(),
-        "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_rss": peak,
         "memory_limit": dask_worker.memory_manager.memory_limit,
     }
 
