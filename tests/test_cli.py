@@ -254,3 +254,31 @@ def test_export_without_ndonnx_says_how_to_install(monkeypatch, tmp_path, capsys
     assert cli.main(argv) == 2
     assert 'pip install "xpnn[onnx]"' in capsys.readouterr().err
     assert not (tmp_path / "model.onnx").exists()
+
+
+def test_export_whose_graph_fails_the_check_keeps_the_previous_file(
+    numpy_run, tmp_path, monkeypatch, capsys
+):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("ndonnx")
+    output, _ = numpy_run
+    target = tmp_path / "model.onnx"
+    target.write_bytes(b"the previous export")
+
+    class Wrong(onnxruntime.InferenceSession):
+        """Sessions of the staged export give outputs off by one (ndonnx's own are left)."""
+
+        def __init__(self, model, *args, **kwargs):
+            super().__init__(model, *args, **kwargs)
+            self.wrong = isinstance(model, str) and model.endswith(".tmp")
+
+        def run(self, *args, **kwargs):
+            outputs = super().run(*args, **kwargs)
+            return [value + 1 for value in outputs] if self.wrong else outputs
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", Wrong)
+    assert cli.main(["export", str(output / "model.safetensors"), str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "the written graph disagrees with the model on 7 random rows" in err
+    assert target.read_bytes() == b"the previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]

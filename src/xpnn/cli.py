@@ -10,7 +10,9 @@ import argparse
 import contextlib
 import importlib.util
 import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, NoReturn
@@ -376,13 +378,24 @@ def _export(args: argparse.Namespace) -> int:
                     "width; export other models with xpnn.export.to_onnx(input_shape=...)"
                 )
             input_shape = (args.batch, features)
-        proto = to_onnx(
-            model,
-            args.output,
-            dtype=args.dtype,
-            input_shape=input_shape,
-            dynamic_batch=args.batch is None,
-        )
+        # Written beside the target and checked there, then renamed: a graph
+        # that fails the check leaves no file, and the previous one as it was.
+        folder = args.output.parent
+        handle, name = tempfile.mkstemp(prefix=f".{args.output.name}.", suffix=".tmp", dir=folder)
+        os.close(handle)
+        staged = Path(name)
+        try:
+            proto = to_onnx(
+                model,
+                staged,
+                dtype=args.dtype,
+                input_shape=input_shape,
+                dynamic_batch=args.batch is None,
+            )
+            checked = _check_with_onnxruntime(model, staged)
+            os.replace(staged, args.output)
+        finally:
+            staged.unlink(missing_ok=True)
     except (CheckpointError, ExportError, OSError) as exc:
         raise SelectionError(f"cannot export {args.checkpoint}: {exc}") from None
     graph = proto.graph
@@ -390,7 +403,7 @@ def _export(args: argparse.Namespace) -> int:
         f"wrote {args.output}: {_describe(graph.input[0])} -> {_describe(graph.output[0])}, "
         f"{len(graph.initializer)} initializers, {args.output.stat().st_size} bytes"
     )
-    print(_check_with_onnxruntime(model, args.output))
+    print(checked)
     return 0
 
 
