@@ -23,7 +23,7 @@ import math
 import operator
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -190,7 +190,7 @@ def save(model: Module, path: PathLike, *, optimizer: Optimizer | None = None) -
             "the optimizer's hyperparameters",
         )
     metadata["dtypes"] = json.dumps(dtypes)
-    _atomic_write(os.fspath(path), tensors, metadata)
+    _atomic_write(os.fspath(path), lambda file: _safetensors.write(file, tensors, metadata))
 
 
 def _check_layers(module: Module, where: str) -> None:
@@ -241,14 +241,19 @@ def _stored(host: npt.NDArray[Any], name: str) -> npt.NDArray[Any]:
     return parts
 
 
-def _atomic_write(
-    path: str, tensors: Mapping[str, PendingTensor], metadata: dict[str, str]
-) -> None:
+def _atomic_write(path: str, write: Callable[[IO[bytes]], object]) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    The data are flushed to disk before the rename, and the rename after
+    it; on any failure, interrupts included, the temporary file is removed
+    and ``path`` is left as it was. Checkpoints and ONNX exports are
+    written this way.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     descriptor, temporary = _create_temporary(directory, os.path.basename(path))
     try:
         with os.fdopen(descriptor, "wb") as file:
-            _safetensors.write(file, tensors, metadata)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)

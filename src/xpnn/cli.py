@@ -10,9 +10,7 @@ import argparse
 import contextlib
 import importlib.util
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, NoReturn
@@ -359,7 +357,7 @@ def _export(args: argparse.Namespace) -> int:
     from .checkpoint import CheckpointError, load
 
     try:
-        from .export import ExportError, _require, to_onnx
+        from .export import ExportError, _build, _require, _write_model
         from .interop._binding import edge_features
 
         _require()
@@ -378,24 +376,19 @@ def _export(args: argparse.Namespace) -> int:
                     "width; export other models with xpnn.export.to_onnx(input_shape=...)"
                 )
             input_shape = (args.batch, features)
-        # Written beside the target and checked there, then renamed: a graph
-        # that fails the check leaves no file, and the previous one as it was.
-        folder = args.output.parent
-        handle, name = tempfile.mkstemp(prefix=f".{args.output.name}.", suffix=".tmp", dir=folder)
-        os.close(handle)
-        staged = Path(name)
-        try:
-            proto = to_onnx(
-                model,
-                staged,
-                dtype=args.dtype,
-                input_shape=input_shape,
-                dynamic_batch=args.batch is None,
-            )
-            checked = _check_with_onnxruntime(model, staged)
-            os.replace(staged, args.output)
-        finally:
-            staged.unlink(missing_ok=True)
+        proto = _build(
+            model,
+            input_shape=input_shape,
+            example=None,
+            dtype=args.dtype,
+            dynamic_batch=args.batch is None,
+            input_name="input",
+            output_name="output",
+        )
+        # Checked in memory before anything is written: a graph that fails
+        # the check replaces nothing.
+        checked = _check_with_onnxruntime(model, proto)
+        _write_model(proto, args.output)
     except (CheckpointError, ExportError, OSError) as exc:
         raise SelectionError(f"cannot export {args.checkpoint}: {exc}") from None
     graph = proto.graph
@@ -416,13 +409,15 @@ def _describe(value: Any) -> str:
     return f"{value.name} ({', '.join(axes)}) {dtype}"
 
 
-def _check_with_onnxruntime(model: Any, path: Path) -> str:
-    """Run the written graph and the model on the same random rows; describe the difference."""
+def _check_with_onnxruntime(model: Any, proto: Any) -> str:
+    """Run the graph and the model on the same random rows; describe the difference."""
     try:
         import onnxruntime
     except ImportError:
         return "not checked: onnxruntime is not installed (pip install 'xpnn[onnx]')"
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(
+        proto.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
     feed = session.get_inputs()[0]
     shape = tuple(size if isinstance(size, int) else _CHECK_ROWS for size in feed.shape)
     dtype = "float64" if feed.type == "tensor(double)" else "float32"

@@ -301,26 +301,6 @@ def _trace(
     return proto
 
 
-def _write_atomically(data: bytes, path: PathLike) -> None:
-    """Write ``data`` to ``path`` through a temporary file renamed over it."""
-    from .checkpoint import _create_temporary, _fsync_directory
-
-    target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
-    descriptor, temporary = _create_temporary(directory, os.path.basename(target))
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    _fsync_directory(directory)
-
-
 def to_onnx(
     model: Module,
     path: PathLike,
@@ -399,6 +379,30 @@ def to_onnx(
     >>> session.run(None, {"input": x})[0].shape
     (5, 3)
     """
+    proto = _build(
+        model,
+        input_shape=input_shape,
+        example=example,
+        dtype=dtype,
+        dynamic_batch=dynamic_batch,
+        input_name=input_name,
+        output_name=output_name,
+    )
+    _write_model(proto, path)
+    return proto
+
+
+def _build(
+    model: Module,
+    *,
+    input_shape: Sequence[int | str | None] | None,
+    example: Array | None,
+    dtype: object,
+    dynamic_batch: bool,
+    input_name: str,
+    output_name: str,
+) -> onnx.ModelProto:
+    """Check the arguments and trace the checked graph (see :func:`to_onnx`); write nothing."""
     model = _check_model(model)
     _require()
     if not isinstance(dynamic_batch, bool):
@@ -416,9 +420,15 @@ def to_onnx(
                 f"{name!r} names a parameter of the model; pick another input_name or output_name"
             )
     shape, input_dtype = _input_spec(model, input_shape, example, wanted, params, dynamic_batch)
-    proto = _trace(model, shape, input_dtype, params, input_name, output_name)
-    _write_atomically(proto.SerializeToString(), path)
-    return proto
+    return _trace(model, shape, input_dtype, params, input_name, output_name)
+
+
+def _write_model(proto: onnx.ModelProto, path: PathLike) -> None:
+    """Write an ONNX model to ``path`` through a temporary file renamed over it."""
+    from .checkpoint import _atomic_write
+
+    data = proto.SerializeToString()
+    _atomic_write(os.fspath(path), lambda file: file.write(data))
 
 
 def export_checkpoint(
