@@ -16,7 +16,7 @@ from .._compat import Array
 from ..layers import Dropout, Linear, Module, Sequential
 from ..layers.activations import _Activation
 
-__all__ = ["bound", "check_params", "edge_features", "modules"]
+__all__ = ["bound", "check_params", "distinct_parameter_names", "edge_features", "modules"]
 
 
 def modules(model: Module) -> Iterator[Module]:
@@ -24,6 +24,25 @@ def modules(model: Module) -> Iterator[Module]:
     yield model
     for child in model.children():
         yield from modules(child)
+
+
+def distinct_parameter_names(model: Module, who: str) -> tuple[str, ...]:
+    """Return the model's parameter names, refusing one array under two of them.
+
+    A layer used twice would give its array one name per use; bound from
+    explicit parameters, each name would get the sum of both uses'
+    gradients and its own, diverging update. ``who`` names what needs every
+    parameter once, for the message.
+    """
+    seen: dict[tuple[int, str], str] = {}
+    for name, owner, local in model.parameter_slots():
+        first = seen.setdefault((id(owner), local), name)
+        if first != name:
+            raise ValueError(
+                f"parameters {first!r} and {name!r} are one array (a layer used twice); "
+                f"{who} needs every parameter once: use a separate layer for each use"
+            )
+    return tuple(seen.values())
 
 
 def edge_features(model: Module, *, last: bool = False) -> int | None:

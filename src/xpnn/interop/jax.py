@@ -54,7 +54,7 @@ from .._compat import Array, library_of
 from ..layers import Dropout, Module
 from ..optim._base import Optimizer
 from ._binding import bound as _bound
-from ._binding import check_params
+from ._binding import check_params, distinct_parameter_names
 from ._binding import modules as _modules
 from .step import Loss, Params, State, StepFunction, TrainStep, check_traceable
 
@@ -75,16 +75,7 @@ def _check_model(model: Module, who: str = "as_function") -> None:
                 f"{name!r} is a {library or type(value).__module__} array. Move the model "
                 "first: model.to(jax.numpy)"
             )
-    seen: dict[tuple[int, str], str] = {}
-    for name, owner, local in model.parameter_slots():
-        first = seen.setdefault((id(owner), local), name)
-        if first != name:
-            # One array under two names would get the sum of both uses'
-            # gradients under each name, and two diverging updates.
-            raise ValueError(
-                f"parameters {first!r} and {name!r} are one array (a layer used twice); "
-                f"{who} needs every parameter once: use a separate layer for each use"
-            )
+    distinct_parameter_names(model, who)
 
 
 def _check_dropout(model: Module) -> None:

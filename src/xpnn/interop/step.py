@@ -31,7 +31,7 @@ from ..functional.losses import _check_label_values
 from ..layers import Dropout, Module
 from ..losses import CrossEntropyLoss
 from ..optim._base import Optimizer
-from ._binding import bound, check_params, edge_features, modules
+from ._binding import bound, check_params, distinct_parameter_names, edge_features, modules
 
 __all__ = ["Params", "State", "StepFunction", "TrainStep", "check_traceable", "restored"]
 
@@ -167,19 +167,10 @@ class TrainStep:
                 "optimizer must optimise this model (optimizer.model is model); it holds "
                 "another one"
             )
-        seen: dict[tuple[int, str], str] = {}
-        for name, owner, local in model.parameter_slots():
-            first = seen.setdefault((id(owner), local), name)
-            if first != name:
-                raise ValueError(
-                    f"parameters {first!r} and {name!r} are one array (a layer used twice); a "
-                    "step with explicit parameters needs each once: use a separate layer for "
-                    "each use"
-                )
         self.model = model
         self.loss_fn = loss_fn
         self.optimizer = optimizer
-        self.names = tuple(seen.values())
+        self.names = distinct_parameter_names(model, "a step with explicit parameters")
         self.body: Callable[[Array, Array], Array] = (
             self.eager_body if compile_body is None else compile_body(self.eager_body)
         )
