@@ -17,11 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from .._compat import Array, array_namespace, device
+from .._compat import Array, device
 from ..interop._transfer import to_numpy
 from ._assert import assert_close
-from ._gradcheck import _check_meta
-from ._random import random_array
+from ._gradcheck import _check_meta, _run_backward
 
 __all__ = ["check_against_autograd"]
 
@@ -107,13 +106,7 @@ def check_against_autograd(
     True
     """
     torch = _import_torch()
-    xp = array_namespace(**{f"inputs[{i}]": x for i, x in enumerate(inputs)})
-    y = f(*inputs)
-    if dy is None:
-        dy = random_array(xp, tuple(y.shape), dtype=y.dtype, device=device(y), seed=seed)
-    grads = backward(dy, *inputs)
-    if len(grads) != len(inputs):
-        raise AssertionError(f"backward returned {len(grads)} gradients for {len(inputs)} inputs")
+    xp, y, dy, grads = _run_backward(f, backward, inputs, dy, seed)
 
     tensors = [torch.asarray(_widen(to_numpy(x))) for x in inputs]
     tracked = [

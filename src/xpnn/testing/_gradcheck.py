@@ -115,13 +115,7 @@ def check_gradients(
     >>> error < 1e-8
     True
     """
-    xp = array_namespace(**{f"inputs[{i}]": x for i, x in enumerate(inputs)})
-    y = f(*inputs)
-    if cotangent is None:
-        cotangent = random_array(xp, tuple(y.shape), dtype=y.dtype, device=device(y), seed=seed)
-    grads = backward(cotangent, *inputs)
-    if len(grads) != len(inputs):
-        raise AssertionError(f"backward returned {len(grads)} gradients for {len(inputs)} inputs")
+    xp, _, cotangent, grads = _run_backward(f, backward, inputs, cotangent, seed)
     where = _float64_device(xp, device(inputs[0]) if inputs else None)
     wide_inputs = [_move(xp, x, _wide_dtype(xp, x.dtype), where) for x in inputs]
     wide_dy = _move(xp, cotangent, _wide_dtype(xp, cotangent.dtype), where)
@@ -153,6 +147,28 @@ def check_gradients(
                 f"(rtol={r:g}, atol={a:g}); worst:\n{worst_elements(got, numeric)}"
             )
     return worst
+
+
+def _run_backward(
+    f: Callable[..., Array],
+    backward: Callable[..., Sequence[Array | None]],
+    inputs: Sequence[Array],
+    cotangent: Array | None,
+    seed: int,
+) -> tuple[Namespace, Array, Array, Sequence[Array | None]]:
+    """Run ``f`` and ``backward`` under test: ``(xp, y, cotangent, grads)``.
+
+    The cotangent defaults to a random array like ``y``; ``backward`` must
+    give one gradient (or None) per input.
+    """
+    xp = array_namespace(**{f"inputs[{i}]": x for i, x in enumerate(inputs)})
+    y = f(*inputs)
+    if cotangent is None:
+        cotangent = random_array(xp, tuple(y.shape), dtype=y.dtype, device=device(y), seed=seed)
+    grads = backward(cotangent, *inputs)
+    if len(grads) != len(inputs):
+        raise AssertionError(f"backward returned {len(grads)} gradients for {len(inputs)} inputs")
+    return xp, y, cotangent, grads
 
 
 def _check_meta(xp: Namespace, what: str, grad: Array, x: Array) -> None:
