@@ -273,6 +273,15 @@ def test_functional_linear_on_batch_chunks(xp, device, real_dtype, has_bias):
         assert dbias is None
 
 
+def check_activation(name, x_h, dy_h, y, dx, *, xp, device, dtype):
+    """y and dx keep the batch's chunks and match torch's activation in float64."""
+    ref_y, ref_dx = torch_activation(name, x_h, dy_h)
+    assert_batch_chunked(y, "y")
+    assert_batch_chunked(dx, "dx")
+    compare(y, ref_y, what="y", xp=xp, device=device, dtype=dtype)
+    compare(dx, ref_dx, what="dx", xp=xp, device=device, dtype=dtype)
+
+
 @pytest.mark.usefixtures("lazy")
 @pytest.mark.parametrize("name", ACTIVATIONS)
 def test_functional_activation_on_batch_chunks(xp, device, real_dtype, name):
@@ -284,12 +293,7 @@ def test_functional_activation_on_batch_chunks(xp, device, real_dtype, name):
     # array of its own.
     kept = chunked(to_numpy(y)) if takes_output else chunked(x_h)
     dx = backward(chunked(dy_h), kept, **settings)
-    ref_y, ref_dx = torch_activation(name, x_h, dy_h)
-    assert_batch_chunked(y, "y")
-    assert_batch_chunked(dx, "dx")
-    same = {"xp": xp, "device": device, "dtype": real_dtype}
-    compare(y, ref_y, what="y", **same)
-    compare(dx, ref_dx, what="dx", **same)
+    check_activation(name, x_h, dy_h, y, dx, xp=xp, device=device, dtype=real_dtype)
 
 
 # The losses, functional and as objects: (function, class, input, target, torch twin)
@@ -396,12 +400,7 @@ def test_activation_layer_on_batch_chunks(xp, device, real_dtype, name):
         for _ in range(2):
             y, backward = layer.forward(chunked(x_h))
             dx = backward(chunked(dy_h))
-    ref_y, ref_dx = torch_activation(name, x_h, dy_h)
-    assert_batch_chunked(y, "y")
-    assert_batch_chunked(dx, "dx")
-    same = {"xp": xp, "device": device, "dtype": real_dtype}
-    compare(y, ref_y, what="y", **same)
-    compare(dx, ref_dx, what="dx", **same)
+    check_activation(name, x_h, dy_h, y, dx, xp=xp, device=device, dtype=real_dtype)
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
