@@ -253,7 +253,7 @@ class Steps:
         by persisted arrays after each step.
     optimizer : object
         Its buffers are persisted too when it is an xpnn optimizer (it has
-        ``_buffers`` and ``_replace_buffers``, as :meth:`xpnn.Module.to`
+        ``buffers`` and ``replace_buffers``, as :meth:`xpnn.Module.to`
         uses); other optimizers' state is left as they keep it.
     x, y : Dask arrays
         The training data.
@@ -306,8 +306,8 @@ class Steps:
     def _state_arrays(self) -> tuple[list[Any], dict[str, dict[str, Array]], list[Any]]:
         slots = list(self.model.parameter_slots())
         buffers: dict[str, dict[str, Array]] = {}
-        if hasattr(self.optimizer, "_buffers") and hasattr(self.optimizer, "_replace_buffers"):
-            buffers = self.optimizer._buffers()
+        if hasattr(self.optimizer, "buffers") and hasattr(self.optimizer, "replace_buffers"):
+            buffers = self.optimizer.buffers()
         arrays: list[Any] = [owner.params[local] for _, owner, local in slots]
         arrays += [owner.grads.get(local) for _, owner, local in slots]
         arrays += [buffer for entry in buffers.values() for buffer in entry.values()]
@@ -324,7 +324,7 @@ class Steps:
             if local in owner.grads:
                 owner.grads[local] = grad
         if buffers:
-            self.optimizer._replace_buffers(  # type: ignore[attr-defined]
+            self.optimizer.replace_buffers(  # type: ignore[attr-defined]
                 {name: {key: next(new) for key in entry} for name, entry in buffers.items()}
             )
 

@@ -34,7 +34,7 @@ from . import _safetensors
 from ._compat import Array, Device, DType, array_namespace, dtype_name, library_of
 from ._compat import device as device_of
 from ._safetensors import Header, PendingTensor, SafetensorsError
-from .interop._transfer import to_numpy, transfer
+from ._transfer import to_numpy, transfer
 from .layers._config import LAYERS, from_config
 from .layers._module import Module
 from .optim._base import Optimizer
@@ -175,8 +175,8 @@ def save(model: Module, path: PathLike, *, optimizer: Optimizer | None = None) -
     if optimizer is not None:
         # The live buffers, not state_dict()'s snapshots: each is copied to
         # the host once, when written, and never twice on its device.
-        buffers = optimizer._buffers()
-        steps = {name: int(optimizer._state.get(name, {}).get("step", 0)) for name in params}
+        buffers = optimizer.buffers()
+        steps = optimizer.step_counts()
         for name in params:
             for buffer_name, buffer in buffers.get(name, {}).items():
                 key = f"{OPTIMIZER_PREFIX}{name}.{buffer_name}"
@@ -711,7 +711,7 @@ def load_optimizer(path: PathLike, optimizer: Optimizer) -> None:
                 f"model from the same checkpoint with xpnn.load"
             )
         _check_optimizer(contents)
-        known = type(optimizer)._buffer_names
+        known = type(optimizer).buffer_names
         state: dict[str, dict[str, Any]] = {}
         for name, param in params.items():
             entry: dict[str, Any] = {"step": saved["steps"][name], **dict.fromkeys(known)}

@@ -42,7 +42,7 @@ import numpy as np
 
 from ._compat import Array, array_namespace, dtype_name
 from .interop._binding import bound, edge_features, modules
-from .interop._transfer import to_numpy
+from ._transfer import to_numpy
 from .layers import Dropout, Module
 from .layers._config import LAYERS
 

@@ -15,6 +15,6 @@ each imports its library when it is used, never when xpnn is imported:
   (:func:`xpnn.interop.jax.train_step`) and ``torch.compile``
   (:func:`xpnn.interop.torch.compiled_step`) compile.
 
-Moving arrays between libraries and devices (what :meth:`xpnn.Module.to`
-and :func:`xpnn.load` use) lives in ``xpnn.interop._transfer``.
+Moving arrays between libraries and devices, what :meth:`xpnn.Module.to`
+and :func:`xpnn.load` use, lies below the layers, in ``xpnn._transfer``.
 """

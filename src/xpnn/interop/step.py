@@ -279,7 +279,7 @@ class TrainStep:
             fresh; counts are 0-d arrays of the parameter's real dtype.
         """
         params = dict(self.model.named_parameters())
-        buffers = self.optimizer._buffer_names
+        buffers = self.optimizer.buffer_names
         state: State = {}
         for name, value in params.items():
             entry = self.optimizer._state.get(name)

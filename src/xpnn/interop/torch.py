@@ -56,7 +56,7 @@ from ..layers import (
     Tanh,
 )
 from ..optim._base import Optimizer
-from ._transfer import transfer
+from .._transfer import transfer
 from .step import Loss, Params, State, TrainStep
 
 __all__ = [

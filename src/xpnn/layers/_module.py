@@ -17,7 +17,7 @@ from .._compat import (
     resolve_namespace,
 )
 from .._compat import device as device_of
-from ..interop._transfer import transfer
+from .._transfer import transfer
 
 __all__ = ["Backward", "Module"]
 
@@ -29,9 +29,9 @@ class _MovableOptimizer(Protocol):
 
     model: Module
 
-    def _buffers(self) -> dict[str, dict[str, Array]]: ...
+    def buffers(self) -> dict[str, dict[str, Array]]: ...
 
-    def _replace_buffers(self, buffers: dict[str, dict[str, Array]]) -> None: ...
+    def replace_buffers(self, buffers: dict[str, dict[str, Array]]) -> None: ...
 
 
 #: ``backward(dy) -> dx``: returned by ``forward``, it holds what the
@@ -224,7 +224,7 @@ class Module:
                 "another model; move that model with its own optimizer"
             )
         target = resolve_namespace(xp) if xp is not None else None
-        buffers = optimizer._buffers() if optimizer is not None else {}
+        buffers = optimizer.buffers() if optimizer is not None else {}
         moved: list[tuple[Module, str, Array, Array | None]] = []
         moved_buffers: dict[str, dict[str, Array]] = {}
         for name, owner, local in self.parameter_slots():
@@ -247,7 +247,7 @@ class Module:
             owner.params[local] = param
             owner.grads[local] = grad
         if optimizer is not None:
-            optimizer._replace_buffers(moved_buffers)
+            optimizer.replace_buffers(moved_buffers)
         return self
 
     # -- structure, for checkpoints ---------------------------------------

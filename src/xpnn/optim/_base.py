@@ -151,14 +151,14 @@ class Optimizer:
 
     Notes
     -----
-    Subclasses define ``_buffer_names``, ``_check_hyperparameters`` and
+    Subclasses define ``buffer_names``, ``_check_hyperparameters`` and
     ``_update``; the base class does the bookkeeping: skipping parameters
     without gradient, checking each gradient against its parameter,
     counting steps, and the state dict.
     """
 
     #: Names of the per-parameter buffers, in state-dict order.
-    _buffer_names: ClassVar[tuple[str, ...]] = ()
+    buffer_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: Module, **hyperparameters: object) -> None:
         if not isinstance(model, Module):
@@ -182,7 +182,7 @@ class Optimizer:
 
     def _required_buffers(self, hyper: Mapping[str, Any], step: int) -> tuple[str, ...]:
         """Return the buffers that exist after ``step`` steps under ``hyper``."""
-        return self._buffer_names if step > 0 else ()
+        return self.buffer_names if step > 0 else ()
 
     def _update(
         self, xp: Namespace, name: str, param: Array, grad: Array, entry: dict[str, Any], step: int
@@ -283,7 +283,7 @@ class Optimizer:
         for xp, name, param, grad in work:
             entry = self._state.get(name)
             if entry is None:
-                entry = self._state[name] = {"step": 0, **dict.fromkeys(self._buffer_names)}
+                entry = self._state[name] = {"step": 0, **dict.fromkeys(self.buffer_names)}
             step = entry["step"] + 1
             self._update(xp, name, param, grad, entry, step)
             entry["step"] = step
@@ -310,10 +310,10 @@ class Optimizer:
         for name, _ in self.model.named_parameters():
             entry = self._state.get(name)
             if entry is None:
-                state[name] = {"step": 0, **dict.fromkeys(self._buffer_names)}
+                state[name] = {"step": 0, **dict.fromkeys(self.buffer_names)}
             else:
                 state[name] = {"step": entry["step"]}
-                state[name].update((b, _snapshot(entry[b])) for b in self._buffer_names)
+                state[name].update((b, _snapshot(entry[b])) for b in self.buffer_names)
         return {
             "optimizer": type(self).__name__,
             "hyperparameters": dict(self._hyper),
@@ -368,17 +368,64 @@ class Optimizer:
         self._state = new_state
         self._checked.clear()
 
-    def _buffers(self) -> dict[str, dict[str, Array]]:
-        """Return the buffers that exist, by parameter name then buffer name."""
+    # -- state, for code that moves, persists, saves or threads it ---------
+
+    def buffers(self) -> dict[str, dict[str, Array]]:
+        """Return the buffers that exist, by parameter name then buffer name.
+
+        The live arrays, not copies (unlike :meth:`state_dict`): what
+        :meth:`xpnn.Module.to`, Dask training and :func:`xpnn.save` move,
+        persist or write. Parameters without state, and buffers that are
+        still ``None``, are left out.
+        """
         return {
-            name: {b: entry[b] for b in self._buffer_names if entry.get(b) is not None}
+            name: {b: entry[b] for b in self.buffer_names if entry.get(b) is not None}
             for name, entry in self._state.items()
         }
 
-    def _replace_buffers(self, buffers: dict[str, dict[str, Array]]) -> None:
-        """Store moved buffers (see :meth:`xpnn.Module.to`); step counts stay."""
+    def replace_buffers(self, buffers: Mapping[str, Mapping[str, Array]]) -> None:
+        """Store new arrays for existing buffers; step counts stay.
+
+        For moved or persisted copies of :meth:`buffers` (same names, same
+        shapes); nothing is checked here, the next :meth:`step` checks them
+        against their parameters.
+        """
         for name, moved in buffers.items():
             self._state[name].update(moved)
+        self.reset_checks()
+
+    def step_counts(self) -> dict[str, int]:
+        """Return how many updates each parameter of the model has had, by name."""
+        return {
+            name: int(self._state[name]["step"]) if name in self._state else 0
+            for name, _ in self.model.named_parameters()
+        }
+
+    def per_parameter_state(self) -> dict[str, dict[str, Any]]:
+        """Return ``{name: {"step": count, <buffer>: array or None}}``, unchecked.
+
+        New dictionaries holding the live arrays, for tracing code that
+        threads the state through a pure function (:class:`xpnn.interop.step.TrainStep`).
+        Parameters that were never updated are absent.
+        """
+        return {name: dict(entry) for name, entry in self._state.items()}
+
+    def replace_state(self, state: Mapping[str, Mapping[str, Any]]) -> None:
+        """Replace the per-parameter state with ``state``, unchecked.
+
+        The counterpart of :meth:`per_parameter_state`: step counts may be
+        0-d arrays there (a traced step takes the count as an input). Use
+        :meth:`load_state_dict` for state from elsewhere, which checks it.
+        """
+        self._state = {name: dict(entry) for name, entry in state.items()}
+        self.reset_checks()
+
+    def reset_checks(self) -> None:
+        """Forget which kinds of gradient were checked, and the cached scalars.
+
+        The next :meth:`step` checks every gradient again. Tracing code calls
+        it once a trace ends, so that no stand-in array outlives it.
+        """
         self._checked.clear()
         self._scalars.clear()
 
@@ -415,7 +462,7 @@ class Optimizer:
         return xp
 
     def _check_buffers(self, name: str, param: Array, entry: dict[str, Any]) -> None:
-        for buffer_name in self._buffer_names:
+        for buffer_name in self.buffer_names:
             buffer = entry[buffer_name]
             if buffer is None:
                 continue
@@ -431,7 +478,7 @@ class Optimizer:
         self, where: str, entry: object, param: Array, hyper: Mapping[str, Any]
     ) -> dict[str, Any]:
         entry = _mapping(where, entry)
-        _exact_keys(where, entry, ("step", *self._buffer_names))
+        _exact_keys(where, entry, ("step", *self.buffer_names))
         raw_step = entry["step"]
         try:
             if isinstance(raw_step, bool):
@@ -446,7 +493,7 @@ class Optimizer:
         required = self._required_buffers(hyper, step)
         xp = array_namespace(parameter=param)
         checked: dict[str, Any] = {"step": step}
-        for buffer_name in self._buffer_names:
+        for buffer_name in self.buffer_names:
             buffer = entry[buffer_name]
             label = f"{where}[{buffer_name!r}]"
             if buffer_name not in required:

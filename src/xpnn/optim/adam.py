@@ -112,7 +112,7 @@ class Adam(Optimizer):
     ['weight']
     """
 
-    _buffer_names = ("exp_avg", "exp_avg_sq")
+    buffer_names = ("exp_avg", "exp_avg_sq")
     #: Whether weight decay shrinks the parameter (AdamW) instead of adding
     #: to the gradient (Adam).
     _decoupled = False

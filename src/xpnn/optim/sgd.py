@@ -91,7 +91,7 @@ class SGD(Optimizer):
     5
     """
 
-    _buffer_names = ("momentum_buffer",)
+    buffer_names = ("momentum_buffer",)
 
     def __init__(
         self,
@@ -129,7 +129,7 @@ class SGD(Optimizer):
         return checked
 
     def _required_buffers(self, hyper: Mapping[str, Any], step: int) -> tuple[str, ...]:
-        return self._buffer_names if step > 0 and hyper["momentum"] != 0 else ()
+        return self.buffer_names if step > 0 and hyper["momentum"] != 0 else ()
 
     def _update(
         self, xp: Namespace, name: str, param: Array, grad: Array, entry: dict[str, Any], step: int

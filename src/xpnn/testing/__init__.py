@@ -14,7 +14,7 @@
 matrix; see ``docs/testing-plugin.md``.
 """
 
-from ..interop._transfer import to_numpy
+from .._transfer import to_numpy
 from ._assert import assert_close
 from ._autograd import check_against_autograd
 from ._gradcheck import check_gradients

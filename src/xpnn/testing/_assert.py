@@ -19,7 +19,7 @@ from .._compat import (
     resolve_namespace,
 )
 from .._compat import library_name as _library_name
-from ..interop._transfer import to_numpy
+from .._transfer import to_numpy
 from ._tolerances import default_tolerances
 
 __all__ = ["assert_close", "worst_elements"]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._compat import Array, device
-from ..interop._transfer import to_numpy
+from .._transfer import to_numpy
 from ._assert import assert_close
 from ._gradcheck import _check_meta, _run_backward
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .._compat import Array, Namespace, array_namespace, device, dtype_name
-from ..interop._transfer import to_numpy
+from .._transfer import to_numpy
 from ._assert import worst_elements
 from ._random import random_array
 from ._tolerances import default_tolerances

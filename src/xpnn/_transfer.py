@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._compat import (
+from ._compat import (
     Array,
     Device,
     DType,
@@ -22,7 +22,7 @@ from .._compat import (
     library_of,
     to_device,
 )
-from .._compat import device as device_of
+from ._compat import device as device_of
 
 __all__ = ["to_numpy", "transfer"]
 
