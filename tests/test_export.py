@@ -197,10 +197,10 @@ def test_model_is_left_as_it_was(tmp_path: Path) -> None:
     x = inputs((3, 6), "float64")
     before = model(x)
     params = {name: value for name, value in model.named_parameters()}
-    state = [dict(vars(module)) for module in xpnn.interop._binding.modules(model)]
+    state = [dict(vars(module)) for module in model.modules()]
     to_onnx(model, tmp_path / "m.onnx", dtype="float32")
     assert all(value is params[name] for name, value in model.named_parameters())
-    after = [dict(vars(module)) for module in xpnn.interop._binding.modules(model)]
+    after = [dict(vars(module)) for module in model.modules()]
     assert [set(a) for a in after] == [set(b) for b in state]
     for old, new in zip(state, after, strict=True):
         assert all(new[key] is old[key] for key in old)

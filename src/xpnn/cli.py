@@ -358,7 +358,7 @@ def _export(args: argparse.Namespace) -> int:
 
     try:
         from .export import ExportError, _build, _require, _write_model
-        from .interop._binding import edge_features
+        from .layers import edge_features
 
         _require()
     except ImportError as exc:

@@ -41,7 +41,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._compat import Array, array_namespace, dtype_name
-from .interop._binding import bound, edge_features, modules
+from .interop.binding import bound
+from .layers import edge_features
 from ._transfer import to_numpy
 from .layers import Dropout, Module
 from .layers._config import LAYERS
@@ -272,7 +273,7 @@ def _trace(
                     schema["input_schema"].pop(name, None)
                 entry.value = json.dumps(schema)
     out_dims = graph.output[0].type.tensor_type.shape.dim
-    own = all(type(module) in LAYERS.values() for module in modules(model))
+    own = all(type(module) in LAYERS.values() for module in model.modules())
     if own and shape and shape[0] == BATCH and out_dims and not out_dims[0].HasField("dim_value"):
         # Every xpnn layer keeps the leading axes, so the output's first
         # axis is the input's; ndonnx does not carry the name through. A

@@ -247,7 +247,6 @@ def test_jit_step_matches_eager_jax_and_numpy(jnp: Any, optimizer: str, loss: st
 def test_jit_step_leaves_no_tracer_in_the_model(jnp: Any) -> None:
     import jax
 
-    from xpnn.interop._binding import modules
     from xpnn.interop.jax import train_step
 
     dtype = jax_dtype(jnp)
@@ -265,7 +264,7 @@ def test_jit_step_leaves_no_tracer_in_the_model(jnp: Any) -> None:
             obj, is_leaf=lambda leaf: not isinstance(leaf, dict | list | tuple)
         )
 
-    found = [vars(m) for m in modules(model)] + [vars(opt), loss_fn._memo]
+    found = [vars(m) for m in model.modules()] + [vars(opt), loss_fn._memo]
     assert not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves(found))
     assert all(value is before[name] for name, value in model.named_parameters())
     assert all(grad is None for _, grad in model.named_gradients())

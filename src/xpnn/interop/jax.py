@@ -53,9 +53,8 @@ from typing import Any
 from .._compat import Array, library_of
 from ..layers import Dropout, Module
 from ..optim._base import Optimizer
-from ._binding import bound as _bound
-from ._binding import check_params, distinct_parameter_names
-from ._binding import modules as _modules
+from .binding import bound as _bound
+from .binding import check_params, distinct_parameter_names
 from .step import Loss, Params, State, StepFunction, TrainStep, check_traceable
 
 __all__ = ["TrainStep", "as_function", "train_step"]
@@ -79,7 +78,7 @@ def _check_model(model: Module, who: str = "as_function") -> None:
 
 
 def _check_dropout(model: Module) -> None:
-    for module in _modules(model):
+    for module in model.modules():
         if isinstance(module, Dropout) and module.training and module.p > 0.0:
             raise ValueError(
                 "the model has a Dropout layer in training mode, which the JAX function cannot "

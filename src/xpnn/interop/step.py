@@ -28,10 +28,10 @@ from typing import Any
 
 from .._compat import Array, DType, Namespace, array_namespace, device, dtype_name
 from ..functional.losses import _check_label_values
-from ..layers import Dropout, Module
+from ..layers import Dropout, Module, edge_features
 from ..losses import CrossEntropyLoss
 from ..optim._base import Optimizer
-from ._binding import bound, check_params, distinct_parameter_names, edge_features, modules
+from .binding import bound, check_params, distinct_parameter_names
 
 __all__ = ["Params", "State", "StepFunction", "TrainStep", "check_traceable", "restored"]
 
@@ -81,7 +81,7 @@ def check_traceable(model: Module, why: str) -> None:
 
     ``why`` names what would trace the step, for the message (``"jax.jit"``).
     """
-    for module in modules(model):
+    for module in model.modules():
         if isinstance(module, Dropout) and module.training and module.p > 0.0:
             raise ValueError(
                 f"the model has Dropout(p={module.p}) in training mode, which {why} cannot run: "

@@ -4,6 +4,7 @@ from ._config import LAYERS, from_config
 from ._module import Backward, Module
 from .activations import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .dropout import Dropout
+from .edges import edge_features
 from .linear import Linear
 from .sequential import Sequential
 
@@ -21,5 +22,6 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "Tanh",
+    "edge_features",
     "from_config",
 ]

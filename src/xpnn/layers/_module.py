@@ -76,6 +76,16 @@ class Module:
         """Return the direct sub-modules, in order (none for a leaf)."""
         return []
 
+    def modules(self) -> Iterator[Module]:
+        """Yield this module and every module inside it, depth first, in order."""
+        yield self
+        for child in self.children():
+            yield from child.modules()
+
+    def keeps_shape(self) -> bool:
+        """Tell whether the output always has the input's shape (activations, Dropout)."""
+        return False
+
     def _named_children(self) -> Iterator[tuple[str, Module]]:
         for index, child in enumerate(self.children()):
             yield str(index), child

@@ -42,6 +42,11 @@ class _Activation(Module):
     """
 
     _keeps_output = False
+
+    def keeps_shape(self) -> bool:
+        """Activations apply elementwise (or along an axis): the shape stays."""
+        return True
+
     #: Whether the subclass has unchecked kernels (``_kernel``,
     #: ``_kernel_backward``) for inputs of a kind already checked once.
     _has_kernels = False

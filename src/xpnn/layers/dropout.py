@@ -57,6 +57,10 @@ class Dropout(Module):
         self.p: float = float(p)
         self._rng = host_generator(seed)
 
+    def keeps_shape(self) -> bool:
+        """Dropout scales elementwise: the shape stays."""
+        return True
+
     def _mask(self, x: Array) -> Array:
         shape = check_known_shape(
             "x", x, "Dropout in training mode (its mask is drawn on the host)"

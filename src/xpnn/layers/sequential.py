@@ -41,6 +41,10 @@ class Sequential(Module):
         """Return the layers, in order."""
         return list(self.layers)
 
+    def keeps_shape(self) -> bool:
+        """Tell whether every layer keeps the shape of its input."""
+        return all(child.keeps_shape() for child in self.children())
+
     def __len__(self) -> int:
         return len(self.layers)
 
