@@ -13,17 +13,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from .._compat import Array
-from ..layers import Dropout, Linear, Module, Sequential
-from ..layers.activations import _Activation
+from ..layers import Module
 
-__all__ = ["bound", "check_params", "distinct_parameter_names", "edge_features", "modules"]
-
-
-def modules(model: Module) -> Iterator[Module]:
-    """Yield ``model`` and every module inside it, depth first, in order."""
-    yield model
-    for child in model.children():
-        yield from modules(child)
+__all__ = ["bound", "check_params", "distinct_parameter_names"]
 
 
 def distinct_parameter_names(model: Module, who: str) -> tuple[str, ...]:
@@ -43,33 +35,6 @@ def distinct_parameter_names(model: Module, who: str) -> tuple[str, ...]:
                 f"{who} needs every parameter once: use a separate layer for each use"
             )
     return tuple(seen.values())
-
-
-def edge_features(model: Module, *, last: bool = False) -> int | None:
-    """Return the width of the model's input, or of its output with ``last``.
-
-    That is ``in_features`` of the first :class:`~xpnn.Linear` (``out_features``
-    of the last), when only layers that keep the shape (activations,
-    Dropout) lie between it and that end of the model, through
-    :class:`~xpnn.Sequential` containers only; otherwise ``None``: another
-    module may change the shape, and xpnn cannot tell how.
-    """
-    if isinstance(model, Sequential):
-        children = list(model.children())
-        for child in reversed(children) if last else children:
-            found = edge_features(child, last=last)
-            if found is not None or not _keeps_shape(child):
-                return found
-        return None
-    if isinstance(model, Linear):
-        return model.out_features if last else model.in_features
-    return None
-
-
-def _keeps_shape(module: Module) -> bool:
-    if isinstance(module, Sequential):
-        return all(_keeps_shape(child) for child in module.children())
-    return isinstance(module, _Activation | Dropout)
 
 
 @contextmanager
@@ -92,7 +57,7 @@ def bound(model: Module, params: Mapping[str, Array]) -> Iterator[None]:
     """
     saved = [
         (module, dict(vars(module)), dict(module.params), dict(module.grads))
-        for module in modules(model)
+        for module in model.modules()
     ]
     try:
         for name, owner, local in model.parameter_slots():
