@@ -1,23 +1,140 @@
-"""Input validation shared by the functional API and the layers.
+"""Input validation shared by the functional API and the layers, and the check boundary.
 
 Every check runs before any arithmetic and raises an error that says what
 was expected, what came, and what to do about it.
+
+The check boundary
+------------------
+A layer, loss or optimizer sees inputs of the same kind at every step of a
+training loop: the same library, dtype, shape and device. What its checks
+conclude depends on those alone, so a :class:`CheckBoundary` remembers it:
+the first input of a kind goes through the check, later ones of that kind
+reuse the :class:`Checked` record it returned. :func:`kind` is the one key
+function; an input of another kind, or with a dimension of unknown size,
+is checked again. :meth:`CheckBoundary.reset` forgets everything, as code
+that traces a model calls once the trace ends, so that no stand-in array
+outlives it. A new layer adopts it in a few lines::
+
+    checked = self._checks.check(check_my_layer, x, weight)
+    y = my_layer_kernel(checked.xp, x, weight, checked.dtype)
+
+where ``check_my_layer(x, weight) -> Checked`` raises for bad input.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, replace
+from typing import Any
 
-from ._compat import Array, Namespace, device
+from ._compat import Array, DType, Namespace, device
 
 __all__ = [
+    "CheckBoundary",
+    "Checked",
     "check_floating",
     "check_known_shape",
+    "check_real_floating",
     "check_same_device",
     "has_unknown",
     "is_unknown",
+    "kind",
     "shape_str",
 ]
+
+
+def kind(x: Array | None) -> Hashable:
+    """Return what checks of ``x`` depend on: ``(type, dtype, shape, device)``.
+
+    ``None`` (an absent optional array, such as a layer without bias) gives
+    ``None``; something that is no array gives a new object that equals
+    nothing else, so the check runs and says so.
+
+    Sizes unknown until computed (``None``, or NaN in Dask) need no special
+    case: a check is a function of these four, and a record is kept only
+    for inputs that passed it, so an input whose key equals a record's
+    would pass again. (NaN sizes equal each other only when they are one
+    object, through tuple comparison's identity test.)
+    """
+    if x is None:
+        return None
+    try:
+        return (type(x), x.dtype, x.shape, device(x))
+    except AttributeError:
+        return object()  # not an array: the check will say so
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """What a check concluded about inputs of one kind.
+
+    Attributes
+    ----------
+    xp : namespace
+        The namespace the inputs share.
+    dtype : dtype or None
+        The dtype the computation runs in (the result type of the inputs),
+        where the check decides one.
+    same_real_dtype : bool
+        Whether every input already has ``dtype``, a real one: kernels may
+        then skip casts and conjugates.
+    constants : object
+        Whatever else the check prepared for kernels and keeps between
+        calls: 0-d arrays, class indices, a namespace per parameter.
+    key : tuple
+        The kinds of the inputs (see :func:`kind`), filled in by
+        :class:`CheckBoundary`.
+    """
+
+    xp: Namespace
+    dtype: DType | None = None
+    same_real_dtype: bool = False
+    constants: Any = None
+    key: tuple[Hashable, ...] | None = None
+
+
+class CheckBoundary:
+    """Remembers, for each check, the last kinds of input that passed it.
+
+    Layers, losses and optimizers hold one each, as ``self._checks``, and
+    call :meth:`check` where their inputs enter; ``reset_checks()`` on them
+    calls :meth:`reset`.
+    """
+
+    __slots__ = ("_records",)
+
+    def __init__(self) -> None:
+        self._records: dict[Callable[..., Checked], Checked] = {}
+
+    def check(
+        self, check: Callable[..., Checked], *arrays: Array | None, **options: Hashable
+    ) -> Checked:
+        """Return ``check(*arrays, **options)``, or what it returned for inputs of the same kinds.
+
+        Parameters
+        ----------
+        check : callable
+            ``check(*arrays, **options) -> Checked``; raises ``TypeError`` or
+            ``ValueError`` for bad input, before any arithmetic.
+        *arrays : array or None
+            The inputs whose kinds decide whether ``check`` runs again.
+        **options : hashable
+            Anything else the outcome depends on (names, flags), passed to
+            ``check`` and compared like the arrays' kinds.
+        """
+        key = (*map(kind, arrays), *options.values())
+        record = self._records.get(check)
+        if record is not None and record.key == key:
+            return record
+        record = replace(check(*arrays, **options), key=key)
+        self._records[check] = record
+        return record
+
+    def reset(self) -> None:
+        """Forget every record: the next input of any kind is checked again."""
+        self._records.clear()
+
 
 _FLOATING = ("real floating", "complex floating")
 
@@ -85,6 +202,27 @@ def check_floating(xp: Namespace, **named: Array | None) -> None:
                 f"{value.dtype}; convert it first, for example with "
                 f"xp.astype({name}, xp.float32)"
             )
+
+
+def check_real_floating(xp: Namespace, what: str, **named: Array) -> None:
+    """Raise ``TypeError`` unless every named array has a real floating dtype.
+
+    ``what`` names the function or layer defined for real numbers only, for
+    the message given to complex arrays.
+    """
+    for name, value in named.items():
+        if xp.isdtype(value.dtype, "real floating"):
+            continue
+        if xp.isdtype(value.dtype, "complex floating"):
+            raise TypeError(
+                f"{name} must have a real floating dtype, got the complex dtype {value.dtype}: "
+                f"{what} is defined for real numbers only; pass a real array, for example "
+                f"xp.real({name}) or xp.abs({name})"
+            )
+        raise TypeError(
+            f"{name} must have a real floating dtype, got {value.dtype}; convert it "
+            f"first, for example with xp.astype({name}, xp.float32)"
+        )
 
 
 def check_same_device(**named: Array | None) -> None:

@@ -13,13 +13,13 @@ import warnings
 from typing import Any, TypeAlias
 
 import array_api_compat
+import numpy as np
 
 __all__ = [
     "Array",
     "DType",
     "Device",
     "Namespace",
-    "array_kind",
     "array_namespace",
     "device",
     "dtype_name",
@@ -103,15 +103,6 @@ def device(x: Array) -> Device:
 def to_device(x: Array, target: Device) -> Array:
     """Return ``x`` on ``target``, through the library's own transfer."""
     return array_api_compat.to_device(x, target)
-
-
-def array_kind(x: Array) -> tuple[object, ...]:
-    """Return what shape-and-dtype checks of ``x`` depend on.
-
-    ``(type, dtype, shape, device)``: code that checks its inputs can
-    remember the outcome for the next array of the same kind.
-    """
-    return (type(x), x.dtype, tuple(x.shape), device(x))
 
 
 def library_of(x: Array) -> str | None:
@@ -277,6 +268,20 @@ def resolve_dtype(xp: Namespace, dtype: DType | None, device: Device) -> DType:
     )
 
 
+# Array types whose arrays are all writeable, or none (only NumPy arrays carry
+# a flag of their own): optimizers ask for every parameter at every step.
+_WRITEABLE_BY_TYPE: dict[type, bool] = {}
+
+
 def is_writeable(x: Array) -> bool:
     """Tell whether ``x`` may be updated in place (False for JAX, read-only NumPy, lazy Dask)."""
-    return bool(array_api_compat.is_writeable_array(x)) and not is_lazy(x)
+    kind = type(x)
+    if kind is np.ndarray:
+        return bool(x.flags.writeable)
+    known = _WRITEABLE_BY_TYPE.get(kind)
+    if known is None:
+        known = bool(array_api_compat.is_writeable_array(x)) and not is_lazy(x)
+        if array_api_compat.is_numpy_array(x):  # a subclass: its own flag
+            return known
+        _WRITEABLE_BY_TYPE[kind] = known
+    return known

@@ -41,10 +41,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._compat import Array, array_namespace, dtype_name
-from .interop.binding import bound
-from .layers import edge_features
 from ._transfer import to_numpy
-from .layers import Dropout, Module
+from .interop.binding import bound
+from .layers import Dropout, Module, edge_features
 from .layers._config import LAYERS
 
 if TYPE_CHECKING:

@@ -8,49 +8,65 @@ form, and ``grad`` is what the model's backward pass takes next.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from ._compat import Array, Namespace, array_kind
+from ._checks import CheckBoundary, Checked
+from ._compat import Array
 from .functional.losses import (
-    _check_cross_entropy,
-    _check_reduction,
-    _cross_entropy_constants,
-    _cross_entropy_kernel,
-    _CrossEntropyConstants,
     binary_cross_entropy_with_logits,
+    check_cross_entropy,
+    check_elementwise_loss,
+    check_reduction,
     mse_loss,
     softmax_cross_entropy,
 )
 
-__all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "MSELoss"]
-
-_LossFunction = Callable[..., tuple[Array, Array]]
+__all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "Loss", "MSELoss"]
 
 
-class _Loss:
-    """Shared behaviour: a validated, read-only ``reduction`` and a repr."""
+class Loss:
+    """Base class of the loss objects: a read-only ``reduction`` and checks once per kind.
 
-    __slots__ = ("_reduction",)
+    Subclasses name their function of :mod:`xpnn.functional.losses` and its
+    check (``_function``, ``_check``); the inputs are checked once per kind
+    (``xpnn._checks``), then the function runs unchecked.
+    """
+
+    __slots__ = ("_checks", "_reduction")
+
+    _function: Callable[..., tuple[Array, Array]]
 
     def __init__(self, reduction: str = "mean") -> None:
-        self._reduction = _check_reduction(reduction)
+        self._reduction = check_reduction(reduction)
+        self._checks = CheckBoundary()
 
     @property
     def reduction(self) -> str:
         """How the terms are combined: ``'mean'`` or ``'sum'``."""
         return self._reduction
 
-    def _function(self) -> _LossFunction:
+    def _check(self, input: Array, target: Array) -> Checked:
         raise NotImplementedError
+
+    def _options(self) -> dict[str, Any]:
+        return {}
 
     def __call__(self, input: Array, target: Array) -> tuple[Array, Array]:
         """Return ``(loss, grad)``: the 0-D loss and its gradient for ``input``."""
-        return self._function()(input, target, reduction=self._reduction)
+        checked = self._checks.check(self._check, input, target)
+        return type(self)._function(
+            input, target, reduction=self._reduction, checked=checked, **self._options()
+        )
+
+    def reset_checks(self) -> None:
+        """Forget which kinds of input were checked; the next call checks again."""
+        self._checks.reset()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(reduction={self._reduction!r})"
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, _Loss) or type(other) is not type(self):
+        if not isinstance(other, Loss) or type(other) is not type(self):
             return NotImplemented
         return self._reduction == other._reduction
 
@@ -58,7 +74,7 @@ class _Loss:
         return hash((type(self).__name__, self._reduction))
 
 
-class MSELoss(_Loss):
+class MSELoss(Loss):
     """Mean squared error, :func:`xpnn.functional.losses.mse_loss`.
 
     Parameters
@@ -91,11 +107,13 @@ class MSELoss(_Loss):
 
     __slots__ = ()
 
-    def _function(self) -> _LossFunction:
-        return mse_loss
+    _function = staticmethod(mse_loss)
+
+    def _check(self, input: Array, target: Array) -> Checked:
+        return check_elementwise_loss(input, target, "mse_loss")
 
 
-class CrossEntropyLoss(_Loss):
+class CrossEntropyLoss(Loss):
     """Softmax cross-entropy with integer class labels.
 
     The functional form is :func:`xpnn.functional.losses.softmax_cross_entropy`.
@@ -132,43 +150,26 @@ class CrossEntropyLoss(_Loss):
     array([-0.75,  0.25,  0.25,  0.25])
     """
 
-    __slots__ = ("_check_labels", "_memo")
+    __slots__ = ("check_labels",)
+
+    _function = staticmethod(softmax_cross_entropy)
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__(reduction)
-        self._memo: tuple[object, Namespace, int, _CrossEntropyConstants] | None = None
-        # Off only for the length of a compiled step that checked its labels
-        # itself (xpnn.interop.step.TrainStep).
-        self._check_labels = True
+        #: Whether each call reads back whether every label is in range
+        #: (eager arrays only). A compiled step that checked its labels
+        #: eagerly before its body turns it off for the body's length
+        #: (:class:`xpnn.interop.step.TrainStep`).
+        self.check_labels = True
 
-    def _function(self) -> _LossFunction:
-        return softmax_cross_entropy
+    def _check(self, input: Array, target: Array) -> Checked:
+        return check_cross_entropy(input, target, self._reduction)
 
-    def __call__(self, input: Array, target: Array) -> tuple[Array, Array]:
-        """Return ``(loss, grad)``: the 0-D loss and its gradient for ``input``."""
-        # Everything but the label values depends only on the kinds of the
-        # two arrays (type, dtype, shape, device): check a kind once. The
-        # label values are checked on every call, by the kernel.
-        key = (array_kind(input), array_kind(target))
-        memo = self._memo
-        if memo is not None and memo[0] == key:
-            xp, classes, constants = memo[1], memo[2], memo[3]
-        else:
-            xp, classes = _check_cross_entropy(input, target)
-            constants = _cross_entropy_constants(xp, input, target, classes, self._reduction)
-            self._memo = (key, xp, classes, constants)
-        return _cross_entropy_kernel(
-            xp,
-            input,
-            target,
-            classes,
-            self._reduction,
-            constants=constants,
-            check_labels=self._check_labels,
-        )
+    def _options(self) -> dict[str, Any]:
+        return {"check_labels": self.check_labels}
 
 
-class BCEWithLogitsLoss(_Loss):
+class BCEWithLogitsLoss(Loss):
     """Binary cross-entropy on logits, stable for logits of any size.
 
     The functional form is
@@ -204,5 +205,9 @@ class BCEWithLogitsLoss(_Loss):
 
     __slots__ = ()
 
-    def _function(self) -> _LossFunction:
-        return binary_cross_entropy_with_logits
+    _function = staticmethod(binary_cross_entropy_with_logits)
+
+    def _check(self, input: Array, target: Array) -> Checked:
+        return check_elementwise_loss(
+            input, target, "binary_cross_entropy_with_logits", ("logits", "targets")
+        )

@@ -23,6 +23,12 @@ forward pass (``x`` or ``y``, which share one dtype), computing in
 ``result_type(dy, x)`` first, as ``torch.autograd`` does when the two
 precisions differ. A complex ``dy`` for a real output is rejected.
 
+Every function checks its inputs with :func:`check_activation` or
+:func:`check_activation_backward` unless it is given what those returned,
+``checked=``: the layers of :mod:`xpnn.layers.activations` check each kind
+of input once (see ``xpnn._checks``) and then call these same functions,
+so the math is written here only.
+
 The forward functions accept dimensions of unknown size (a Dask array after
 boolean indexing). The backward functions raise ``ValueError`` for them,
 before any arithmetic: sizes that cannot be compared without computing them
@@ -36,15 +42,22 @@ import numbers
 import operator
 
 from .._checks import (
+    Checked,
     check_floating,
     check_known_shape,
+    check_real_floating,
     check_same_device,
     has_unknown,
     shape_str,
 )
-from .._compat import Array, DType, Namespace, array_namespace, device
+from .._compat import Array, Namespace, array_namespace, device
+from ._dtypes import as_dtype, gradient_as, is_empty
 
 __all__ = [
+    "check_activation",
+    "check_activation_backward",
+    "check_axis",
+    "check_slope",
     "gelu",
     "gelu_backward",
     "leaky_relu",
@@ -73,63 +86,135 @@ _GELU_SATURATION = 10.0
 # -- validation ------------------------------------------------------------
 
 
-def _check_real_floating(xp: Namespace, what: str, **named: Array) -> None:
-    """Raise ``TypeError`` unless every named array has a real floating dtype."""
-    for name, value in named.items():
-        if xp.isdtype(value.dtype, "real floating"):
-            continue
-        if xp.isdtype(value.dtype, "complex floating"):
-            raise TypeError(
-                f"{name} must have a real floating dtype, got {value.dtype}: {what} is "
-                f"defined for real numbers only; apply it to xp.real({name}) or "
-                f"xp.abs({name}) if one of those is meant"
-            )
-        raise TypeError(
-            f"{name} must have a real floating dtype, got {value.dtype}; convert it "
-            f"first, for example with xp.astype({name}, xp.float32)"
-        )
+def check_activation(
+    x: Array, what: str, *, complex_ok: bool = False, axis: int | None = None
+) -> Checked:
+    """Check the input of an activation; keep a 0-d zero of its dtype.
 
+    Parameters
+    ----------
+    x : array
+        The input.
+    what : str
+        The activation's name, for messages (``"relu"``).
+    complex_ok : bool, default False
+        Whether complex inputs are allowed (:func:`tanh`, :func:`sigmoid`).
+    axis : int, optional
+        The axis an activation normalises over, checked against ``x``.
 
-def _check_shape(dy: Array, name: str, reference: Array) -> None:
-    # Sizes unknown until computed (Dask's, after boolean indexing) cannot be
-    # checked against each other, and Dask's elementwise arithmetic would
-    # broadcast a chunk of one row against a longer one without a word.
-    check_known_shape(name, reference, "the backward pass")
-    check_known_shape("dy", dy, "the backward pass")
-    if tuple(dy.shape) != tuple(reference.shape):
-        raise ValueError(
-            f"dy must have the shape of {name}: expected {shape_str(tuple(reference.shape))}, "
-            f"got {shape_str(tuple(dy.shape))}"
-        )
+    Returns
+    -------
+    Checked
+        The namespace, ``x``'s dtype, and ``constants``, a 0-d zero of that
+        dtype on ``x``'s device.
 
-
-def _check_backward(
-    dy: Array, name: str, saved: Array, what: str | None
-) -> tuple[Namespace, DType]:
-    """Validate ``dy`` against the array kept from the forward pass.
-
-    ``what`` names a real-only activation; ``None`` allows complex arrays.
-    Returns the namespace and the dtype the gradient is computed in.
+    Raises
+    ------
+    TypeError
+        If ``x`` is not an array or has a dtype the activation does not take.
+    ValueError
+        If ``axis`` is out of range for ``x``, or ``x`` is 0-d.
     """
-    xp = array_namespace(dy=dy, **{name: saved})
-    if what is None:
-        check_floating(xp, dy=dy, **{name: saved})
+    xp = array_namespace(x=x)
+    if complex_ok:
+        check_floating(xp, x=x)
+    else:
+        check_real_floating(xp, what, x=x)
+    if axis is not None:
+        check_axis(axis, "x", x)
+    return Checked(
+        xp=xp,
+        dtype=x.dtype,
+        same_real_dtype=not complex_ok or xp.isdtype(x.dtype, "real floating"),
+        constants=xp.zeros((), dtype=x.dtype, device=device(x)),
+    )
+
+
+def check_activation_backward(
+    dy: Array,
+    saved: Array,
+    what: str,
+    *,
+    saved_name: str,
+    complex_ok: bool = False,
+    axis: int | None = None,
+) -> Checked:
+    """Check ``dy`` against the array an activation's backward takes from its forward pass.
+
+    Parameters
+    ----------
+    dy : array
+        The output gradient.
+    saved : array
+        ``x`` or ``y`` of the forward pass.
+    what : str
+        The activation's name, for messages.
+    saved_name : str
+        How messages name ``saved`` (``"x"`` or ``"y"``).
+    complex_ok : bool, default False
+        Whether complex arrays are allowed.
+    axis : int, optional
+        The axis of the forward pass, checked against ``saved``.
+
+    Returns
+    -------
+    Checked
+        The namespace, the dtype the gradient is computed in
+        (``result_type(dy, saved)``), and ``constants``, a 0-d zero of it.
+
+    Raises
+    ------
+    TypeError
+        For arrays from different libraries, dtypes the activation does not
+        take, or a complex ``dy`` for a real ``saved``.
+    ValueError
+        For arrays on different devices, shapes that differ or are unknown,
+        or an ``axis`` out of range.
+    """
+    xp = array_namespace(dy=dy, **{saved_name: saved})
+    if complex_ok:
+        check_floating(xp, dy=dy, **{saved_name: saved})
         if xp.isdtype(dy.dtype, "complex floating") and not xp.isdtype(
             saved.dtype, "complex floating"
         ):
             raise TypeError(
-                f"dy has the complex dtype {dy.dtype} but {name} is real ({saved.dtype}): "
+                f"dy has the complex dtype {dy.dtype} but {saved_name} is real ({saved.dtype}): "
                 f"the gradient of a real output is real; pass xp.real(dy)"
             )
     else:
-        _check_real_floating(xp, what, dy=dy, **{name: saved})
-    check_same_device(**{name: saved}, dy=dy)
-    _check_shape(dy, name, saved)
-    return xp, xp.result_type(dy.dtype, saved.dtype)
+        check_real_floating(xp, what, dy=dy, **{saved_name: saved})
+    check_same_device(**{saved_name: saved}, dy=dy)
+    # Sizes unknown until computed (Dask's, after boolean indexing) cannot be
+    # checked against each other, and Dask's elementwise arithmetic would
+    # broadcast a chunk of one row against a longer one without a word.
+    check_known_shape(saved_name, saved, "the backward pass")
+    check_known_shape("dy", dy, "the backward pass")
+    if tuple(dy.shape) != tuple(saved.shape):
+        raise ValueError(
+            f"dy must have the shape of {saved_name}: expected "
+            f"{shape_str(tuple(saved.shape))}, got {shape_str(tuple(dy.shape))}"
+        )
+    if axis is not None:
+        check_axis(axis, saved_name, saved)
+    dtype = xp.result_type(dy.dtype, saved.dtype)
+    return Checked(
+        xp=xp,
+        dtype=dtype,
+        same_real_dtype=dy.dtype == saved.dtype and xp.isdtype(dtype, "real floating"),
+        constants=xp.zeros((), dtype=dtype, device=device(saved)),
+    )
 
 
-def _check_slope(negative_slope: object) -> float:
-    """Return ``negative_slope`` as a Python float, or raise."""
+def check_slope(negative_slope: object) -> float:
+    """Return ``negative_slope`` as a Python float, or raise.
+
+    Raises
+    ------
+    TypeError
+        If it is not a real number.
+    ValueError
+        If it is not finite.
+    """
     if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
         raise TypeError(
             f"negative_slope must be a real number, got {type(negative_slope).__name__} "
@@ -142,19 +227,24 @@ def _check_slope(negative_slope: object) -> float:
     return slope
 
 
-def _check_axis_type(axis: object) -> int:
-    """Return ``axis`` as an int, or raise ``TypeError``."""
+def check_axis(axis: object, name: str | None = None, a: Array | None = None) -> int:
+    """Return ``axis`` as an int; with an array, also check it is an axis of it.
+
+    Raises
+    ------
+    TypeError
+        If ``axis`` is not an int.
+    ValueError
+        If ``a`` is 0-d, or ``axis`` is out of range for it.
+    """
     if isinstance(axis, bool):
         raise TypeError(f"axis must be an int, got bool {axis}")
     try:
-        return operator.index(axis)  # type: ignore[arg-type]
+        index = operator.index(axis)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(f"axis must be an int, got {type(axis).__name__} {axis!r}") from None
-
-
-def _check_axis(axis: object, name: str, a: Array) -> int:
-    """Return ``axis`` if it is a valid axis of ``a``, or raise."""
-    index = _check_axis_type(axis)
+    if a is None:
+        return index
     ndim = a.ndim
     if ndim == 0:
         raise ValueError(
@@ -169,32 +259,16 @@ def _check_axis(axis: object, name: str, a: Array) -> int:
     return index
 
 
-# -- helpers ---------------------------------------------------------------
-
-
-def _as(xp: Namespace, a: Array, dtype: DType) -> Array:
-    # astype always copies in some libraries; skip it when nothing changes.
-    return a if a.dtype == dtype else xp.astype(a, dtype)
-
-
-def _gradient_as(xp: Namespace, grad: Array, dtype: DType) -> Array:
-    """Cast a gradient to the dtype of its input; real inputs keep Re."""
-    if grad.dtype == dtype:
-        return grad
-    if xp.isdtype(grad.dtype, "complex floating") and not xp.isdtype(dtype, "complex floating"):
-        grad = xp.real(grad)
-    return xp.astype(grad, dtype)
-
-
-def _is_empty(a: Array) -> bool:
-    # Unknown sizes (None, or NaN in Dask) never compare equal to 0.
-    return any(size == 0 for size in a.shape)
+def _conj_if_complex(xp: Namespace, checked: Checked, a: Array) -> Array:
+    return (
+        a if checked.same_real_dtype or not xp.isdtype(a.dtype, "complex floating") else xp.conj(a)
+    )
 
 
 # -- ReLU ------------------------------------------------------------------
 
 
-def relu(x: Array) -> Array:
+def relu(x: Array, *, checked: Checked | None = None) -> Array:
     """Apply the rectified linear unit: ``y = max(x, 0)``.
 
     Parameters
@@ -219,12 +293,12 @@ def relu(x: Array) -> Array:
     >>> relu(np.array([-2.0, -0.5, 0.0, 1.5]))
     array([0. , 0. , 0. , 1.5])
     """
-    xp = array_namespace(x=x)
-    _check_real_floating(xp, "relu", x=x)
-    return xp.where(x < 0, xp.zeros_like(x), x)
+    checked = checked or check_activation(x, "relu")
+    # max(x, 0) keeps NaN, as torch.relu does.
+    return checked.xp.maximum(x, checked.constants)
 
 
-def relu_backward(dy: Array, x: Array) -> Array:
+def relu_backward(dy: Array, x: Array, *, checked: Checked | None = None) -> Array:
     """Return the input gradient of :func:`relu`: ``dx = dy * (x > 0)``.
 
     Parameters
@@ -256,16 +330,16 @@ def relu_backward(dy: Array, x: Array) -> Array:
     >>> relu_backward(np.ones(4), np.array([-2.0, -0.5, 0.0, 1.5]))
     array([0., 0., 0., 1.])
     """
-    xp, dtype = _check_backward(dy, "x", x, "relu")
-    g = _as(xp, dy, dtype)
-    dx = xp.where(x <= 0, xp.zeros_like(g), g)
-    return _gradient_as(xp, dx, x.dtype)
+    checked = checked or check_activation_backward(dy, x, "relu", saved_name="x")
+    xp = checked.xp
+    dx = xp.where(x <= 0, checked.constants, as_dtype(xp, dy, checked.dtype))
+    return gradient_as(xp, dx, x.dtype)
 
 
 # -- Leaky ReLU ------------------------------------------------------------
 
 
-def leaky_relu(x: Array, *, negative_slope: float = 0.01) -> Array:
+def leaky_relu(x: Array, *, negative_slope: float = 0.01, checked: Checked | None = None) -> Array:
     """Apply the leaky ReLU: ``y = x`` where ``x > 0``, else ``negative_slope * x``.
 
     Parameters
@@ -295,13 +369,14 @@ def leaky_relu(x: Array, *, negative_slope: float = 0.01) -> Array:
     >>> leaky_relu(np.array([-2.0, 3.0]), negative_slope=0.1)
     array([-0.2,  3. ])
     """
-    slope = _check_slope(negative_slope)
-    xp = array_namespace(x=x)
-    _check_real_floating(xp, "leaky_relu", x=x)
-    return xp.where(x > 0, x, x * slope)
+    slope = check_slope(negative_slope)
+    checked = checked or check_activation(x, "leaky_relu")
+    return checked.xp.where(x > 0, x, x * slope)
 
 
-def leaky_relu_backward(dy: Array, x: Array, *, negative_slope: float = 0.01) -> Array:
+def leaky_relu_backward(
+    dy: Array, x: Array, *, negative_slope: float = 0.01, checked: Checked | None = None
+) -> Array:
     """Return the input gradient of :func:`leaky_relu`.
 
     ``dx = dy`` where ``x > 0``, else ``negative_slope * dy`` (so at
@@ -330,17 +405,17 @@ def leaky_relu_backward(dy: Array, x: Array, *, negative_slope: float = 0.01) ->
         For arrays on different devices, shapes that differ, or a
         ``negative_slope`` that is not finite.
     """
-    slope = _check_slope(negative_slope)
-    xp, dtype = _check_backward(dy, "x", x, "leaky_relu")
-    g = _as(xp, dy, dtype)
-    dx = xp.where(x > 0, g, g * slope)
-    return _gradient_as(xp, dx, x.dtype)
+    slope = check_slope(negative_slope)
+    checked = checked or check_activation_backward(dy, x, "leaky_relu", saved_name="x")
+    xp = checked.xp
+    g = as_dtype(xp, dy, checked.dtype)
+    return gradient_as(xp, xp.where(x > 0, g, g * slope), x.dtype)
 
 
 # -- tanh ------------------------------------------------------------------
 
 
-def tanh(x: Array) -> Array:
+def tanh(x: Array, *, checked: Checked | None = None) -> Array:
     """Apply the hyperbolic tangent elementwise.
 
     Parameters
@@ -365,12 +440,11 @@ def tanh(x: Array) -> Array:
     >>> tanh(np.array([0.0, 1e4]))
     array([0., 1.])
     """
-    xp = array_namespace(x=x)
-    check_floating(xp, x=x)
-    return xp.tanh(x)
+    checked = checked or check_activation(x, "tanh", complex_ok=True)
+    return checked.xp.tanh(x)
 
 
-def tanh_backward(dy: Array, y: Array) -> Array:
+def tanh_backward(dy: Array, y: Array, *, checked: Checked | None = None) -> Array:
     """Return the input gradient of :func:`tanh` from its output.
 
     ``dx = dy * conj(1 - y**2)``; the conjugate is PyTorch's convention for
@@ -397,18 +471,17 @@ def tanh_backward(dy: Array, y: Array) -> Array:
         For arrays on different devices, or if ``dy`` and ``y`` differ in
         shape.
     """
-    xp, dtype = _check_backward(dy, "y", y, None)
-    y_c = _as(xp, y, dtype)
-    derivative = 1 - y_c * y_c
-    if xp.isdtype(dtype, "complex floating"):
-        derivative = xp.conj(derivative)
-    return _gradient_as(xp, _as(xp, dy, dtype) * derivative, y.dtype)
+    checked = checked or check_activation_backward(dy, y, "tanh", saved_name="y", complex_ok=True)
+    xp, dtype = checked.xp, checked.dtype
+    y_c = as_dtype(xp, y, dtype)
+    derivative = _conj_if_complex(xp, checked, 1 - y_c * y_c)
+    return gradient_as(xp, as_dtype(xp, dy, dtype) * derivative, y.dtype)
 
 
 # -- sigmoid ---------------------------------------------------------------
 
 
-def sigmoid(x: Array) -> Array:
+def sigmoid(x: Array, *, checked: Checked | None = None) -> Array:
     """Apply the logistic sigmoid: ``y = 1 / (1 + exp(-x))``.
 
     Computed without overflow: with ``z = exp(-|x|)``, which lies in
@@ -437,9 +510,9 @@ def sigmoid(x: Array) -> Array:
     >>> sigmoid(np.array([-1e4, 0.0, 1e4]))
     array([0. , 0.5, 1. ])
     """
-    xp = array_namespace(x=x)
-    check_floating(xp, x=x)
-    if xp.isdtype(x.dtype, "complex floating"):
+    checked = checked or check_activation(x, "sigmoid", complex_ok=True)
+    xp = checked.xp
+    if not checked.same_real_dtype:
         positive = xp.real(x) >= 0
         z = xp.exp(xp.where(positive, -x, x))
     else:
@@ -449,7 +522,7 @@ def sigmoid(x: Array) -> Array:
     return xp.where(positive, 1 / one_plus_z, z / one_plus_z)
 
 
-def sigmoid_backward(dy: Array, y: Array) -> Array:
+def sigmoid_backward(dy: Array, y: Array, *, checked: Checked | None = None) -> Array:
     """Return the input gradient of :func:`sigmoid` from its output.
 
     ``dx = dy * conj(y * (1 - y))``; the conjugate is PyTorch's convention
@@ -476,12 +549,13 @@ def sigmoid_backward(dy: Array, y: Array) -> Array:
         For arrays on different devices, or if ``dy`` and ``y`` differ in
         shape.
     """
-    xp, dtype = _check_backward(dy, "y", y, None)
-    y_c = _as(xp, y, dtype)
-    derivative = y_c * (1 - y_c)
-    if xp.isdtype(dtype, "complex floating"):
-        derivative = xp.conj(derivative)
-    return _gradient_as(xp, _as(xp, dy, dtype) * derivative, y.dtype)
+    checked = checked or check_activation_backward(
+        dy, y, "sigmoid", saved_name="y", complex_ok=True
+    )
+    xp, dtype = checked.xp, checked.dtype
+    y_c = as_dtype(xp, y, dtype)
+    derivative = _conj_if_complex(xp, checked, y_c * (1 - y_c))
+    return gradient_as(xp, as_dtype(xp, dy, dtype) * derivative, y.dtype)
 
 
 # -- GELU ------------------------------------------------------------------
@@ -501,7 +575,7 @@ def _gelu_parts(xp: Namespace, x: Array) -> tuple[Array, Array]:
     return t, x_sq
 
 
-def gelu(x: Array) -> Array:
+def gelu(x: Array, *, checked: Checked | None = None) -> Array:
     """Apply the Gaussian error linear unit in its tanh form.
 
     ``y = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))``, as
@@ -530,13 +604,12 @@ def gelu(x: Array) -> Array:
     >>> gelu(np.array([-3.0, 0.0, 1.0, 3.0])).round(4)
     array([-0.0036,  0.    ,  0.8412,  2.9964])
     """
-    xp = array_namespace(x=x)
-    _check_real_floating(xp, "gelu", x=x)
-    t, _ = _gelu_parts(xp, x)
+    checked = checked or check_activation(x, "gelu")
+    t, _ = _gelu_parts(checked.xp, x)
     return 0.5 * x * (1 + t)
 
 
-def gelu_backward(dy: Array, x: Array) -> Array:
+def gelu_backward(dy: Array, x: Array, *, checked: Checked | None = None) -> Array:
     """Return the input gradient of :func:`gelu` (tanh form).
 
     With ``u = sqrt(2/pi) * (x + 0.044715 * x**3)`` and ``t = tanh(u)``::
@@ -565,18 +638,19 @@ def gelu_backward(dy: Array, x: Array) -> Array:
         For arrays on different devices, or if ``dy`` and ``x`` differ in
         shape.
     """
-    xp, dtype = _check_backward(dy, "x", x, "gelu")
-    x_c = _as(xp, x, dtype)
+    checked = checked or check_activation_backward(dy, x, "gelu", saved_name="x")
+    xp, dtype = checked.xp, checked.dtype
+    x_c = as_dtype(xp, x, dtype)
     t, x_sq = _gelu_parts(xp, x_c)
     du = _GELU_SCALE * (1 + (3 * _GELU_CUBIC) * x_sq)
     derivative = 0.5 * (1 + t) + (0.5 * x_c) * (1 - t * t) * du
-    return _gradient_as(xp, _as(xp, dy, dtype) * derivative, x.dtype)
+    return gradient_as(xp, as_dtype(xp, dy, dtype) * derivative, x.dtype)
 
 
 # -- softmax ---------------------------------------------------------------
 
 
-def softmax(x: Array, *, axis: int = -1) -> Array:
+def softmax(x: Array, *, axis: int = -1, checked: Checked | None = None) -> Array:
     """Normalise exponentials along an axis: ``y = exp(x) / sum(exp(x), axis)``.
 
     The maximum along ``axis`` is subtracted first, which changes nothing
@@ -615,17 +689,18 @@ def softmax(x: Array, *, axis: int = -1) -> Array:
     >>> y.sum(axis=-1)
     array([1., 1.])
     """
-    xp = array_namespace(x=x)
-    _check_real_floating(xp, "softmax", x=x)
-    axis = _check_axis(axis, "x", x)
-    if _is_empty(x):
+    checked = checked or check_activation(x, "softmax", axis=check_axis(axis))
+    xp = checked.xp
+    if is_empty(x):
         # A maximum over no element is undefined; the result holds none.
         return xp.zeros_like(x)
     e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
-def softmax_backward(dy: Array, y: Array, *, axis: int = -1) -> Array:
+def softmax_backward(
+    dy: Array, y: Array, *, axis: int = -1, checked: Checked | None = None
+) -> Array:
     """Return the input gradient of :func:`softmax` from its output.
 
     The Jacobian-vector product ``dx = y * (dy - sum(dy * y, axis))``,
@@ -654,18 +729,20 @@ def softmax_backward(dy: Array, y: Array, *, axis: int = -1) -> Array:
         For arrays on different devices, shapes that differ, or an ``axis``
         out of range.
     """
-    xp, dtype = _check_backward(dy, "y", y, "softmax")
-    axis = _check_axis(axis, "y", y)
-    g = _as(xp, dy, dtype)
-    y_c = _as(xp, y, dtype)
+    checked = checked or check_activation_backward(
+        dy, y, "softmax", saved_name="y", axis=check_axis(axis)
+    )
+    xp, dtype = checked.xp, checked.dtype
+    g = as_dtype(xp, dy, dtype)
+    y_c = as_dtype(xp, y, dtype)
     dx = y_c * (g - xp.sum(g * y_c, axis=axis, keepdims=True))
-    return _gradient_as(xp, dx, y.dtype)
+    return gradient_as(xp, dx, y.dtype)
 
 
 # -- log-softmax -----------------------------------------------------------
 
 
-def log_softmax(x: Array, *, axis: int = -1) -> Array:
+def log_softmax(x: Array, *, axis: int = -1, checked: Checked | None = None) -> Array:
     """Return the logarithm of :func:`softmax`, computed stably.
 
     ``y = s - log(sum(exp(s), axis))`` with ``s = x - max(x, axis)``: every
@@ -701,16 +778,17 @@ def log_softmax(x: Array, *, axis: int = -1) -> Array:
     >>> log_softmax(np.array([0.0, 1e4])).round(6)
     array([-10000.,      0.])
     """
-    xp = array_namespace(x=x)
-    _check_real_floating(xp, "log_softmax", x=x)
-    axis = _check_axis(axis, "x", x)
-    if _is_empty(x):
+    checked = checked or check_activation(x, "log_softmax", axis=check_axis(axis))
+    xp = checked.xp
+    if is_empty(x):
         return xp.zeros_like(x)
     s = x - xp.max(x, axis=axis, keepdims=True)
     return s - xp.log(xp.sum(xp.exp(s), axis=axis, keepdims=True))
 
 
-def log_softmax_backward(dy: Array, y: Array, *, axis: int = -1) -> Array:
+def log_softmax_backward(
+    dy: Array, y: Array, *, axis: int = -1, checked: Checked | None = None
+) -> Array:
     """Return the input gradient of :func:`log_softmax` from its output.
 
     ``dx = dy - exp(y) * sum(dy, axis)``, where ``exp(y)`` is the softmax
@@ -739,8 +817,10 @@ def log_softmax_backward(dy: Array, y: Array, *, axis: int = -1) -> Array:
         For arrays on different devices, shapes that differ, or an ``axis``
         out of range.
     """
-    xp, dtype = _check_backward(dy, "y", y, "log_softmax")
-    axis = _check_axis(axis, "y", y)
-    g = _as(xp, dy, dtype)
-    dx = g - xp.exp(_as(xp, y, dtype)) * xp.sum(g, axis=axis, keepdims=True)
-    return _gradient_as(xp, dx, y.dtype)
+    checked = checked or check_activation_backward(
+        dy, y, "log_softmax", saved_name="y", axis=check_axis(axis)
+    )
+    xp, dtype = checked.xp, checked.dtype
+    g = as_dtype(xp, dy, dtype)
+    dx = g - xp.exp(as_dtype(xp, y, dtype)) * xp.sum(g, axis=axis, keepdims=True)
+    return gradient_as(xp, dx, y.dtype)

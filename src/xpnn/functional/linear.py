@@ -19,16 +19,41 @@ complex one), as in ``torch.autograd``.
 
 from __future__ import annotations
 
-import math
+from .._checks import (
+    Checked,
+    check_floating,
+    check_known_shape,
+    check_same_device,
+    is_unknown,
+    shape_str,
+)
+from .._compat import Array, DType, array_namespace
+from ._dtypes import as_dtype, gradient_as, rows
 
-from .._checks import check_floating, check_known_shape, check_same_device, is_unknown, shape_str
-from .._compat import Array, DType, Namespace, array_namespace
+__all__ = [
+    "check_linear",
+    "check_linear_backward",
+    "linear",
+    "linear_backward",
+    "linear_backward_kernel",
+    "linear_kernel",
+]
 
-__all__ = ["linear", "linear_backward"]
 
+def check_linear(x: Array, weight: Array, bias: Array | None = None) -> Checked:
+    """Check the inputs of :func:`linear`; return the namespace and the output dtype.
 
-def _check_linear(xp: Namespace, x: Array, weight: Array, bias: Array | None) -> DType:
-    """Validate forward inputs and return the dtype of the output."""
+    ``same_real_dtype`` of the result tells that every input already has the
+    output's dtype, a real one.
+
+    Raises
+    ------
+    TypeError
+        For non-floating inputs, or arrays from different libraries.
+    ValueError
+        For arrays on different devices, or shapes that do not fit.
+    """
+    xp = array_namespace(x=x, weight=weight, bias=bias)
     check_floating(xp, x=x, weight=weight, bias=bias)
     check_same_device(x=x, weight=weight, bias=bias)
     if weight.ndim != 2:
@@ -55,15 +80,32 @@ def _check_linear(xp: Namespace, x: Array, weight: Array, bias: Array | None) ->
             f"bias must have shape ({out_features},) (out_features), got "
             f"shape {shape_str(bias.shape)}"
         )
-    if bias is None:
-        return xp.result_type(x.dtype, weight.dtype)
-    return xp.result_type(x.dtype, weight.dtype, bias.dtype)
+    dtypes = (x.dtype, weight.dtype) if bias is None else (x.dtype, weight.dtype, bias.dtype)
+    dtype = xp.result_type(*dtypes)
+    same = all(d == dtype for d in dtypes) and not xp.isdtype(dtype, "complex floating")
+    return Checked(xp=xp, dtype=dtype, same_real_dtype=same)
 
 
-def _check_dy(x: Array, weight: Array, dy: Array) -> None:
-    # Sizes unknown until computed (Dask's, after boolean indexing) cannot be
-    # checked against each other without computing them, so gradients need
-    # known shapes; the forward pass, row by row, does not.
+def check_linear_backward(dy: Array, x: Array, weight: Array, bias: Array | None = None) -> Checked:
+    """Check ``dy`` against the forward pass's ``x`` and ``weight``.
+
+    ``x``, ``weight`` and ``bias`` are those :func:`check_linear` passed.
+    Sizes unknown until computed (Dask's, after boolean indexing) cannot be
+    checked against each other without computing them, so gradients need
+    known shapes; the forward pass, row by row, does not. The result's
+    ``dtype`` is the one the gradients are computed in.
+
+    Raises
+    ------
+    TypeError
+        For a non-floating ``dy``, or one of another library.
+    ValueError
+        For a ``dy`` on another device, of the wrong shape, or with a
+        dimension of unknown size.
+    """
+    xp = array_namespace(dy=dy, x=x)
+    check_floating(xp, dy=dy)
+    check_same_device(x=x, dy=dy)
     check_known_shape("x", x, "the backward pass")
     check_known_shape("dy", dy, "the backward pass")
     expected = (*x.shape[:-1], weight.shape[1])
@@ -72,91 +114,64 @@ def _check_dy(x: Array, weight: Array, dy: Array) -> None:
             f"dy must have the shape of the output, {shape_str(expected)} "
             f"(x.shape[:-1] + (out_features,)), got {shape_str(dy.shape)}"
         )
+    dtypes = [dy.dtype, x.dtype, weight.dtype] + ([] if bias is None else [bias.dtype])
+    dtype = xp.result_type(dy.dtype, x.dtype, weight.dtype)
+    same = all(d == dtype for d in dtypes) and not xp.isdtype(dtype, "complex floating")
+    return Checked(xp=xp, dtype=dtype, same_real_dtype=same)
 
 
-def _as(xp: Namespace, a: Array, dtype: DType) -> Array:
-    # astype always copies in some libraries; skip it when nothing changes.
-    return a if a.dtype == dtype else xp.astype(a, dtype)
+def linear_kernel(checked: Checked, x: Array, weight: Array, bias: Array | None) -> Array:
+    """Compute ``x @ weight + bias`` on inputs :func:`check_linear` passed.
 
-
-def _gradient_as(xp: Namespace, grad: Array, dtype: DType) -> Array:
-    """Cast a gradient to its parameter's dtype; real parameters keep Re."""
-    if grad.dtype == dtype:
-        return grad
-    if xp.isdtype(grad.dtype, "complex floating") and not xp.isdtype(dtype, "complex floating"):
-        grad = xp.real(grad)
-    return _as(xp, grad, dtype)
-
-
-def _rows(shape: tuple[int | None, ...]) -> int:
-    """Count the rows left once every leading dimension is folded into one."""
-    leading = shape[:-1]
-    if any(s is None or (isinstance(s, float) and math.isnan(s)) for s in leading):
-        return -1
-    return math.prod(int(s) for s in leading if s is not None)
-
-
-def forward_kernel(
-    xp: Namespace,
-    x: Array,
-    weight: Array,
-    bias: Array | None,
-    dtype: DType,
-    *,
-    one_real_dtype: bool = False,
-) -> Array:
-    """Compute ``x @ weight + bias`` on inputs already checked.
-
-    Every operand is cast to ``dtype`` first, so the operators below never mix
-    dtypes (torch's operators do not follow standard promotion).
-    ``one_real_dtype`` tells that every operand already has ``dtype``.
+    Every operand is cast to the output dtype first, so the operators below
+    never mix dtypes (torch's operators do not follow standard promotion);
+    inputs that already share one real dtype need no cast.
     """
-    if one_real_dtype:
+    if checked.same_real_dtype:
         y = x @ weight
         return y if bias is None else y + bias
-    y = _as(xp, x, dtype) @ _as(xp, weight, dtype)
+    xp, dtype = checked.xp, checked.dtype
+    y = as_dtype(xp, x, dtype) @ as_dtype(xp, weight, dtype)
     if bias is not None:
-        y = y + _as(xp, bias, dtype)
+        y = y + as_dtype(xp, bias, dtype)
     return y
 
 
-def backward_kernel(
-    xp: Namespace,
+def linear_backward_kernel(
+    checked: Checked,
     dy: Array,
     x: Array,
     weight: Array,
     *,
     has_bias: bool,
     bias_dtype: DType | None = None,
-    one_real_dtype: bool = False,
 ) -> tuple[Array, Array, Array | None]:
-    """Compute ``(dx, dweight, dbias)`` on inputs already checked.
+    """Compute ``(dx, dweight, dbias)`` on inputs :func:`check_linear_backward` passed.
 
-    ``one_real_dtype`` tells that ``dy``, ``x``, ``weight`` (and the bias)
-    share one real dtype, as callers that remember their checks know; with a
-    2-d ``x`` the three products then need no cast, conjugate or reshape.
+    With one real dtype and a 2-d ``x``, the three products need no cast,
+    conjugate or reshape.
     """
-    if one_real_dtype and x.ndim == 2:
+    xp = checked.xp
+    if checked.same_real_dtype and x.ndim == 2:
         return dy @ weight.T, x.T @ dy, xp.sum(dy, axis=0) if has_bias else None
-    dtype = xp.result_type(dy.dtype, x.dtype, weight.dtype)
-    complex_math = xp.isdtype(dtype, "complex floating")
-    dy_c = _as(xp, dy, dtype)
-    x_c = _as(xp, x, dtype)
-    w_c = _as(xp, weight, dtype)
-    if complex_math:
+    dtype = checked.dtype
+    dy_c = as_dtype(xp, dy, dtype)
+    x_c = as_dtype(xp, x, dtype)
+    w_c = as_dtype(xp, weight, dtype)
+    if xp.isdtype(dtype, "complex floating"):
         w_c = xp.conj(w_c)
         x_c = xp.conj(x_c)
     in_features, out_features = weight.shape
-    rows = _rows(tuple(x.shape))
-    x2 = xp.reshape(x_c, (rows, in_features))
-    dy2 = xp.reshape(dy_c, (rows, out_features))
+    folded = rows(tuple(x.shape))
+    x2 = xp.reshape(x_c, (folded, in_features))
+    dy2 = xp.reshape(dy_c, (folded, out_features))
     dx = dy_c @ w_c.T
     dweight = x2.T @ dy2
     dbias = xp.sum(dy2, axis=0) if has_bias else None
-    dx = _gradient_as(xp, dx, x.dtype)
-    dweight = _gradient_as(xp, dweight, weight.dtype)
+    dx = gradient_as(xp, dx, x.dtype)
+    dweight = gradient_as(xp, dweight, weight.dtype)
     if dbias is not None:
-        dbias = _gradient_as(xp, dbias, bias_dtype if bias_dtype is not None else weight.dtype)
+        dbias = gradient_as(xp, dbias, bias_dtype if bias_dtype is not None else weight.dtype)
     return dx, dweight, dbias
 
 
@@ -196,9 +211,7 @@ def linear(x: Array, weight: Array, bias: Array | None = None) -> Array:
     array([[1.5, 1.5, 1.5, 1.5],
            [1.5, 1.5, 1.5, 1.5]])
     """
-    xp = array_namespace(x=x, weight=weight, bias=bias)
-    dtype = _check_linear(xp, x, weight, bias)
-    return forward_kernel(xp, x, weight, bias, dtype)
+    return linear_kernel(check_linear(x, weight, bias), x, weight, bias)
 
 
 def linear_backward(
@@ -250,9 +263,6 @@ def linear_backward(
     >>> dweight.shape, dbias
     ((3, 4), array([2., 2., 2., 2.]))
     """
-    xp = array_namespace(dy=dy, x=x, weight=weight)
-    _check_linear(xp, x, weight, None)
-    check_floating(xp, dy=dy)
-    check_same_device(x=x, dy=dy)
-    _check_dy(x, weight, dy)
-    return backward_kernel(xp, dy, x, weight, has_bias=has_bias)
+    check_linear(x, weight)
+    checked = check_linear_backward(dy, x, weight)
+    return linear_backward_kernel(checked, dy, x, weight, has_bias=has_bias)

@@ -23,6 +23,11 @@ Mixed floating dtypes follow the standard's type promotion: the loss has
 ``result_type`` of the floating inputs, and the gradient has the dtype of
 the array it belongs to, as in ``torch.autograd``. The losses are defined for
 real floating arrays only.
+
+Every function checks its inputs (:func:`check_elementwise_loss`,
+:func:`check_cross_entropy`) unless it is given what the check returned,
+``checked=``: the loss objects of :mod:`xpnn.losses` check each kind of
+input once and then call these same functions.
 """
 
 from __future__ import annotations
@@ -30,16 +35,26 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from .._checks import check_known_shape, check_same_device, shape_str
-from .._compat import Array, Device, DType, Namespace, array_namespace, device, is_lazy
+from .._checks import Checked, check_known_shape, check_real_floating, check_same_device, shape_str
+from .._compat import Array, Device, Namespace, array_namespace, device, is_lazy
+from ._dtypes import as_dtype
 
-__all__ = ["binary_cross_entropy_with_logits", "mse_loss", "softmax_cross_entropy"]
+__all__ = [
+    "CrossEntropyConstants",
+    "binary_cross_entropy_with_logits",
+    "check_cross_entropy",
+    "check_elementwise_loss",
+    "check_label_values",
+    "check_reduction",
+    "mse_loss",
+    "softmax_cross_entropy",
+]
 
 # The accepted values of ``reduction``.
 _REDUCTIONS = ("mean", "sum")
 
 
-def _check_reduction(reduction: object) -> str:
+def check_reduction(reduction: object) -> str:
     """Return ``reduction`` if it is ``'mean'`` or ``'sum'``.
 
     Raises
@@ -53,25 +68,38 @@ def _check_reduction(reduction: object) -> str:
     return reduction
 
 
-def _check_real_floating(xp: Namespace, **named: Array) -> None:
-    """Raise ``TypeError`` unless every named array has a real floating dtype."""
-    for name, value in named.items():
-        if xp.isdtype(value.dtype, "complex floating"):
-            raise TypeError(
-                f"{name} has the complex dtype {value.dtype}, but losses are defined "
-                f"for real floating arrays only; pass a real array, for example "
-                f"xp.real({name}) or xp.abs({name})"
-            )
-        if not xp.isdtype(value.dtype, "real floating"):
-            raise TypeError(
-                f"{name} must have a real floating dtype, got {value.dtype}; convert "
-                f"it first, for example with xp.astype({name}, xp.float32)"
-            )
+def check_elementwise_loss(
+    first: Array, second: Array, what: str, names: tuple[str, str] = ("pred", "target")
+) -> Checked:
+    """Check the two arguments of an elementwise loss (:func:`mse_loss`, ...).
 
+    Both real floating, of one library, device and known shape. The result
+    holds the namespace, ``result_type`` of the two, and ``constants``, the
+    number of elements.
 
-def _static_shape(name: str, x: Array) -> tuple[int, ...]:
-    """Return the shape of ``x`` as Python ints; every dimension must be known."""
-    return check_known_shape(name, x, "the loss")
+    Raises
+    ------
+    TypeError
+        For arrays that are not real floating, or from different libraries.
+    ValueError
+        For arrays on different devices, or shapes that differ or are unknown.
+    """
+    first_name, second_name = names
+    named = {first_name: first, second_name: second}
+    xp = array_namespace(**named)
+    check_real_floating(xp, what, **named)
+    check_same_device(**named)
+    shape = check_known_shape(first_name, first, "the loss")
+    _check_same_shape(
+        first_name, shape, second_name, check_known_shape(second_name, second, "the loss")
+    )
+    dtype = xp.result_type(first.dtype, second.dtype)
+    return Checked(
+        xp=xp,
+        dtype=dtype,
+        same_real_dtype=first.dtype == second.dtype,
+        constants=math.prod(shape),
+    )
 
 
 def _check_same_shape(
@@ -82,11 +110,6 @@ def _check_same_shape(
             f"{second} must have the shape of {first}, {shape_str(first_shape)}, "
             f"got {shape_str(second_shape)}"
         )
-
-
-def _as(xp: Namespace, a: Array, dtype: DType) -> Array:
-    # astype always copies in some libraries; skip it when nothing changes.
-    return a if a.dtype == dtype else xp.astype(a, dtype)
 
 
 def _reduce(xp: Namespace, terms: Array, count: int, reduction: str, like: Array) -> Array:
@@ -108,7 +131,9 @@ def _scaled(grad: Array, count: int, reduction: str) -> Array:
     return grad / count if reduction == "mean" and count else grad
 
 
-def mse_loss(pred: Array, target: Array, *, reduction: str = "mean") -> tuple[Array, Array]:
+def mse_loss(
+    pred: Array, target: Array, *, reduction: str = "mean", checked: Checked | None = None
+) -> tuple[Array, Array]:
     """Return the mean squared error and its gradient with respect to ``pred``.
 
     ``loss = sum((pred - target) ** 2) / N`` with ``N`` the number of
@@ -152,18 +177,12 @@ def mse_loss(pred: Array, target: Array, *, reduction: str = "mean") -> tuple[Ar
     >>> mse_loss(np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 0.0]), reduction="sum")[0]
     array(13.)
     """
-    reduction = _check_reduction(reduction)
-    xp = array_namespace(pred=pred, target=target)
-    _check_real_floating(xp, pred=pred, target=target)
-    check_same_device(pred=pred, target=target)
-    shape = _static_shape("pred", pred)
-    _check_same_shape("pred", shape, "target", _static_shape("target", target))
-
-    dtype = xp.result_type(pred.dtype, target.dtype)
-    diff = _as(xp, pred, dtype) - _as(xp, target, dtype)
-    count = math.prod(shape)
+    reduction = check_reduction(reduction)
+    checked = checked or check_elementwise_loss(pred, target, "mse_loss")
+    xp, dtype, count = checked.xp, checked.dtype, checked.constants
+    diff = as_dtype(xp, pred, dtype) - as_dtype(xp, target, dtype)
     loss = _reduce(xp, diff * diff, count, reduction, pred)
-    dpred = _as(xp, _scaled(2 * diff, count, reduction), pred.dtype)
+    dpred = as_dtype(xp, _scaled(2 * diff, count, reduction), pred.dtype)
     return loss, dpred
 
 
@@ -177,7 +196,7 @@ def _raise_bad_label(xp: Namespace, labels: Array, classes: int) -> None:
     )
 
 
-def _check_label_values(labels: Array, classes: int) -> None:
+def check_label_values(labels: Array, classes: int) -> None:
     """Raise ``ValueError`` unless every label is a class index in ``[0, classes)``.
 
     One number is read back, so it runs outside compiled regions: a
@@ -194,7 +213,12 @@ def _check_label_values(labels: Array, classes: int) -> None:
 
 
 def softmax_cross_entropy(
-    logits: Array, labels: Array, *, reduction: str = "mean"
+    logits: Array,
+    labels: Array,
+    *,
+    reduction: str = "mean",
+    checked: Checked | None = None,
+    check_labels: bool = True,
 ) -> tuple[Array, Array]:
     """Return the softmax cross-entropy and its gradient with respect to ``logits``.
 
@@ -215,6 +239,13 @@ def softmax_cross_entropy(
         ``logits``.
     reduction : {'mean', 'sum'}, default 'mean'
         Average the rows' losses, or add them up.
+    checked : Checked, optional
+        What :func:`check_cross_entropy` returned for inputs of this kind
+        and this reduction; the checks run when omitted.
+    check_labels : bool, default True
+        Whether to read back whether every label is in range (eager arrays
+        only). A compiled step that checked its labels with
+        :func:`check_label_values` before turns it off.
 
     Returns
     -------
@@ -255,22 +286,40 @@ def softmax_cross_entropy(
     array([[-0.25 ,  0.25 ],
            [ 0.125, -0.125]])
     """
-    reduction = _check_reduction(reduction)
-    xp, classes = _check_cross_entropy(logits, labels)
-    return _cross_entropy_kernel(xp, logits, labels, classes, reduction)
+    reduction = check_reduction(reduction)
+    checked = checked or check_cross_entropy(logits, labels, reduction)
+    return _cross_entropy(checked, logits, labels, reduction, check_labels)
 
 
-def _check_cross_entropy(logits: Array, labels: Array) -> tuple[Namespace, int]:
-    """Check everything but the label values; return the namespace and C."""
+def check_cross_entropy(logits: Array, labels: Array, reduction: str = "mean") -> Checked:
+    """Check everything of :func:`softmax_cross_entropy`'s inputs but the label values.
+
+    Returns
+    -------
+    Checked
+        The namespace, the logits' dtype, and ``constants``, a
+        :class:`CrossEntropyConstants` for this kind of input and
+        ``reduction``.
+
+    Raises
+    ------
+    TypeError
+        For ``logits`` that are not real floating, ``labels`` that are not
+        integers, or arrays from different libraries.
+    ValueError
+        For an unknown ``reduction``, arrays on different devices, or shapes
+        that do not fit.
+    """
+    reduction = check_reduction(reduction)
     xp = array_namespace(logits=logits, labels=labels)
-    _check_real_floating(xp, logits=logits)
+    check_real_floating(xp, "softmax_cross_entropy", logits=logits)
     if not xp.isdtype(labels.dtype, "integral"):
         raise TypeError(
             f"labels must be class indices of an integer dtype, got {labels.dtype}; "
             "convert them first, for example with xp.astype(labels, xp.int64)"
         )
     check_same_device(logits=logits, labels=labels)
-    shape = _static_shape("logits", logits)
+    shape = check_known_shape("logits", logits, "the loss")
     if len(shape) < 1:
         raise ValueError(
             "logits must have shape (..., C) with classes on the last axis, got a "
@@ -282,13 +331,26 @@ def _check_cross_entropy(logits: Array, labels: Array) -> tuple[Namespace, int]:
             f"logits has shape {shape_str(shape)}: expected at least one class "
             "on the last axis, got 0"
         )
-    label_shape = _static_shape("labels", labels)
+    label_shape = check_known_shape("labels", labels, "the loss")
     if label_shape != shape[:-1]:
         raise ValueError(
             f"labels must have shape {shape_str(shape[:-1])} (logits.shape[:-1]), "
             f"got {shape_str(label_shape)}"
         )
-    return xp, classes
+    where = device(logits)
+    count = math.prod(shape[:-1])
+    scale = None
+    if reduction == "mean" and count:
+        scale = xp.asarray(1.0 / count, dtype=logits.dtype, device=where)
+    constants = CrossEntropyConstants(
+        classes,
+        count,
+        _class_index(xp, labels, classes, where),
+        xp.zeros((), dtype=logits.dtype, device=where),
+        scale,
+        is_lazy(logits) or is_lazy(labels),
+    )
+    return Checked(xp=xp, dtype=logits.dtype, constants=constants)
 
 
 def _class_index(xp: Namespace, labels: Array, classes: int, where: Device) -> Array:
@@ -301,59 +363,40 @@ def _class_index(xp: Namespace, labels: Array, classes: int, where: Device) -> A
     return xp.arange(classes, dtype=index_dtype, device=where)
 
 
-class _CrossEntropyConstants(NamedTuple):
-    """Arrays that depend only on the kinds of the logits and labels, kept between calls."""
+class CrossEntropyConstants(NamedTuple):
+    """What :func:`softmax_cross_entropy` derives from the kinds of its inputs alone."""
 
+    #: Classes, the size of the logits' last axis.
+    classes: int
+    #: Rows, the product of the other sizes.
+    rows: int
+    #: ``arange(classes)`` in a dtype the labels compare with exactly.
     class_index: Array
-    zeros: Array
-    # 1 / rows as a 0-d array of the logits' dtype, or None for a sum: on
-    # PyTorch, dividing by a Python number wraps it in a new tensor at every
-    # call, and that costs as much as the division.
+    #: A 0-d zero of the logits' dtype.
+    zero: Array
+    #: 1 / rows as a 0-d array of the logits' dtype, or None for a sum: on
+    #: PyTorch, dividing by a Python number wraps it in a new tensor at every
+    #: call, and that costs as much as the division.
     scale: Array | None
+    #: Whether either input is lazy (JAX, Dask): then no label is read back,
+    #: and a row with a label out of range gets NaN instead.
+    lazy: bool
 
 
-def _cross_entropy_constants(
-    xp: Namespace, logits: Array, labels: Array, classes: int, reduction: str
-) -> _CrossEntropyConstants:
-    where = device(logits)
-    count = math.prod(_static_shape("logits", logits)[:-1])
-    scale = None
-    if reduction == "mean" and count:
-        scale = xp.asarray(1.0 / count, dtype=logits.dtype, device=where)
-    return _CrossEntropyConstants(
-        _class_index(xp, labels, classes, where), xp.zeros_like(logits, device=where), scale
-    )
-
-
-def _cross_entropy_kernel(
-    xp: Namespace,
-    logits: Array,
-    labels: Array,
-    classes: int,
-    reduction: str,
-    constants: _CrossEntropyConstants | None = None,
-    check_labels: bool = True,
+def _cross_entropy(
+    checked: Checked, logits: Array, labels: Array, reduction: str, check_labels: bool
 ) -> tuple[Array, Array]:
-    """Return the loss and gradient of checked inputs (see softmax_cross_entropy).
-
-    ``constants`` is :func:`_cross_entropy_constants`'s result, for callers
-    that keep it between calls. ``check_labels=False`` skips reading back
-    whether every label is in range, for callers that checked the values
-    already (:func:`_check_label_values`).
-    """
-    where = device(logits)
-    count = math.prod(_static_shape("logits", logits)[:-1])
+    """Return the loss and gradient of checked inputs (see softmax_cross_entropy)."""
+    xp = checked.xp
+    classes, count, class_index, zero, scale, lazy = checked.constants
     if count == 0:
+        where = device(logits)
         # No rows: nothing to compute (and Dask cannot take the row maximum
         # of an array with zero rows).
         empty = xp.zeros_like(logits, device=where)
         return _reduce(xp, empty, 0, reduction, logits), empty
-    if constants is None:
-        constants = _cross_entropy_constants(xp, logits, labels, classes, reduction)
-    class_index, zeros, scale = constants
-    onehot = _as(xp, labels, class_index.dtype)[..., None] == class_index
+    onehot = as_dtype(xp, labels, class_index.dtype)[..., None] == class_index
 
-    lazy = is_lazy(logits) or is_lazy(labels)
     onehot_values = xp.astype(onehot, logits.dtype)
     if check_labels and not lazy and float(xp.sum(onehot_values)) != count:
         # A label in range matches exactly one class: fewer matches than
@@ -365,7 +408,7 @@ def _cross_entropy_kernel(
     sums = xp.sum(exps, axis=-1, keepdims=True)
     # logsumexp(z) - z[y] = log(sum(exps)) - (z[y] - max), per row;
     # z[y] is picked with where, so -inf logits of other classes stay harmless.
-    picked = xp.where(onehot, shifted, zeros)
+    picked = xp.where(onehot, shifted, zero)
     grad = exps / sums - onehot_values
     if not lazy:
         # Summing the rows' losses at once saves a reduction per row.
@@ -373,10 +416,11 @@ def _cross_entropy_kernel(
         if scale is not None:
             loss, grad = loss * scale, grad * scale
         if type(loss) is not type(logits):  # NumPy's reductions give scalars
-            loss = xp.asarray(loss, device=where)
+            loss = xp.asarray(loss, device=device(logits))
         return loss, grad
     rows = xp.log(sums[..., 0]) - xp.sum(picked, axis=-1)
     valid = xp.any(onehot, axis=-1)
+    where = device(logits)
     rows = xp.where(valid, rows, xp.full_like(rows, math.nan, device=where))
     grad = xp.where(
         xp.expand_dims(valid, axis=-1), grad, xp.full_like(grad, math.nan, device=where)
@@ -385,7 +429,7 @@ def _cross_entropy_kernel(
 
 
 def binary_cross_entropy_with_logits(
-    logits: Array, targets: Array, *, reduction: str = "mean"
+    logits: Array, targets: Array, *, reduction: str = "mean", checked: Checked | None = None
 ) -> tuple[Array, Array]:
     """Return the binary cross-entropy of sigmoid(logits) and its gradient.
 
@@ -435,23 +479,19 @@ def binary_cross_entropy_with_logits(
     >>> dlogits
     array([-0.16666667,  0.        ,  0.        ])
     """
-    reduction = _check_reduction(reduction)
-    xp = array_namespace(logits=logits, targets=targets)
-    _check_real_floating(xp, logits=logits, targets=targets)
-    check_same_device(logits=logits, targets=targets)
-    shape = _static_shape("logits", logits)
-    _check_same_shape("logits", shape, "targets", _static_shape("targets", targets))
-
-    dtype = xp.result_type(logits.dtype, targets.dtype)
-    x = _as(xp, logits, dtype)
-    t = _as(xp, targets, dtype)
+    reduction = check_reduction(reduction)
+    checked = checked or check_elementwise_loss(
+        logits, targets, "binary_cross_entropy_with_logits", ("logits", "targets")
+    )
+    xp, dtype, count = checked.xp, checked.dtype, checked.constants
+    x = as_dtype(xp, logits, dtype)
+    t = as_dtype(xp, targets, dtype)
     small = xp.exp(-xp.abs(x))  # in (0, 1]: never overflows
     terms = xp.maximum(x, xp.zeros_like(x, device=device(x))) - x * t + xp.log1p(small)
     # sigmoid(x) = 1 / (1 + exp(-x)) for x >= 0 and exp(x) / (1 + exp(x)) for
     # x < 0; both written with exp(-|x|).
     inverse = 1 / (1 + small)
     sigmoid = xp.where(x >= 0, inverse, small * inverse)
-    count = math.prod(shape)
     loss = _reduce(xp, terms, count, reduction, logits)
-    dlogits = _as(xp, _scaled(sigmoid - t, count, reduction), logits.dtype)
+    dlogits = as_dtype(xp, _scaled(sigmoid - t, count, reduction), logits.dtype)
     return loss, dlogits

@@ -50,28 +50,23 @@ def bound(model: Module, params: Mapping[str, Array]) -> Iterator[None]:
 
     Notes
     -----
-    Everything a module holds is put back on exit, also when the block
-    raises: not only the parameters and gradients but every attribute,
-    since layers remember the arrays they last checked, and those are
-    stand-ins here.
+    The parameters and gradients are put back on exit, also when the block
+    raises, and every module forgets the kinds of input it checked
+    (:meth:`xpnn.Module.reset_checks`): those were stand-ins here.
     """
-    saved = [
-        (module, dict(vars(module)), dict(module.params), dict(module.grads))
-        for module in model.modules()
-    ]
+    saved = [(module, dict(module.params), dict(module.grads)) for module in model.modules()]
     try:
         for name, owner, local in model.parameter_slots():
             owner.params[local] = params[name]
             owner.grads[local] = None
         yield
     finally:
-        for module, attributes, module_params, module_grads in saved:
-            vars(module).clear()
-            vars(module).update(attributes)
+        for module, module_params, module_grads in saved:
             module.params.clear()
             module.params.update(module_params)
             module.grads.clear()
             module.grads.update(module_grads)
+        model.reset_checks()
 
 
 def check_params(

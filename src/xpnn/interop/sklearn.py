@@ -32,8 +32,8 @@ import numpy as np
 
 from .._compat import Array, Device, DType, array_namespace, resolve_device, resolve_dtype
 from .._compat import resolve_namespace as _resolve_namespace
-from ..layers import Linear, Module, ReLU, Sequential, Sigmoid, Softmax, Tanh
 from .._transfer import to_numpy, transfer
+from ..layers import Linear, Module, ReLU, Sequential, Sigmoid, Softmax, Tanh
 
 __all__ = ["from_sklearn", "predict", "predict_proba"]
 

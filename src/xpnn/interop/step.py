@@ -27,13 +27,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from .._compat import Array, DType, Namespace, array_namespace, device, dtype_name
-from ..functional.losses import _check_label_values
+from ..functional.losses import check_label_values
 from ..layers import Dropout, Module, edge_features
 from ..losses import CrossEntropyLoss
-from ..optim._base import Optimizer
+from ..losses import Loss as LossObject
+from ..optim import Optimizer
 from .binding import bound, check_params, distinct_parameter_names
 
-__all__ = ["Params", "State", "StepFunction", "TrainStep", "check_traceable", "restored"]
+__all__ = ["Params", "State", "StepFunction", "TrainStep", "check_traceable"]
 
 #: Parameters by name, as ``dict(model.named_parameters())``.
 Params = dict[str, Array]
@@ -45,35 +46,25 @@ StepFunction = Callable[[Params, State, Array, Array], tuple[Params, State, Arra
 Loss = Callable[[Array, Array], tuple[Array, Array]]
 
 
-def _attributes(obj: object) -> dict[str, Any]:
-    """Return the instance attributes of ``obj``, slots included."""
-    found = dict(getattr(obj, "__dict__", {}))
-    for cls in type(obj).__mro__:
-        slots = getattr(cls, "__slots__", ())
-        for slot in (slots,) if isinstance(slots, str) else slots:
-            if slot not in ("__dict__", "__weakref__") and hasattr(obj, slot):
-                found[slot] = getattr(obj, slot)
-    return found
-
-
 @contextmanager
-def restored(*objects: object) -> Iterator[None]:
-    """Put every attribute of ``objects`` back as it was when the block ends.
+def _threaded(optimizer: Optimizer, loss_fn: Loss, state: State) -> Iterator[None]:
+    """Run a block with ``state`` in the optimizer; put its own state back afterwards.
 
-    Losses and optimizers remember arrays between calls (the checked kinds
-    of their inputs, cached scalars); under a tracer those are stand-ins,
-    which must not outlive the trace. Attributes are restored by reference:
-    the block must replace, not mutate, containers it changes.
+    The optimizer, and the loss where it is one of xpnn's, forget what their
+    checks remembered when the block ends: under a tracer those were
+    stand-ins, which must not outlive the trace.
     """
-    saved = [(obj, _attributes(obj)) for obj in objects]
+    saved = optimizer.per_parameter_state()
+    check_labels = getattr(loss_fn, "check_labels", None)
+    optimizer.replace_state(state)
     try:
         yield
     finally:
-        for obj, attributes in saved:
-            for name in set(_attributes(obj)) - set(attributes):
-                delattr(obj, name)
-            for name, value in attributes.items():
-                setattr(obj, name, value)
+        optimizer.replace_state(saved)
+        if isinstance(loss_fn, LossObject):
+            loss_fn.reset_checks()
+        if isinstance(loss_fn, CrossEntropyLoss) and check_labels is not None:
+            loss_fn.check_labels = check_labels
 
 
 def check_traceable(model: Module, why: str) -> None:
@@ -233,19 +224,14 @@ class TrainStep:
         """
         check_params(params, self.names, made_by="TrainStep.init() returns")
         model, optimizer = self.model, self.optimizer
-        with bound(model, params), restored(optimizer, self.loss_fn):
-            # New containers, not the optimizer's own: restored() puts the
-            # originals back by reference.
-            optimizer._state = {name: dict(entry) for name, entry in state.items()}
-            optimizer._checked = {}
-            optimizer._scalars = {}
+        with bound(model, params), _threaded(optimizer, self.loss_fn, state):
             if self._classes is not None:
                 assert isinstance(self.loss_fn, CrossEntropyLoss)
-                _check_label_values(y, self._classes)
-                self.loss_fn._check_labels = False
+                check_label_values(y, self._classes)
+                self.loss_fn.check_labels = False
             result = body(x, y)
             new_params = dict(model.named_parameters())
-            new_state = {name: dict(entry) for name, entry in optimizer._state.items()}
+            new_state = optimizer.per_parameter_state()
         return new_params, new_state, result
 
     def eager_body(self, x: Array, y: Array) -> Array:
@@ -280,9 +266,10 @@ class TrainStep:
         """
         params = dict(self.model.named_parameters())
         buffers = self.optimizer.buffer_names
+        current = self.optimizer.per_parameter_state()
         state: State = {}
         for name, value in params.items():
-            entry = self.optimizer._state.get(name)
+            entry = current.get(name)
             xp = array_namespace(**{f"parameter {name!r}": value})
             count = 0 if entry is None else int(entry["step"])
             state[name] = {
@@ -303,11 +290,9 @@ class TrainStep:
         check_params(params, self.names, made_by="TrainStep.init() returns")
         for name in self.names:
             self.model.set_parameter(name, params[name])
-        self.optimizer._state = {
-            name: {**entry, "step": int(entry["step"])} for name, entry in state.items()
-        }
-        self.optimizer._checked.clear()
-        self.optimizer._scalars.clear()
+        self.optimizer.replace_state(
+            {name: {**entry, "step": int(entry["step"])} for name, entry in state.items()}
+        )
 
 
 def _real(xp: Namespace, dtype: DType) -> DType:

@@ -42,6 +42,7 @@ from .._compat import (
     resolve_dtype,
     resolve_namespace,
 )
+from .._transfer import transfer
 from ..layers import (
     GELU,
     Dropout,
@@ -56,7 +57,6 @@ from ..layers import (
     Tanh,
 )
 from ..optim._base import Optimizer
-from .._transfer import transfer
 from .step import Loss, Params, State, TrainStep
 
 __all__ = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
+from .._checks import CheckBoundary
 from .._compat import (
     Array,
     Device,
@@ -60,6 +61,9 @@ class Module:
         self.params = {}
         self.grads = {}
         self.training = True
+        # What the checks of this module's inputs concluded, by kind of
+        # input (see xpnn._checks): a training loop's steps are checked once.
+        self._checks = CheckBoundary()
 
     def forward(self, x: Array) -> tuple[Array, Backward]:
         """Return the output and a closure that back-propagates through it."""
@@ -90,18 +94,19 @@ class Module:
         for index, child in enumerate(self.children()):
             yield str(index), child
 
-    def parameter_slots(self) -> Iterator[tuple[str, Module, str]]:
-        """Yield ``(name, owner, local_name)`` for every parameter.
+    def parameter_slots(self) -> list[tuple[str, Module, str]]:
+        """Return ``(name, owner, local_name)`` for every parameter, in order.
 
         ``owner.params[local_name]`` is the parameter called ``name`` and
         ``owner.grads[local_name]`` its gradient: one walk of the model gives
         optimizers both, and the place to write an update back.
         """
-        for local in self.params:
-            yield local, self, local
+        slots = [(local, self, local) for local in self.params]
         for prefix, child in self._named_children():
-            for name, owner, local in child.parameter_slots():
-                yield f"{prefix}.{name}", owner, local
+            slots += [
+                (f"{prefix}.{name}", owner, local) for name, owner, local in child.parameter_slots()
+            ]
+        return slots
 
     def named_parameters(self) -> Iterator[tuple[str, Array]]:
         """Yield ``(name, array)`` for every parameter, children included."""
@@ -144,6 +149,16 @@ class Module:
         """Replace the accumulated gradient of parameter ``name``."""
         module, leaf = self._owner(name)
         module.grads[leaf] = value
+
+    def reset_checks(self) -> None:
+        """Forget which kinds of input this module and those inside it checked.
+
+        The next input of every kind is checked again. Code that runs the
+        model on stand-in arrays (a tracer) calls it once the trace ends, so
+        that nothing derived from a stand-in outlives it.
+        """
+        for module in self.modules():
+            module._checks.reset()
 
     def zero_grad(self) -> None:
         """Forget accumulated gradients (they become ``None`` again)."""

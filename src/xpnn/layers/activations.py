@@ -8,12 +8,16 @@ the input for ``ReLU``, ``LeakyReLU`` and ``GELU``, the output for ``Tanh``,
 
 from __future__ import annotations
 
-from .._checks import has_unknown
-from .._compat import Array, Namespace, array_namespace
-from .._compat import device as device_of
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from .._checks import Checked
+from .._compat import Array
 from ..functional.activations import (
-    _check_axis_type,
-    _check_slope,
+    check_activation,
+    check_activation_backward,
+    check_axis,
+    check_slope,
     gelu,
     gelu_backward,
     leaky_relu,
@@ -35,37 +39,44 @@ __all__ = ["GELU", "LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "Softmax", "Tan
 
 
 class _Activation(Module):
-    """A layer without parameters whose backward needs one array.
+    """A layer without parameters over one pair of :mod:`xpnn.functional.activations`.
 
-    Subclasses set ``_keeps_output`` (``True``: the backward needs ``y``;
-    ``False``: it needs ``x``) and implement ``_forward`` and ``_backward``.
+    Subclasses name the pair (``_function``, ``_backward_function``) and
+    what it needs: ``_what`` for messages, ``_keeps_output`` (the backward
+    takes ``y`` rather than ``x``), ``_complex_ok``, and the keyword
+    settings it takes (:meth:`_options`). The inputs are checked once per
+    kind (``xpnn._checks``); the functions then run unchecked.
     """
 
-    _keeps_output = False
+    _function: ClassVar[Callable[..., Array]]
+    _backward_function: ClassVar[Callable[..., Array]]
+    _what: ClassVar[str]
+    _keeps_output: ClassVar[bool] = False
+    _complex_ok: ClassVar[bool] = False
 
     def keeps_shape(self) -> bool:
         """Activations apply elementwise (or along an axis): the shape stays."""
         return True
 
-    #: Whether the subclass has unchecked kernels (``_kernel``,
-    #: ``_kernel_backward``) for inputs of a kind already checked once.
-    _has_kernels = False
+    def _options(self) -> dict[str, Any]:
+        """Return the keyword settings of the functional pair (``axis=``, ...)."""
+        return {}
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._memo: tuple[object, Namespace, Array] | None = None
+    def _axis(self) -> int | None:
+        return None
 
-    def _forward(self, x: Array) -> Array:
-        raise NotImplementedError
+    def _check(self, x: Array) -> Checked:
+        return check_activation(x, self._what, complex_ok=self._complex_ok, axis=self._axis())
 
-    def _backward(self, dy: Array, kept: Array) -> Array:
-        raise NotImplementedError
-
-    def _kernel(self, xp: Namespace, x: Array, zero: Array) -> Array:
-        raise NotImplementedError
-
-    def _kernel_backward(self, xp: Namespace, dy: Array, kept: Array, zero: Array) -> Array:
-        raise NotImplementedError
+    def _check_backward(self, dy: Array, kept: Array) -> Checked:
+        return check_activation_backward(
+            dy,
+            kept,
+            self._what,
+            saved_name="y" if self._keeps_output else "x",
+            complex_ok=self._complex_ok,
+            axis=self._axis(),
+        )
 
     def forward(self, x: Array) -> tuple[Array, Backward]:
         """Apply the activation and return ``(y, backward)``.
@@ -87,40 +98,22 @@ class _Activation(Module):
             ``ValueError`` for dimensions of unknown size (Dask's, after
             boolean indexing), which ``y`` may have.
         """
-        if not self._has_kernels:
-            y = self._forward(x)
-            kept = y if self._keeps_output else x
-            return y, lambda dy: self._backward(dy, kept)
-        # The checks depend only on the input's type, dtype and device: the
-        # first input of a kind goes through the checked functions, later
-        # ones (a training loop's) straight to the kernels.
-        where = device_of(x)
-        key = (type(x), x.dtype, where)
-        memo = self._memo
-        if memo is not None and memo[0] == key:
-            xp, zero = memo[1], memo[2]
-            y = self._kernel(xp, x, zero)
-        else:
-            y = self._forward(x)
-            xp = array_namespace(x=x)
-            zero = xp.zeros((), dtype=x.dtype, device=where)
-            self._memo = (key, xp, zero)
+        options = self._options()
+        y = type(self)._function(x, checked=self._checks.check(self._check, x), **options)
         kept = y if self._keeps_output else x
-        # Unknown (NaN) sizes may compare equal by identity; such inputs must
-        # meet the checks, which reject them.
-        kept_shape = None if has_unknown(kept.shape) else kept.shape
+        backward_function = type(self)._backward_function
 
         def backward(dy: Array) -> Array:
-            if (
-                type(dy) is key[0]
-                and dy.dtype == key[1]
-                and dy.shape == kept_shape
-                and device_of(dy) == where
-            ):
-                return self._kernel_backward(xp, dy, kept, zero)
-            return self._backward(dy, kept)
+            checked = self._checks.check(self._check_backward, dy, kept)
+            return backward_function(dy, kept, checked=checked, **options)
 
         return y, backward
+
+    def __call__(self, x: Array) -> Array:
+        """Apply the activation and return ``y`` only."""
+        return type(self)._function(
+            x, checked=self._checks.check(self._check, x), **self._options()
+        )
 
 
 class ReLU(_Activation):
@@ -137,20 +130,9 @@ class ReLU(_Activation):
     (array([0., 2.]), array([0., 1.]))
     """
 
-    _has_kernels = True
-
-    def _forward(self, x: Array) -> Array:
-        return relu(x)
-
-    def _backward(self, dy: Array, kept: Array) -> Array:
-        return relu_backward(dy, kept)
-
-    def _kernel(self, xp: Namespace, x: Array, zero: Array) -> Array:
-        # max(x, 0) keeps NaN, as relu() does.
-        return xp.maximum(x, zero)
-
-    def _kernel_backward(self, xp: Namespace, dy: Array, kept: Array, zero: Array) -> Array:
-        return xp.where(kept <= 0, zero, dy)
+    _function = staticmethod(relu)
+    _backward_function = staticmethod(relu_backward)
+    _what = "relu"
 
 
 class LeakyReLU(_Activation):
@@ -171,16 +153,17 @@ class LeakyReLU(_Activation):
         If ``negative_slope`` is not finite.
     """
 
+    _function = staticmethod(leaky_relu)
+    _backward_function = staticmethod(leaky_relu_backward)
+    _what = "leaky_relu"
+
     def __init__(self, negative_slope: float = 0.01) -> None:
-        slope = _check_slope(negative_slope)
+        slope = check_slope(negative_slope)
         super().__init__()
         self.negative_slope = slope
 
-    def _forward(self, x: Array) -> Array:
-        return leaky_relu(x, negative_slope=self.negative_slope)
-
-    def _backward(self, dy: Array, kept: Array) -> Array:
-        return leaky_relu_backward(dy, kept, negative_slope=self.negative_slope)
+    def _options(self) -> dict[str, Any]:
+        return {"negative_slope": self.negative_slope}
 
     def _settings(self) -> dict[str, object]:
         return {"negative_slope": self.negative_slope}
@@ -193,13 +176,11 @@ class Tanh(_Activation):
     PyTorch's convention, ``dx = dy * conj(1 - y**2)``.
     """
 
+    _function = staticmethod(tanh)
+    _backward_function = staticmethod(tanh_backward)
+    _what = "tanh"
     _keeps_output = True
-
-    def _forward(self, x: Array) -> Array:
-        return tanh(x)
-
-    def _backward(self, dy: Array, kept: Array) -> Array:
-        return tanh_backward(dy, kept)
+    _complex_ok = True
 
 
 class Sigmoid(_Activation):
@@ -210,13 +191,11 @@ class Sigmoid(_Activation):
     ``dx = dy * conj(y * (1 - y))``.
     """
 
+    _function = staticmethod(sigmoid)
+    _backward_function = staticmethod(sigmoid_backward)
+    _what = "sigmoid"
     _keeps_output = True
-
-    def _forward(self, x: Array) -> Array:
-        return sigmoid(x)
-
-    def _backward(self, dy: Array, kept: Array) -> Array:
-        return sigmoid_backward(dy, kept)
+    _complex_ok = True
 
 
 class GELU(_Activation):
@@ -238,6 +217,10 @@ class GELU(_Activation):
         If ``approximate`` is not ``"tanh"``.
     """
 
+    _function = staticmethod(gelu)
+    _backward_function = staticmethod(gelu_backward)
+    _what = "gelu"
+
     def __init__(self, approximate: str = "tanh") -> None:
         if approximate != "tanh":
             raise ValueError(
@@ -245,12 +228,6 @@ class GELU(_Activation):
                 "needs erf, which the array API standard does not define"
             )
         super().__init__()
-
-    def _forward(self, x: Array) -> Array:
-        return gelu(x)
-
-    def _backward(self, dy: Array, kept: Array) -> Array:
-        return gelu_backward(dy, kept)
 
     def _settings(self) -> dict[str, object]:
         return {"approximate": "tanh"}
@@ -281,18 +258,21 @@ class Softmax(_Activation):
            [0.5]])
     """
 
+    _function = staticmethod(softmax)
+    _backward_function = staticmethod(softmax_backward)
+    _what = "softmax"
     _keeps_output = True
 
     def __init__(self, axis: int = -1) -> None:
-        index = _check_axis_type(axis)
+        index = check_axis(axis)
         super().__init__()
         self.axis = index
 
-    def _forward(self, x: Array) -> Array:
-        return softmax(x, axis=self.axis)
+    def _options(self) -> dict[str, Any]:
+        return {"axis": self.axis}
 
-    def _backward(self, dy: Array, kept: Array) -> Array:
-        return softmax_backward(dy, kept, axis=self.axis)
+    def _axis(self) -> int | None:
+        return self.axis
 
     def _settings(self) -> dict[str, object]:
         return {"axis": self.axis}
@@ -315,18 +295,21 @@ class LogSoftmax(_Activation):
         If ``axis`` is not an int.
     """
 
+    _function = staticmethod(log_softmax)
+    _backward_function = staticmethod(log_softmax_backward)
+    _what = "log_softmax"
     _keeps_output = True
 
     def __init__(self, axis: int = -1) -> None:
-        index = _check_axis_type(axis)
+        index = check_axis(axis)
         super().__init__()
         self.axis = index
 
-    def _forward(self, x: Array) -> Array:
-        return log_softmax(x, axis=self.axis)
+    def _options(self) -> dict[str, Any]:
+        return {"axis": self.axis}
 
-    def _backward(self, dy: Array, kept: Array) -> Array:
-        return log_softmax_backward(dy, kept, axis=self.axis)
+    def _axis(self) -> int | None:
+        return self.axis
 
     def _settings(self) -> dict[str, object]:
         return {"axis": self.axis}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import operator
 
-from .._checks import check_floating, check_same_device, has_unknown
 from .._compat import (
     Array,
     Device,
@@ -19,7 +18,12 @@ from .._compat import (
 from .._compat import (
     device as device_of,
 )
-from ..functional.linear import _check_dy, _check_linear, backward_kernel, forward_kernel
+from ..functional.linear import (
+    check_linear,
+    check_linear_backward,
+    linear_backward_kernel,
+    linear_kernel,
+)
 from ..init import INITIALIZERS, Initializer, Seed, host_generator
 from ._module import Backward, Module, device_repr
 
@@ -122,7 +126,6 @@ class Linear(Module):
         where = resolve_device(namespace, device)
         dtype = resolve_dtype(namespace, dtype, where)
         super().__init__()
-        self._validated: tuple[object, ...] | None = None
         self.in_features = in_features
         self.out_features = out_features
         draw_weight = _initializer("weight_init", weight_init)
@@ -170,34 +173,6 @@ class Linear(Module):
             raise AttributeError("this Linear was built with bias=False")
         self.params["bias"] = value
 
-    def _validate(self, x: Array) -> tuple[Namespace, DType, bool, Device]:
-        """Check ``x`` against the parameters; return namespace, dtype, fast, device.
-
-        The full checks run once per kind of input: their outcome depends
-        only on the input's type, dtype, rank, last dimension and device,
-        and on the parameter arrays themselves, so it is remembered for the
-        next call with the same ones (a step of a training loop). ``fast`` is
-        true when every array shares one real dtype, so the kernels need no
-        casts and no conjugates.
-        """
-        weight, bias = self.params["weight"], self.params.get("bias")
-        where = device_of(x)
-        # The weight's dtype too: torch's module.float() changes a Parameter
-        # in place, keeping its identity.
-        key = (type(x), x.dtype, x.ndim, x.shape[-1] if x.ndim else None, where, weight.dtype)
-        cached = self._validated
-        if cached is not None and cached[0] == key and cached[1] is weight and cached[2] is bias:
-            return cached[3], cached[4], bool(cached[5]), where
-        xp = array_namespace(x=x, weight=weight, bias=bias)
-        dtype = _check_linear(xp, x, weight, bias)
-        fast = (
-            x.dtype == weight.dtype == dtype
-            and (bias is None or bias.dtype == dtype)
-            and not xp.isdtype(dtype, "complex floating")
-        )
-        self._validated = (key, weight, bias, xp, dtype, fast)
-        return xp, dtype, fast, where
-
     def forward(self, x: Array) -> tuple[Array, Backward]:
         """Apply the layer and return ``(y, backward)``.
 
@@ -219,33 +194,16 @@ class Linear(Module):
             ``x.shape``. Each closure keeps its own forward's input, so
             several forwards may be back-propagated in any order.
         """
-        xp, dtype, fast, x_device = self._validate(x)
         weight, bias = self.params["weight"], self.params.get("bias")
-        y = forward_kernel(xp, x, weight, bias, dtype, one_real_dtype=fast)
-        x_type, y_shape = type(x), y.shape
-        if has_unknown(y_shape):
-            # Never the fast path: NaN sizes may compare equal by identity,
-            # and the checks must reject them (see _check_dy).
-            y_shape = None
+        # Checked once per kind of x, weight and bias (xpnn._checks).
+        y = linear_kernel(self._checks.check(check_linear, x, weight, bias), x, weight, bias)
         has_bias = bias is not None
-        bias_dtype = bias.dtype if bias is not None else None
+        bias_dtype = None if bias is None else bias.dtype
 
         def backward(dy: Array) -> Array:
-            # A dy of the kind the forward remembered needs no checks.
-            known = (
-                fast
-                and type(dy) is x_type
-                and dy.dtype == dtype
-                and dy.shape == y_shape
-                and device_of(dy) == x_device
-            )
-            if not known:
-                array_namespace(dy=dy, x=x)
-                check_floating(xp, dy=dy)
-                check_same_device(x=x, dy=dy)
-                _check_dy(x, weight, dy)
-            dx, dweight, dbias = backward_kernel(
-                xp, dy, x, weight, has_bias=has_bias, bias_dtype=bias_dtype, one_real_dtype=known
+            checked = self._checks.check(check_linear_backward, dy, x, weight, bias)
+            dx, dweight, dbias = linear_backward_kernel(
+                checked, dy, x, weight, has_bias=has_bias, bias_dtype=bias_dtype
             )
             self._accumulate("weight", dweight)
             if dbias is not None:
@@ -256,9 +214,8 @@ class Linear(Module):
 
     def __call__(self, x: Array) -> Array:
         """Apply the layer and return ``y`` only, keeping nothing alive."""
-        xp, dtype, fast, _ = self._validate(x)
         weight, bias = self.params["weight"], self.params.get("bias")
-        return forward_kernel(xp, x, weight, bias, dtype, one_real_dtype=fast)
+        return linear_kernel(self._checks.check(check_linear, x, weight, bias), x, weight, bias)
 
     def _settings(self) -> dict[str, object]:
         return {

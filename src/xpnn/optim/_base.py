@@ -40,18 +40,17 @@ import operator
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .._checks import check_known_shape
+from .._checks import CheckBoundary, Checked, check_known_shape
 from .._compat import (
     Array,
     Namespace,
-    array_kind,
     array_namespace,
     is_lazy,
     is_writeable,
     library_name,
 )
 from .._compat import device as device_of
-from ..layers._module import Module
+from ..layers import Module
 
 __all__ = ["Optimizer", "scale_add"]
 
@@ -169,7 +168,8 @@ class Optimizer:
         self._hyper: dict[str, Any] = self._check_hyperparameters(hyperparameters)
         self.model = model
         self._state: dict[str, dict[str, Any]] = {}
-        self._checked: dict[str, tuple[tuple[object, ...], Namespace]] = {}
+        # What the checks of the gradients concluded, by kind (xpnn._checks).
+        self._checks = CheckBoundary()
         self._slots: dict[str, tuple[Module, str]] = {}
         self._scalars: dict[tuple[float, object, object], Array] = {}
 
@@ -255,38 +255,48 @@ class Optimizer:
             if the optimizer's buffers no longer match a parameter the model
             replaced (another shape, dtype or device).
         """
-        work = []
-        slots = {}
-        for name, owner, local in self.model.parameter_slots():
-            grad = owner.grads.get(local)
-            if grad is None:
-                continue
-            param = owner.params[local]
-            slots[name] = (owner, local)
-            entry = self._state.get(name)
-            # The checks depend only on the kinds of parameter and gradient
-            # (type, dtype, shape, device), so a training loop that feeds the
-            # same kinds every step runs them once.
-            kinds = (array_kind(param), array_kind(grad), entry is not None)
-            checked = self._checked.get(name)
-            if checked is not None and checked[0] == kinds:
-                xp = checked[1]
-            else:
-                xp = self._check_gradient(name, param, grad)
-                if entry is not None:
-                    self._check_buffers(name, param, entry)
-                self._checked[name] = (kinds, xp)
+        work = [
+            (name, owner, local, owner.params[local], grad)
+            for name, owner, local in self.model.parameter_slots()
+            if (grad := owner.grads.get(local)) is not None
+        ]
+        if not work:
+            return
+        # The checks depend only on the kinds of parameter and gradient (type,
+        # dtype, shape, device) and on which parameters have buffers, so a
+        # training loop that feeds the same kinds every step runs them once.
+        checked = self._checks.check(
+            self._check_step,
+            *(array for _, _, _, param, grad in work for array in (param, grad)),
+            names=tuple(name for name, *_ in work),
+            stateful=tuple(name in self._state for name, *_ in work),
+        )
+        self._slots = {name: (owner, local) for name, owner, local, _, _ in work}
+        for (name, _, _, param, grad), xp in zip(work, checked.constants, strict=True):
             if grad.dtype != param.dtype:
                 grad = xp.astype(grad, param.dtype)
-            work.append((xp, name, param, grad))
-        self._slots = slots
-        for xp, name, param, grad in work:
             entry = self._state.get(name)
             if entry is None:
                 entry = self._state[name] = {"step": 0, **dict.fromkeys(self.buffer_names)}
             step = entry["step"] + 1
             self._update(xp, name, param, grad, entry, step)
             entry["step"] = step
+
+    def _check_step(
+        self, *arrays: Array, names: tuple[str, ...], stateful: tuple[bool, ...]
+    ) -> Checked:
+        """Check each gradient against its parameter, and existing buffers too.
+
+        ``arrays`` alternate parameter and gradient; ``constants`` of the
+        result holds each parameter's namespace.
+        """
+        namespaces = []
+        for index, (name, has_state) in enumerate(zip(names, stateful, strict=True)):
+            param, grad = arrays[2 * index], arrays[2 * index + 1]
+            namespaces.append(self._check_gradient(name, param, grad))
+            if has_state:
+                self._check_buffers(name, param, self._state[name])
+        return Checked(xp=namespaces[0], constants=tuple(namespaces))
 
     def zero_grad(self) -> None:
         """Forget the model's accumulated gradients (``model.zero_grad()``)."""
@@ -366,7 +376,7 @@ class Optimizer:
             )
         self._hyper = hyper
         self._state = new_state
-        self._checked.clear()
+        self.reset_checks()
 
     # -- state, for code that moves, persists, saves or threads it ---------
 
@@ -426,7 +436,7 @@ class Optimizer:
         The next :meth:`step` checks every gradient again. Tracing code calls
         it once a trace ends, so that no stand-in array outlives it.
         """
-        self._checked.clear()
+        self._checks.reset()
         self._scalars.clear()
 
     def __repr__(self) -> str:

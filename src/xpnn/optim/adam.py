@@ -8,7 +8,7 @@ from typing import Any
 
 from .._compat import Array, Namespace
 from .._compat import device as device_of
-from ..layers._module import Module
+from ..layers import Module
 from ._base import Optimizer, check_at_least, check_real, scale_add
 
 __all__ = ["Adam", "AdamW"]
