@@ -57,15 +57,20 @@ def kind(x: Array | None) -> Hashable:
     would pass again. (NaN sizes equal each other only when they are one
     object, through tuple comparison's identity test.)
     """
-    if x is None:
-        return None
     try:
-        return (type(x), x.dtype, x.shape, device(x))
-    except AttributeError:
+        # The standard's attribute first: a function call less on every
+        # input of every step.
+        return (type(x), x.dtype, x.shape, x.device)
+    except Exception:
+        if x is None:
+            return None
+        # Dask arrays have no .device, and a JAX tracer may refuse it.
+        if hasattr(x, "shape") and hasattr(x, "dtype"):
+            return (type(x), x.dtype, x.shape, device(x))
         return object()  # not an array: the check will say so
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Checked:
     """What a check concluded about inputs of one kind.
 
@@ -85,6 +90,9 @@ class Checked:
     key : tuple
         The kinds of the inputs (see :func:`kind`), filled in by
         :class:`CheckBoundary`.
+
+    Records compare by identity: one that a backward pass's key holds
+    stands for the kinds of its forward pass's inputs.
     """
 
     xp: Namespace
@@ -108,26 +116,36 @@ class CheckBoundary:
         self._records: dict[Callable[..., Checked], Checked] = {}
 
     def check(
-        self, check: Callable[..., Checked], *arrays: Array | None, **options: Hashable
+        self,
+        check: Callable[..., Checked],
+        *arrays: Array | None,
+        context: tuple[Array | None, ...] = (),
+        **options: Hashable,
     ) -> Checked:
-        """Return ``check(*arrays, **options)``, or what it returned for inputs of the same kinds.
+        """Return ``check(*arrays, *context, **options)``, or what it returned for the same kinds.
 
         Parameters
         ----------
         check : callable
-            ``check(*arrays, **options) -> Checked``; raises ``TypeError`` or
-            ``ValueError`` for bad input, before any arithmetic.
+            ``check(*arrays, *context, **options) -> Checked``; raises
+            ``TypeError`` or ``ValueError`` for bad input, before any
+            arithmetic.
         *arrays : array or None
             The inputs whose kinds decide whether ``check`` runs again.
+        context : tuple of arrays, optional
+            Further inputs of ``check`` whose kinds an option fixes already,
+            so they need no key of their own: a backward pass's forward
+            inputs, with the forward pass's record as an option.
         **options : hashable
-            Anything else the outcome depends on (names, flags), passed to
-            ``check`` and compared like the arrays' kinds.
+            Anything else the outcome depends on (names, flags, the record of
+            a forward pass), passed to ``check`` and compared like the
+            arrays' kinds. A :class:`Checked` record compares by identity.
         """
         key = (*map(kind, arrays), *options.values())
         record = self._records.get(check)
         if record is not None and record.key == key:
             return record
-        record = replace(check(*arrays, **options), key=key)
+        record = replace(check(*arrays, *context, **options), key=key)
         self._records[check] = record
         return record
 

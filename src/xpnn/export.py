@@ -81,7 +81,7 @@ def _require() -> None:
 
 def _named_modules(model: Module, prefix: str = "") -> Iterator[tuple[str, Module]]:
     yield prefix, model
-    for name, child in model._named_children():
+    for name, child in model.named_children():
         yield from _named_modules(child, f"{prefix}.{name}" if prefix else name)
 
 

@@ -50,7 +50,7 @@ from .._checks import (
     has_unknown,
     shape_str,
 )
-from .._compat import Array, Namespace, array_namespace, device
+from .._compat import Array, DType, Namespace, array_namespace, device
 from ._dtypes import as_dtype, gradient_as, is_empty
 
 __all__ = [
@@ -105,8 +105,8 @@ def check_activation(
     Returns
     -------
     Checked
-        The namespace, ``x``'s dtype, and ``constants``, a 0-d zero of that
-        dtype on ``x``'s device.
+        The namespace, ``x``'s dtype, and ``constants``, a zero of that
+        dtype on ``x``'s device, which broadcasts against ``x``.
 
     Raises
     ------
@@ -126,7 +126,7 @@ def check_activation(
         xp=xp,
         dtype=x.dtype,
         same_real_dtype=not complex_ok or xp.isdtype(x.dtype, "real floating"),
-        constants=xp.zeros((), dtype=x.dtype, device=device(x)),
+        constants=_zero(xp, x.dtype, x),
     )
 
 
@@ -138,6 +138,7 @@ def check_activation_backward(
     saved_name: str,
     complex_ok: bool = False,
     axis: int | None = None,
+    forward: Checked | None = None,
 ) -> Checked:
     """Check ``dy`` against the array an activation's backward takes from its forward pass.
 
@@ -155,12 +156,16 @@ def check_activation_backward(
         Whether complex arrays are allowed.
     axis : int, optional
         The axis of the forward pass, checked against ``saved``.
+    forward : Checked, optional
+        What :func:`check_activation` returned for the forward pass, which a
+        layer's check boundary keys the backward pass on; unused here.
 
     Returns
     -------
     Checked
         The namespace, the dtype the gradient is computed in
-        (``result_type(dy, saved)``), and ``constants``, a 0-d zero of it.
+        (``result_type(dy, saved)``), and ``constants``, a zero of it that
+        broadcasts against ``saved``.
 
     Raises
     ------
@@ -201,8 +206,18 @@ def check_activation_backward(
         xp=xp,
         dtype=dtype,
         same_real_dtype=dy.dtype == saved.dtype and xp.isdtype(dtype, "real floating"),
-        constants=xp.zeros((), dtype=dtype, device=device(saved)),
+        constants=_zero(xp, dtype, saved),
     )
+
+
+def _zero(xp: Namespace, dtype: DType, like: Array) -> Array:
+    """Return a zero of ``dtype`` that broadcasts against ``like`` to its shape.
+
+    Of shape (1,) rather than () where ``like`` has a dimension: PyTorch
+    through array-api-compat promotes a 0-d operand of ``where`` and
+    ``maximum`` with a slow dtype computation, which a 1-d one skips.
+    """
+    return xp.zeros((1,) if like.ndim else (), dtype=dtype, device=device(like))
 
 
 def check_slope(negative_slope: object) -> float:
@@ -332,7 +347,10 @@ def relu_backward(dy: Array, x: Array, *, checked: Checked | None = None) -> Arr
     """
     checked = checked or check_activation_backward(dy, x, "relu", saved_name="x")
     xp = checked.xp
-    dx = xp.where(x <= 0, checked.constants, as_dtype(xp, dy, checked.dtype))
+    zero = checked.constants
+    # Compared with an array, not the number 0: PyTorch wraps a number into
+    # a new tensor at every comparison.
+    dx = xp.where(x <= zero, zero, as_dtype(xp, dy, checked.dtype))
     return gradient_as(xp, dx, x.dtype)
 
 

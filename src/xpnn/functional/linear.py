@@ -86,11 +86,19 @@ def check_linear(x: Array, weight: Array, bias: Array | None = None) -> Checked:
     return Checked(xp=xp, dtype=dtype, same_real_dtype=same)
 
 
-def check_linear_backward(dy: Array, x: Array, weight: Array, bias: Array | None = None) -> Checked:
+def check_linear_backward(
+    dy: Array,
+    x: Array,
+    weight: Array,
+    bias: Array | None = None,
+    *,
+    forward: Checked | None = None,
+) -> Checked:
     """Check ``dy`` against the forward pass's ``x`` and ``weight``.
 
-    ``x``, ``weight`` and ``bias`` are those :func:`check_linear` passed.
-    Sizes unknown until computed (Dask's, after boolean indexing) cannot be
+    ``x``, ``weight`` and ``bias`` are those :func:`check_linear` passed;
+    ``forward`` is what it returned, which a layer's check boundary keys
+    the backward pass on (the check itself needs only the arrays). Sizes unknown until computed (Dask's, after boolean indexing) cannot be
     checked against each other without computing them, so gradients need
     known shapes; the forward pass, row by row, does not. The result's
     ``dtype`` is the one the gradients are computed in.

@@ -346,7 +346,8 @@ def check_cross_entropy(logits: Array, labels: Array, reduction: str = "mean") -
         classes,
         count,
         _class_index(xp, labels, classes, where),
-        xp.zeros((), dtype=logits.dtype, device=where),
+        # Of shape (1,): see xpnn.functional.activations._zero.
+        xp.zeros((1,), dtype=logits.dtype, device=where),
         scale,
         is_lazy(logits) or is_lazy(labels),
     )
@@ -372,7 +373,7 @@ class CrossEntropyConstants(NamedTuple):
     rows: int
     #: ``arange(classes)`` in a dtype the labels compare with exactly.
     class_index: Array
-    #: A 0-d zero of the logits' dtype.
+    #: A zero of the logits' dtype, of shape (1,).
     zero: Array
     #: 1 / rows as a 0-d array of the logits' dtype, or None for a sum: on
     #: PyTorch, dividing by a Python number wraps it in a new tensor at every
@@ -406,19 +407,21 @@ def _cross_entropy(
     shifted = logits - xp.max(logits, axis=-1, keepdims=True)
     exps = xp.exp(shifted)
     sums = xp.sum(exps, axis=-1, keepdims=True)
-    # logsumexp(z) - z[y] = log(sum(exps)) - (z[y] - max), per row;
-    # z[y] is picked with where, so -inf logits of other classes stay harmless.
-    picked = xp.where(onehot, shifted, zero)
     grad = exps / sums - onehot_values
+    # Each row's loss, logsumexp(z) - z[y] = log(sum(exps)) - (z[y] - max),
+    # is put at its label's column and every other column gets 0: with
+    # where, -inf logits of other classes stay harmless.
+    terms = xp.where(onehot, xp.log(sums) - shifted, zero)
     if not lazy:
-        # Summing the rows' losses at once saves a reduction per row.
-        loss = xp.sum(xp.log(sums)) - xp.sum(picked)
+        # One reduction over every row and column gives the summed loss.
+        loss = xp.sum(terms)
         if scale is not None:
             loss, grad = loss * scale, grad * scale
         if type(loss) is not type(logits):  # NumPy's reductions give scalars
             loss = xp.asarray(loss, device=device(logits))
         return loss, grad
-    rows = xp.log(sums[..., 0]) - xp.sum(picked, axis=-1)
+    # A row whose label is out of range matches no class: it gets NaN.
+    rows = xp.sum(terms, axis=-1)
     valid = xp.any(onehot, axis=-1)
     where = device(logits)
     rows = xp.where(valid, rows, xp.full_like(rows, math.nan, device=where))

@@ -311,7 +311,7 @@ _TORCH_ACTIVATIONS: dict[type[Module], Callable[[Any], nn.Module]] = {
 def _check_xpnn(model: Module, path: str) -> None:
     kind = type(model)
     if kind is Sequential:
-        for name, child in model._named_children():
+        for name, child in model.named_children():
             _check_xpnn(child, f"{path}.{name}" if path else name)
         return
     if kind is Linear or kind in _TORCH_ACTIVATIONS:
@@ -384,7 +384,7 @@ def _to_torch(
         twin = nn.Sequential(
             *(
                 _to_torch(child, f"{path}.{name}" if path else name, device, dtype)
-                for name, child in model._named_children()
+                for name, child in model.named_children()
             )
         )
     elif isinstance(model, Linear):

@@ -90,9 +90,13 @@ class Module:
         """Tell whether the output always has the input's shape (activations, Dropout)."""
         return False
 
-    def _named_children(self) -> Iterator[tuple[str, Module]]:
-        for index, child in enumerate(self.children()):
-            yield str(index), child
+    def named_children(self) -> list[tuple[str, Module]]:
+        """Return ``(name, module)`` for the direct sub-modules, in order.
+
+        The names are the positions (``"0"``, ``"1"``, ...), the first part
+        of the children's parameter names.
+        """
+        return [(str(index), child) for index, child in enumerate(self.children())]
 
     def parameter_slots(self) -> list[tuple[str, Module, str]]:
         """Return ``(name, owner, local_name)`` for every parameter, in order.
@@ -101,12 +105,16 @@ class Module:
         ``owner.grads[local_name]`` its gradient: one walk of the model gives
         optimizers both, and the place to write an update back.
         """
-        slots = [(local, self, local) for local in self.params]
-        for prefix, child in self._named_children():
-            slots += [
-                (f"{prefix}.{name}", owner, local) for name, owner, local in child.parameter_slots()
-            ]
+        slots: list[tuple[str, Module, str]] = []
+        self._collect_slots("", slots)
         return slots
+
+    def _collect_slots(self, prefix: str, slots: list[tuple[str, Module, str]]) -> None:
+        # One list for the whole walk: optimizers walk the model every step.
+        for local in self.params:
+            slots.append((prefix + local, self, local))
+        for name, child in self.named_children():
+            child._collect_slots(f"{prefix}{name}.", slots)
 
     def named_parameters(self) -> Iterator[tuple[str, Array]]:
         """Yield ``(name, array)`` for every parameter, children included."""
@@ -127,7 +135,7 @@ class Module:
         module: Module = self
         *path, leaf = name.split(".")
         for part in path:
-            children = dict(module._named_children())
+            children = dict(module.named_children())
             if part not in children:
                 raise KeyError(f"{type(self).__name__} has no parameter {name!r}")
             module = children[part]

@@ -68,7 +68,7 @@ class _Activation(Module):
     def _check(self, x: Array) -> Checked:
         return check_activation(x, self._what, complex_ok=self._complex_ok, axis=self._axis())
 
-    def _check_backward(self, dy: Array, kept: Array) -> Checked:
+    def _check_backward(self, dy: Array, kept: Array, *, forward: Checked) -> Checked:
         return check_activation_backward(
             dy,
             kept,
@@ -76,6 +76,7 @@ class _Activation(Module):
             saved_name="y" if self._keeps_output else "x",
             complex_ok=self._complex_ok,
             axis=self._axis(),
+            forward=forward,
         )
 
     def forward(self, x: Array) -> tuple[Array, Backward]:
@@ -99,12 +100,16 @@ class _Activation(Module):
             boolean indexing), which ``y`` may have.
         """
         options = self._options()
-        y = type(self)._function(x, checked=self._checks.check(self._check, x), **options)
+        forward = self._checks.check(self._check, x)
+        y = type(self)._function(x, checked=forward, **options)
         kept = y if self._keeps_output else x
         backward_function = type(self)._backward_function
 
         def backward(dy: Array) -> Array:
-            checked = self._checks.check(self._check_backward, dy, kept)
+            # Once per kind of dy and of this forward pass's input.
+            checked = self._checks.check(
+                self._check_backward, dy, context=(kept,), forward=forward
+            )
             return backward_function(dy, kept, checked=checked, **options)
 
         return y, backward

@@ -196,12 +196,16 @@ class Linear(Module):
         """
         weight, bias = self.params["weight"], self.params.get("bias")
         # Checked once per kind of x, weight and bias (xpnn._checks).
-        y = linear_kernel(self._checks.check(check_linear, x, weight, bias), x, weight, bias)
+        forward = self._checks.check(check_linear, x, weight, bias)
+        y = linear_kernel(forward, x, weight, bias)
         has_bias = bias is not None
         bias_dtype = None if bias is None else bias.dtype
 
         def backward(dy: Array) -> Array:
-            checked = self._checks.check(check_linear_backward, dy, x, weight, bias)
+            # Once per kind of dy and of this forward pass's inputs.
+            checked = self._checks.check(
+                check_linear_backward, dy, context=(x, weight, bias), forward=forward
+            )
             dx, dweight, dbias = linear_backward_kernel(
                 checked, dy, x, weight, has_bias=has_bias, bias_dtype=bias_dtype
             )

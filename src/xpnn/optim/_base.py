@@ -204,7 +204,7 @@ class Optimizer:
         costs about 1 µs, as much as the product of a 64 x 64 matrix. The
         arrays are kept between steps (a few per learning rate).
         """
-        key = (value, like.dtype, device_of(like))
+        key = (value, like.dtype, getattr(like, "device", None) or device_of(like))
         scalar = self._scalars.get(key)
         if scalar is None:
             if len(self._scalars) >= 64:  # a learning-rate schedule: forget old rates
@@ -215,6 +215,9 @@ class Optimizer:
 
     def _write_parameter(self, name: str, param: Array, scale: float, increment: Array) -> None:
         """Set parameter ``name`` to ``scale * param + increment`` (see the module notes)."""
+        if scale == 1.0 and is_writeable(param):  # plain SGD's case, on every step
+            param += increment
+            return
         new = scale_add(param, scale, increment)
         if new is not param:
             # Where step() found it, without walking the dotted name again.
@@ -265,11 +268,13 @@ class Optimizer:
         # The checks depend only on the kinds of parameter and gradient (type,
         # dtype, shape, device) and on which parameters have buffers, so a
         # training loop that feeds the same kinds every step runs them once.
+        names = tuple([entry[0] for entry in work])
+        state = self._state
         checked = self._checks.check(
             self._check_step,
-            *(array for _, _, _, param, grad in work for array in (param, grad)),
-            names=tuple(name for name, *_ in work),
-            stateful=tuple(name in self._state for name, *_ in work),
+            *[array for entry in work for array in entry[3:]],
+            names=names,
+            stateful=tuple([name in state for name in names]),
         )
         self._slots = {name: (owner, local) for name, owner, local, _, _ in work}
         for (name, _, _, param, grad), xp in zip(work, checked.constants, strict=True):
