@@ -30,7 +30,7 @@ nox.options.sessions = ["lint", "typecheck", "tests", "portability", "docs"]
 # The matrix reader uses only the standard library; load it by path so nox
 # needs nothing installed to list the sessions.
 _spec = importlib.util.spec_from_file_location(
-    "xpnn_matrix", ROOT / "src" / "xpnn" / "testing" / "_matrix.py"
+    "xpnn_matrix", ROOT / "src" / "xpnn" / "testing" / "matrix.py"
 )
 assert _spec is not None
 assert _spec.loader is not None
@@ -83,7 +83,7 @@ def tests(session: nox.Session, backend: str, device: str) -> None:
     probe = session.run(
         "python",
         "-m",
-        "xpnn.testing._matrix",
+        "xpnn.testing.matrix",
         "probe",
         backend,
         device,

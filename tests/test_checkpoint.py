@@ -1,7 +1,7 @@
 """xpnn.save / xpnn.load / load_optimizer: round trips, any backend to any other, errors, atomicity.
 
-The reference ``safetensors`` package reads what is recorded and writes the
-damaged files the error tests need, independently of xpnn's own reader.
+The ``safetensors`` package reads what is recorded and writes the damaged
+files the error tests need, directly, without xpnn's checks.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 
 import xpnn
+import xpnn.checkpoint.writer
+import xpnn.files
 from xpnn import (
     GELU,
     CheckpointError,
@@ -517,14 +519,18 @@ def test_the_intact_checkpoint_loads(saved):
 
 
 def test_a_missing_file_is_an_os_error(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="absent.safetensors"):
         xpnn.load(tmp_path / "absent.safetensors")
+    with pytest.raises(FileNotFoundError, match="absent.safetensors"):
+        load_optimizer(tmp_path / "absent.safetensors", Adam(Linear(2, 2), lr=0.1))
+    with pytest.raises(IsADirectoryError):
+        xpnn.load(tmp_path)
 
 
 @pytest.mark.parametrize(
     ("content", "pattern"),
     [
-        (b"", "fewer than the 8"),
+        (b"", "not a valid safetensors file"),
         (b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00}\x94.", "not a valid safetensors file"),
         (b"hello, world\n" * 10, "not a valid safetensors file"),
     ],
@@ -767,7 +773,28 @@ def test_failed_saves_leave_the_existing_file_byte_identical(saved):
     assert snapshot(saved.parent) == before
 
 
-@pytest.mark.parametrize("where", ["fetch", "fsync", "replace", "interrupt"])
+def stopping_fdopen(stop: Callable[[], None]) -> Callable[..., Any]:
+    """An os.fdopen whose files write half of what they get, flush, then call ``stop``."""
+    real = os.fdopen
+
+    def fdopen(*args: Any, **kwargs: Any) -> Any:
+        file = real(*args, **kwargs)
+        write = file.write
+
+        def half(data: Any) -> int:
+            view = memoryview(data)
+            written = write(view[: len(view) // 2])
+            file.flush()
+            stop()
+            return written
+
+        file.write = half
+        return file
+
+    return fdopen
+
+
+@pytest.mark.parametrize("where", ["convert", "write", "fsync", "replace", "interrupt"])
 def test_a_save_failing_midway_removes_its_temporary_file(saved, monkeypatch, where):
     before = snapshot(saved.parent)
     model = make_model(seed=7)
@@ -777,7 +804,7 @@ def test_a_save_failing_midway_removes_its_temporary_file(saved, monkeypatch, wh
         raise error("injected failure")
 
     calls = []
-    real_stored = xpnn.checkpoint._stored
+    real_stored = xpnn.checkpoint.writer.stored_array
 
     def fail_on_third(*args: Any) -> Any:
         calls.append(1)
@@ -785,10 +812,12 @@ def test_a_save_failing_midway_removes_its_temporary_file(saved, monkeypatch, wh
             raise error("injected failure")
         return real_stored(*args)
 
-    if where in ("fetch", "interrupt"):
-        monkeypatch.setattr(xpnn.checkpoint, "_stored", fail_on_third)
+    if where == "convert":
+        monkeypatch.setattr(xpnn.checkpoint.writer, "stored_array", fail_on_third)
+    elif where in ("write", "interrupt"):
+        monkeypatch.setattr(xpnn.files.os, "fdopen", stopping_fdopen(fail))
     else:
-        monkeypatch.setattr(xpnn.checkpoint.os, where, fail)
+        monkeypatch.setattr(xpnn.files.os, where, fail)
     with pytest.raises(error, match="injected failure"):
         xpnn.save(model, saved)
     monkeypatch.undo()
@@ -813,21 +842,27 @@ def test_a_new_checkpoint_gets_ordinary_permissions(tmp_path):
 
 
 KILLED_SAVE = """
-import sys, time
-import xpnn, xpnn.checkpoint
+import os, sys, time
+import xpnn
 
-real = xpnn.checkpoint._stored
-fetched = []
+real = os.fdopen
 
-def stall(*args):
-    fetched.append(1)
-    if len(fetched) == 2:
-        # The first 2 MB tensor is in the temporary file: stop until killed.
+def fdopen(*args, **kwargs):
+    file = real(*args, **kwargs)
+    write = file.write
+
+    def half(data):
+        # Half of the 4 MB file is in the temporary file: stop until killed.
+        view = memoryview(data)
+        write(view[: len(view) // 2])
+        file.flush()
         print("writing", flush=True)
         time.sleep(600)
-    return real(*args)
 
-xpnn.checkpoint._stored = stall
+    file.write = half
+    return file
+
+os.fdopen = fdopen
 model = xpnn.Sequential(xpnn.Linear(512, 512, seed=3), xpnn.Linear(512, 512, seed=4))
 xpnn.save(model, sys.argv[1])
 """
@@ -847,7 +882,7 @@ def test_a_save_killed_midway_leaves_the_previous_checkpoint(saved):
         assert line == "writing\n", child.stderr.read() if child.stderr else ""
         temporary = [p for p in saved.parent.iterdir() if p.name.endswith(".tmp")]
         assert len(temporary) == 1
-        # Wait until the first tensor has reached the file.
+        # Wait until the first half has reached the file.
         deadline = time.monotonic() + 30
         while temporary[0].stat().st_size < 512 * 512 * 8 and time.monotonic() < deadline:
             time.sleep(0.01)

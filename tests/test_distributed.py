@@ -25,6 +25,9 @@ from xpnn.layers.activations import Tanh  # noqa: E402
 from xpnn.losses import CrossEntropyLoss  # noqa: E402
 from xpnn.optim import SGD, Adam  # noqa: E402
 from xpnn.training import evaluate, fit  # noqa: E402
+from xpnn.training.dask_blocks import RowBlocks  # noqa: E402
+from xpnn.training.dask_source import DaskSource  # noqa: E402
+from xpnn.training.plan import epoch_plan  # noqa: E402
 
 ROWS, FEATURES, CLASSES = 200, 6, 3
 
@@ -143,11 +146,9 @@ def test_sums_are_read_back_once_per_epoch(client, monkeypatch):
 def test_interleaved_batches_span_the_blocks(client):
     x, y = _chunked(_host_data(), 50)
     model = Sequential(Linear(FEATURES, CLASSES, seed=0, xp=dxp, dtype=dxp.float64))
-    from xpnn.training import _epoch_plan
-
-    windows = _epoch_plan(np.random.default_rng(0), ROWS, 50, 2, 16, True)
-    steps = _dask.Steps(model, SGD(model, lr=0.1), x, y)
-    batches = list(steps.batches(windows, 16))
+    windows = epoch_plan(np.random.default_rng(0), ROWS, 50, 2, 16, True)
+    source = DaskSource(x, y, model, SGD(model, lr=0.1))
+    batches = list(source.batches(windows, 16))
     assert len(batches) == -(-ROWS // 16)
     # Full batches take 8 rows from each of two blocks: two chunks, whose
     # gradient contributions the cluster sums.
@@ -353,7 +354,7 @@ def test_blocks_take_their_rows_across_chunks_and_axes(client, persisted):
     y = da.from_array(host_y, chunks=11)  # other row chunks than x
     if persisted:
         x, y = client.persist([x, y])
-    source = _dask._Source(x, y)
+    source = RowBlocks(x, y)
     order = rng.permutation(12)
     block_x, block_y = source.block(5, order)  # rows 5..16: three chunks of x, two of y
     assert block_x.chunks == ((12,), (4,), (3,))

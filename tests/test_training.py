@@ -154,35 +154,6 @@ def test_progress_bar_shows_on_request_and_stays_off_when_not_a_terminal(capsys)
     assert capsys.readouterr().err == ""
 
 
-def test_one_block_is_the_plain_shuffle():
-    from xpnn.training import _epoch_plan
-
-    (window,) = _epoch_plan(np.random.default_rng(3), 50, 50, 1, 8, True)
-    np.testing.assert_array_equal(window.indices(), np.random.default_rng(3).permutation(50))
-
-
-@pytest.mark.parametrize(("block", "interleave"), [(7, 1), (7, 3), (10, 2), (64, 4)])
-def test_block_plan_is_a_permutation_dealt_from_its_blocks(block, interleave):
-    from xpnn.training import _epoch_plan
-
-    windows = _epoch_plan(np.random.default_rng(0), 50, block, interleave, 8, True)
-    order = np.concatenate([w.indices() for w in windows])
-    assert sorted(order) == list(range(50))
-    share = -(-8 // interleave)
-    for window in windows:
-        assert len(window.starts) <= interleave
-        for slot, start in enumerate(window.starts):
-            rows = window.indices()[window.slots == slot] if window.slots is not None else None
-            if rows is None:
-                rows = window.indices()
-            # Each block's rows stay within it, in its own shuffled order.
-            np.testing.assert_array_equal(rows, window.orders[slot] + start)
-        if window.slots is not None:
-            # Dealt in rounds: a block gives at most `share` rows before the next one.
-            runs = np.diff(np.flatnonzero(np.diff(window.slots) != 0))
-            assert runs.size == 0 or runs.max() <= share
-
-
 def test_blocks_change_the_order_and_reproduce_it():
     def losses(**options):
         model = Sequential(Linear(6, 16, seed=1), Tanh(), Linear(16, 3, seed=2))

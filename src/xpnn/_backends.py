@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._compat import dtype_name
-from .testing._matrix import BackendSpec, Unavailable, load_matrix, resolve
+from .testing.matrix import BackendSpec, Unavailable, load_matrix, resolve
 
 __all__ = ["Choice", "SelectionError", "choose", "describe_backends"]
 

@@ -22,7 +22,7 @@ from .functional import activations as act
 from .functional import linear, linear_backward
 from .functional import losses as fl
 from .testing import check_gradients, default_tolerances, random_array, to_numpy
-from .testing._matrix import Unavailable, load_matrix, resolve
+from .testing.matrix import Unavailable, load_matrix, resolve
 
 __all__ = ["CheckResult", "run_checks"]
 

@@ -425,10 +425,10 @@ def _build(
 
 def _write_model(proto: onnx.ModelProto, path: PathLike) -> None:
     """Write an ONNX model to ``path`` through a temporary file renamed over it."""
-    from .checkpoint import _atomic_write
+    from .files import atomic_write
 
     data = proto.SerializeToString()
-    _atomic_write(os.fspath(path), lambda file: file.write(data))
+    atomic_write(path, lambda file: file.write(data))
 
 
 def export_checkpoint(

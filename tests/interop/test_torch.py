@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-import xpnn.interop.torch as interop
+import xpnn.interop.torch.convert as convert
 from xpnn import (
     GELU,
     Dropout,
@@ -529,7 +529,7 @@ def test_unsupported_module_is_named_with_what_is_supported(monkeypatch):
     def must_not_build(*args, **kwargs):
         raise AssertionError("built before the checks")
 
-    monkeypatch.setattr(interop, "_from_torch", must_not_build)
+    monkeypatch.setattr(convert, "_from_torch", must_not_build)
     with pytest.raises(TypeError, match=r"torch.nn.modules.conv.Conv1d.*nn.Linear, nn.Sequential"):
         from_torch(nn.Conv1d(1, 1, 3))
     with pytest.raises(TypeError, match=r"Identity at '1'.*it converts nn.Linear"):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from xpnn.testing._matrix import DeviceSpec, Unavailable, load_matrix, resolve
+from xpnn.testing.matrix import DeviceSpec, Unavailable, load_matrix, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,3 +61,34 @@ def test_readme_table_matches_the_matrix():
     rows = re.findall(r"^\| `(\w+)` \| (.+?) \|", readme, flags=re.MULTILINE)
     table = {name: [d.strip(" `") for d in devices.split(",")] for name, devices in rows}
     assert table == {name: [d.name for d in spec.devices] for name, spec in matrix.items()}
+
+
+def test_probe_runs_as_a_module():
+    import subprocess
+    import sys
+
+    def probe(*args):
+        command = [sys.executable, "-m", "xpnn.testing.matrix", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    found = probe("probe", "numpy", "cpu")
+    assert (found.returncode, found.stdout.strip()) == (0, "available")
+    wrong = probe("list")
+    assert wrong.returncode == 2
+    assert "usage: python -m xpnn.testing.matrix probe" in wrong.stderr
+
+
+def test_the_reader_loads_by_path_with_the_standard_library_alone():
+    """noxfile.py loads the reader by path, before anything is installed."""
+    import importlib.util
+    import sys
+
+    path = ROOT / "src" / "xpnn" / "testing" / "matrix.py"
+    spec = importlib.util.spec_from_file_location("matrix_by_path", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["matrix_by_path"] = module  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+        assert list(module.load_matrix(ROOT / "backends")) == list(load_matrix(ROOT / "backends"))
+    finally:
+        del sys.modules["matrix_by_path"]

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import xpnn.testing
-from xpnn.testing._matrix import default_directory, load_matrix, resolve
+from xpnn.testing.matrix import default_directory, load_matrix, resolve
 
 pytest_plugins = ["pytester"]
 

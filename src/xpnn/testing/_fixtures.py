@@ -1,4 +1,8 @@
-"""The fixtures of ``xpnn.testing.plugin``, registered only when it is on."""
+"""The fixtures of ``xpnn.testing.plugin``, registered only when it is on.
+
+They need the cases of the run (:mod:`xpnn.testing.cases`), not the plugin,
+which registers this module.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .plugin import FLOATING_DTYPES, REAL_DTYPES, XPCase, resolve_case, supported_dtype
+from .cases import FLOATING_DTYPES, REAL_DTYPES, XPCase, resolve_case, supported_dtype
 
 __all__ = ["device", "dtype", "real_dtype", "xp", "xp_case"]
 

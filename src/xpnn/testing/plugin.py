@@ -34,7 +34,6 @@ Selection:
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -43,7 +42,21 @@ from typing import Any
 
 import pytest
 
-from ._matrix import (
+from . import _fixtures
+from .cases import (
+    FLOATING_DTYPES,
+    PLUGIN_NAME,
+    REAL_DTYPES,
+    RUN,
+    XPCase,
+    case_id,
+    is_active,
+    matrix,
+    resolve_case,
+    selected_cases,
+    supported_dtype,
+)
+from .matrix import (
     BackendSpec,
     DeviceSpec,
     NotInstalled,
@@ -54,6 +67,8 @@ from ._matrix import (
     resolve,
 )
 
+# The case queries live in .cases, which the fixtures import too; they are
+# re-exported here, where conftest files have always found them.
 __all__ = [
     "FLOATING_DTYPES",
     "PLUGIN_NAME",
@@ -67,9 +82,6 @@ __all__ = [
     "supported_dtype",
 ]
 
-PLUGIN_NAME = "xpnn.testing.plugin"
-FLOATING_DTYPES = ("float32", "float64", "complex64", "complex128")
-REAL_DTYPES = ("float32", "float64")
 MARKERS = ("skip_xp_backends", "xfail_xp_backends")
 
 _MARKER_HELP = {
@@ -84,30 +96,6 @@ _MARKER_HELP = {
         "these device names if devices is given; reason is required"
     ),
 }
-
-
-@dataclass(frozen=True)
-class XPCase:
-    """One backend-device pair of the matrix, imported and ready."""
-
-    backend: str
-    """Backend name in the matrix (``"torch"``)."""
-    device_name: str
-    """Device name in the matrix (``"cuda"``)."""
-    xp: Any
-    """The namespace under test."""
-    device: Any
-    """The device object under test."""
-
-    @property
-    def id(self) -> str:
-        """The test id of the pair, ``backend-device``."""
-        return f"{self.backend}-{self.device_name}"
-
-
-def case_id(backend: BackendSpec, device: DeviceSpec) -> str:
-    """Return the test id of a backend-device pair, ``"torch-cuda"``."""
-    return f"{backend.name}-{device.name}"
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -187,78 +175,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _requested(config):
         return
     run = _MatrixRun(config)
-    config.stash[_RUN] = run
+    config.stash[RUN] = run
     for name in MARKERS:
         config.addinivalue_line("markers", _MARKER_HELP[name])
     config.pluginmanager.register(run, f"{PLUGIN_NAME}:matrix")
     # Fixtures live in a module of their own: registering it is what makes
     # them exist, so a run that did not ask has no xp fixture at all.
-    fixtures = importlib.import_module("xpnn.testing._fixtures")
-    if not config.pluginmanager.is_registered(fixtures):
-        config.pluginmanager.register(fixtures, "xpnn.testing._fixtures")
-
-
-def is_active(config: pytest.Config) -> bool:
-    """Tell whether the plugin is on in this run."""
-    return _RUN in config.stash
-
-
-def _run(config: pytest.Config) -> _MatrixRun:
-    try:
-        return config.stash[_RUN]
-    except KeyError:
-        raise RuntimeError(
-            f"{PLUGIN_NAME} is not on in this run; turn it on with -p {PLUGIN_NAME}, "
-            "--xpnn, --xp-backend/--xp-device, XPNN_BACKEND/XPNN_DEVICE or the ini "
-            "option xpnn_plugin = true"
-        ) from None
-
-
-def matrix(config: pytest.Config) -> dict[str, BackendSpec]:
-    """Return the whole matrix the plugin reads in this run, keyed by backend name."""
-    return _run(config).matrix
-
-
-def selected_cases(config: pytest.Config) -> list[tuple[BackendSpec, DeviceSpec]]:
-    """Return the backend-device pairs this run selected, in matrix order."""
-    return list(_run(config).cases)
-
-
-def resolve_case(config: pytest.Config, backend: BackendSpec, device: DeviceSpec) -> XPCase:
-    """Import a backend-device pair once per run; skip or fail when it is missing.
-
-    Parameters
-    ----------
-    config : pytest.Config
-        The run's configuration (``request.config``).
-    backend, device : BackendSpec, DeviceSpec
-        A pair of :func:`matrix`, selected or not.
-
-    Returns
-    -------
-    XPCase
-        The namespace and the device object.
-
-    Raises
-    ------
-    pytest.skip.Exception
-        If the pair is missing and nothing requires it.
-    pytest.fail.Exception
-        If the pair is missing, was selected, and either the missing part
-        was named explicitly or ``XPNN_REQUIRE_DEVICES=1`` is set.
-    """
-    return _run(config).resolve(backend, device)
-
-
-def supported_dtype(xp: Any, device: Any, name: str) -> Any:
-    """Return ``xp``'s dtype called ``name``, or skip if ``device`` lacks it.
-
-    The inspection API (``xp.__array_namespace_info__().dtypes``) decides.
-    """
-    available = xp.__array_namespace_info__().dtypes(device=device)
-    if name not in available:
-        pytest.skip(f"device {device!r} has no {name} (inspection API)")
-    return available[name]
+    if not config.pluginmanager.is_registered(_fixtures):
+        config.pluginmanager.register(_fixtures, _fixtures.__name__)
 
 
 @dataclass(frozen=True)
@@ -455,6 +379,3 @@ class _MatrixRun:
             }
             item.add_marker(pytest.mark.xfail(reason=reason, **options))
         return None
-
-
-_RUN = pytest.StashKey[_MatrixRun]()

@@ -1,11 +1,14 @@
-"""A training loop with seeded shuffling that is identical on every backend.
+"""The training loop: one loop for every backend, with seeded shuffling.
 
-Dask arrays take another road for what touches the data and the cluster
-(:mod:`xpnn._dask`): each epoch's batches are cut from shuffled blocks of
-rows rather than gathered row by row, the model and optimizer state are
-persisted after every step, and the epoch's loss is read back once. The
-order of the rows is drawn here, on the host, for every backend alike, so
-a Dask run and a NumPy run with the same blocks see the same batches.
+:func:`fit` and :func:`evaluate` check their arguments, pick a batch source
+for the data once (:func:`open_source`) and then run the same steps on
+every backend. What differs between backends is the source's business
+(:mod:`xpnn.training.sources`): an eager source gathers each batch by row
+indices; the Dask source (:mod:`xpnn.training.dask_source`) cuts batches
+from shuffled blocks of rows, persists the model and optimizer state after
+every step, and reads the epoch's loss back once. The order of the rows is
+drawn on the host (:mod:`xpnn.training.plan`) for every backend alike, so a
+Dask run and a NumPy run with the same blocks see the same batches.
 """
 
 from __future__ import annotations
@@ -13,17 +16,19 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-from ._compat import Array, Namespace, array_namespace, device, is_lazy, library_of
-from .layers import Module
-from .losses import BCEWithLogitsLoss
+from .._compat import Array, Namespace, array_namespace, is_lazy, library_of
+from ..layers import Module
+from ..losses import BCEWithLogitsLoss
+from .plan import epoch_plan
+from .sources import BatchSource, EagerSource, add
 
-__all__ = ["History", "evaluate", "fit"]
+__all__ = ["History", "Loss", "Optimizer", "evaluate", "fit", "open_source"]
 
 #: ``loss(prediction, target) -> (value, dprediction)``, as the classes in
 #: :mod:`xpnn.losses` are.
@@ -83,91 +88,42 @@ def _correct(xp: Namespace, loss: Loss, prediction: Array, target: Array) -> Arr
     return xp.sum(xp.astype(hits, prediction.dtype))
 
 
-@dataclass(frozen=True)
-class _Window:
-    """Blocks of rows whose rows an epoch deals out together.
+def open_source(
+    xp: Namespace,
+    x: Array,
+    y: Array,
+    model: Module | None = None,
+    optimizer: object | None = None,
+) -> BatchSource:
+    """Return the batch source for ``(x, y)``: the one place that tells backends apart.
 
-    ``slots[i]`` and ``positions[i]`` name the ``i``-th row of the window in
-    the epoch's order: block ``slots[i]`` of the window, at ``positions[i]``
-    in that block's own order, ``orders[slot]``. With one block both are
-    ``None``: the rows come in the block's order.
+    Parameters
+    ----------
+    xp : namespace
+        The namespace of ``x`` and ``y``.
+    x : array of shape (n, ...)
+        Inputs.
+    y : array of shape (n, ...)
+        Targets.
+    model : Module, optional
+        The model being trained, whose state the source may manage between
+        steps; left out for evaluation.
+    optimizer : object, optional
+        Its optimizer.
+
+    Returns
+    -------
+    BatchSource
+        :class:`~xpnn.training.dask_source.DaskSource` for Dask arrays, else
+        :class:`~xpnn.training.sources.EagerSource`.
     """
-
-    starts: list[int]
-    orders: list[np.ndarray]
-    slots: np.ndarray | None
-    positions: np.ndarray | None
-
-    @property
-    def rows(self) -> int:
-        """Rows in the window."""
-        return sum(order.shape[0] for order in self.orders)
-
-    def indices(self) -> np.ndarray:
-        """Return the window's rows of ``x``, in the epoch's order."""
-        if self.slots is None or self.positions is None:
-            return self.orders[0] + self.starts[0]
-        offsets = np.cumsum([0] + [order.shape[0] for order in self.orders[:-1]])
-        flat = np.concatenate(self.orders)
-        starts = np.asarray(self.starts)
-        rows: np.ndarray = flat[offsets[self.slots] + self.positions] + starts[self.slots]
-        return rows
-
-
-def _epoch_plan(
-    rng: np.random.Generator,
-    rows: int,
-    block_rows: int,
-    interleave: int,
-    batch_size: int,
-    shuffle: bool,
-) -> list[_Window]:
-    """Draw one epoch's order of the rows, as windows of blocks.
-
-    The rows are cut into blocks of ``block_rows``; the order of the blocks
-    is shuffled, then the rows within each block. Consecutive groups of
-    ``interleave`` blocks form a window, whose rows are dealt round-robin,
-    ``ceil(batch_size / interleave)`` rows of each block in turn, so that a
-    batch draws on every block of its window. With one block this is
-    ``rng.permutation(rows)``, the plain shuffle.
-    """
-    starts = np.arange(0, rows, block_rows)
-    if shuffle and starts.shape[0] > 1:
-        starts = starts[rng.permutation(starts.shape[0])]
-    sizes = np.minimum(starts + block_rows, rows) - starts
-    orders = [rng.permutation(int(n)) if shuffle else np.arange(int(n)) for n in sizes]
-    share = -(-batch_size // interleave)
-    windows = []
-    for first in range(0, starts.shape[0], interleave):
-        blocks = orders[first : first + interleave]
-        slots = positions = None
-        if len(blocks) > 1:
-            slots = np.concatenate([np.full(b.shape[0], j) for j, b in enumerate(blocks)])
-            positions = np.concatenate([np.arange(b.shape[0]) for b in blocks])
-            # Round r deals rows [r*share, (r+1)*share) of every block, in block order.
-            dealt = np.argsort((positions // share) * len(blocks) + slots, kind="stable")
-            slots, positions = slots[dealt], positions[dealt]
-        windows.append(
-            _Window([int(s) for s in starts[first : first + interleave]], blocks, slots, positions)
-        )
-    return windows
-
-
-def _batches(
-    xp: Namespace, x: Array, y: Array, order: np.ndarray, batch_size: int
-) -> Iterator[tuple[Array, Array]]:
-    where = device(x)
-    index_dtype = xp.__array_namespace_info__().default_dtypes(device=where)["indexing"]
-    for start in range(0, order.shape[0], batch_size):
-        # Indices travel from the host: the shuffle is NumPy's, identical
-        # on every backend for a seed.
-        index = xp.asarray(order[start : start + batch_size], dtype=index_dtype, device=where)
-        yield xp.take(x, index, axis=0), xp.take(y, index, axis=0)
-
-
-def _is_dask(x: Array) -> bool:
     # is_lazy first: it is cheap, and JAX, also lazy, trains like NumPy.
-    return is_lazy(x) and library_of(x) == "dask"
+    if is_lazy(x) and library_of(x) == "dask":
+        # Imported here: importing xpnn.training imports no Dask.
+        from .dask_source import DaskSource
+
+        return DaskSource(x, y, model, optimizer)
+    return EagerSource(xp, x, y)
 
 
 def _check_count(name: str, value: object, *, optional: bool = False) -> None:
@@ -206,40 +162,22 @@ def evaluate(
     _check_count("batch_size", batch_size)
     xp = array_namespace(x=x, y=y)
     rows = _rows("x", x)
+    source = open_source(xp, x, y)
+
+    def score(xb: Array, yb: Array) -> tuple[Array, Array | None]:
+        prediction = model(xb)
+        value, _ = loss(prediction, yb)
+        return value * xb.shape[0], _correct(xp, loss, prediction, yb)
+
     was_training = model.training
     model.eval()
     try:
-        if _is_dask(x):
-            total_loss, total_correct = _evaluate_dask(xp, model, loss, x, y, rows)
-        else:
-            total_loss, total_correct = None, None
-            for xb, yb in _batches(xp, x, y, np.arange(rows), batch_size):
-                prediction = model(xb)
-                value, _ = loss(prediction, yb)
-                part = value * xb.shape[0]
-                total_loss = part if total_loss is None else total_loss + part
-                correct = _correct(xp, loss, prediction, yb)
-                if correct is not None:
-                    total_correct = correct if total_correct is None else total_correct + correct
+        total_loss, total_correct = source.evaluate(score, batch_size)
     finally:
         model.train(was_training)
-    mean_loss = float(total_loss) / rows if total_loss is not None else math.nan
-    accuracy = float(total_correct) / rows if total_correct is not None else None
+    mean_loss = total_loss / rows if total_loss is not None else math.nan
+    accuracy = total_correct / rows if total_correct is not None else None
     return mean_loss, accuracy
-
-
-def _evaluate_dask(
-    xp: Namespace, model: Module, loss: Loss, x: Array, y: Array, rows: int
-) -> tuple[Any, Any]:
-    from . import _dask
-
-    if not rows:
-        return None, None
-    # The whole array at once: Dask runs the forward pass chunk by chunk,
-    # and both sums come back in one computation.
-    prediction = model(x)
-    value, _ = loss(prediction, y)
-    return _dask.compute(value * rows, _correct(xp, loss, prediction, y))
 
 
 def _progress(enabled: bool | None, epochs: int) -> Any:
@@ -338,13 +276,9 @@ def fit(
     rows = _rows("x", x)
     if _rows("y", y) != rows:
         raise ValueError(f"x and y must have the same number of rows, got {rows} and {y.shape[0]}")
-    steps = None
-    if _is_dask(x):
-        from . import _dask
-
-        steps = _dask.Steps(model, optimizer, x, y)
-        if block_rows is None:
-            block_rows = _dask.row_chunk(x)
+    source = open_source(xp, x, y, model, optimizer)
+    if block_rows is None:
+        block_rows = source.block_rows
     blocks = block_rows if block_rows is not None else max(rows, 1)
     rng = np.random.default_rng(seed)
     history = History()
@@ -353,32 +287,22 @@ def fit(
     try:
         for _ in range(epochs):
             start = time.perf_counter()
-            windows = _epoch_plan(rng, rows, blocks, interleave, batch_size, shuffle)
-            if steps is not None:
-                batches = steps.batches(windows, batch_size)
-            else:
-                order = np.concatenate([w.indices() for w in windows]) if windows else np.arange(0)
-                batches = _batches(xp, x, y, order, batch_size)
-            total_loss, total_correct = None, None
-            for xb, yb in batches:
+            windows = epoch_plan(rng, rows, blocks, interleave, batch_size, shuffle)
+            sums: tuple[Array | None, Array | None] = (None, None)
+            for xb, yb in source.batches(windows, batch_size):
                 prediction, backward = model.forward(xb)
                 value, dprediction = loss(prediction, yb)
                 optimizer.zero_grad()
                 backward(dprediction)
                 optimizer.step()
-                part = value * xb.shape[0]
-                total_loss = part if total_loss is None else total_loss + part
-                correct = _correct(xp, loss, prediction, yb)
-                if correct is not None:
-                    total_correct = correct if total_correct is None else total_correct + correct
-                if steps is not None:
-                    total_loss, total_correct = steps.persist(total_loss, total_correct)
-            if steps is not None:
-                total_loss, total_correct = steps.read(total_loss, total_correct)
-            history.loss.append(float(total_loss) / rows if total_loss is not None else math.nan)
-            history.accuracy.append(
-                float(total_correct) / rows if total_correct is not None else None
-            )
+                sums = (
+                    add(sums[0], value * xb.shape[0]),
+                    add(sums[1], _correct(xp, loss, prediction, yb)),
+                )
+                sums = source.after_step(*sums)
+            total_loss, total_correct = source.end_epoch(*sums)
+            history.loss.append(total_loss / rows if total_loss is not None else math.nan)
+            history.accuracy.append(total_correct / rows if total_correct is not None else None)
             if validation_data is not None:
                 val_loss, val_accuracy = evaluate(model, loss, *validation_data)
                 history.val_loss.append(val_loss)

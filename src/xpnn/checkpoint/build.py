@@ -1,0 +1,173 @@
+"""Building the model of a checkpoint back: :func:`load`."""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Mapping
+
+from .._compat import Device, DType
+from ..layers import Module, from_config
+from .format import Contents, PathLike, check_optimizer_record, name_list, open_checkpoint
+
+__all__ = ["build_model", "declared_shapes", "load", "mismatch"]
+
+
+def load(
+    path: PathLike,
+    *,
+    xp: object | None = None,
+    device: Device | str | None = None,
+    dtype: DType | str | None = None,
+) -> Module:
+    """Build the model saved at ``path``, on the library, device and dtype asked.
+
+    The whole file is checked before anything is built: the safetensors
+    header against the file's size, the xpnn format marker and version, the
+    recorded structure, and every tensor's name, dtype and shape against the
+    model that structure describes. A checkpoint saved from any library or
+    device loads onto any other.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save`.
+    xp : module, optional
+        The library of the parameters (``numpy``, ``torch``, ``jax.numpy``,
+        ``array_api_strict``, ...). NumPy when omitted.
+    device : device or str, optional
+        Where the parameters go; the library's default device when omitted.
+    dtype : dtype or str, optional
+        A floating dtype for every parameter (``"float32"``, ``torch.float64``,
+        ...). When omitted each parameter keeps the dtype it was saved with.
+
+    Returns
+    -------
+    Module
+        A new model with the saved structure and parameters, in training
+        mode, with no gradients. Optimizer state in the file is left for
+        :func:`load_optimizer`.
+
+    Raises
+    ------
+    CheckpointError
+        If the file is not a valid xpnn checkpoint (truncated, corrupt,
+        another tool's safetensors file, a newer format version, tensors that
+        do not match the recorded structure). It is a ``ValueError``.
+    OSError
+        If the file cannot be opened (``FileNotFoundError``, ...).
+    TypeError, ValueError
+        For an ``xp``, ``device`` or ``dtype`` that cannot hold the
+        parameters, as :meth:`Module.to` raises them.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import array_api_strict as xps
+    >>> import xpnn
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "model.safetensors"
+    >>> xpnn.save(xpnn.Linear(3, 2, seed=0), path)
+    >>> layer = xpnn.load(path, xp=xps, dtype="float32")
+    >>> layer.weight.dtype
+    array_api_strict.float32
+    """
+    with open_checkpoint(path) as contents:
+        model = build_model(contents)
+        check_optimizer_record(contents)
+        for name in contents.parameters:
+            model.set_parameter(name, contents.array(name))
+    return model.to(xp, device, dtype)
+
+
+def mismatch(needed: Mapping[str, tuple[int, ...]], stored: Mapping[str, tuple[int, ...]]) -> str:
+    """Say how the parameter shapes ``stored`` differ from those ``needed``."""
+    missing = [name for name in needed if name not in stored]
+    unexpected = [name for name in stored if name not in needed]
+    parts = []
+    if missing:
+        parts.append(f"it lacks parameters {name_list(missing)}")
+    if unexpected:
+        parts.append(f"it holds unexpected tensors {name_list(unexpected)}")
+    for name, shape in needed.items():
+        if name in stored and stored[name] != shape:
+            parts.append(f"tensor {name!r} has shape {stored[name]} where {shape} is needed")
+    return "; ".join(parts)
+
+
+def _as_size(value: object) -> int:
+    try:
+        return max(operator.index(value), 0)  # type: ignore[arg-type]
+    except TypeError:
+        return 0
+
+
+def declared_shapes(config: object, prefix: str = "") -> dict[str, tuple[int, ...]]:
+    """Return the parameter shapes ``config`` declares, without building anything.
+
+    Only :class:`~xpnn.Linear` holds parameters among xpnn's layers. Knowing
+    their shapes up front keeps a forged structure (a Linear of 10**9 by
+    10**9) from allocating before it is compared with the file's tensors.
+    Malformed entries count for nothing here: ``from_config`` rejects them
+    before allocating.
+
+    Examples
+    --------
+    >>> import xpnn
+    >>> from xpnn.checkpoint.build import declared_shapes
+    >>> declared_shapes(xpnn.Sequential(xpnn.Linear(3, 4), xpnn.ReLU()).config())
+    {'0.weight': (3, 4), '0.bias': (4,)}
+    """
+    if not isinstance(config, Mapping):
+        return {}
+    kind, settings, children = config.get("type"), config.get("settings"), config.get("children")
+    if kind == "Linear" and isinstance(settings, Mapping):
+        fan_in = _as_size(settings.get("in_features"))
+        fan_out = _as_size(settings.get("out_features"))
+        shapes: dict[str, tuple[int, ...]] = {f"{prefix}weight": (fan_in, fan_out)}
+        if settings.get("bias", True):
+            shapes[f"{prefix}bias"] = (fan_out,)
+        return shapes
+    shapes = {}
+    if kind == "Sequential" and isinstance(children, list):
+        for index, child in enumerate(children):
+            shapes.update(declared_shapes(child, f"{prefix}{index}."))
+    return shapes
+
+
+def build_model(contents: Contents) -> Module:
+    """Build the model a checked checkpoint describes, with placeholder parameters.
+
+    Raises
+    ------
+    CheckpointError
+        If the recorded structure describes no xpnn model, or a model whose
+        parameters are not the stored tensors (checked on the declared
+        shapes first, so that nothing larger than the file is allocated).
+    """
+    stored = {name: contents.shapes[name] for name in contents.parameters}
+    try:
+        declared = declared_shapes(contents.config)
+    except RecursionError:
+        raise contents.fail(
+            "has metadata 'config' nested too deeply to be an xpnn model; the file is corrupt"
+        ) from None
+    if sum(math.prod(shape) for shape in declared.values()) > sum(
+        math.prod(shape) for shape in stored.values()
+    ):
+        raise contents.fail(
+            f"does not hold the parameters of the model its metadata 'config' describes: "
+            f"{mismatch(declared, stored)}"
+        )
+    try:
+        model = from_config(contents.config)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise contents.fail(
+            f"has metadata 'config' that does not describe an xpnn model: {exc}"
+        ) from None
+    needed = {name: tuple(int(s) for s in param.shape) for name, param in model.named_parameters()}
+    if needed != stored:
+        raise contents.fail(
+            f"does not hold the parameters of the model its metadata 'config' describes: "
+            f"{mismatch(needed, stored)}"
+        )
+    return model

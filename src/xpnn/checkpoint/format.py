@@ -1,0 +1,332 @@
+"""The checkpoint format: its constants and error, and the checks of a file's header.
+
+A checkpoint is a safetensors file, read and written with the ``safetensors``
+package. Its ``__metadata__`` holds the format marker and version, the
+model's structure, each tensor's xpnn dtype and the optimizer's record.
+:func:`open_checkpoint` opens a file and checks all of that, before any
+tensor data are read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from safetensors import SafetensorError, safe_open
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "HOST_DTYPES",
+    "OPTIMIZER_PREFIX",
+    "STORED_DTYPES",
+    "WEIGHT_LAYOUT",
+    "CheckpointError",
+    "Contents",
+    "PathLike",
+    "check_optimizer_record",
+    "name_list",
+    "open_checkpoint",
+]
+
+#: The value of ``"format"`` in the metadata of every xpnn checkpoint.
+FORMAT = "xpnn"
+
+#: The version of the checkpoint layout this package writes and reads.
+FORMAT_VERSION = 1
+
+#: Optimizer buffers are stored as ``optimizer.<parameter name>.<buffer name>``.
+OPTIMIZER_PREFIX = "optimizer."
+
+#: Recorded in every checkpoint so that other tools read Linear weights right.
+WEIGHT_LAYOUT = (
+    "Linear.weight has shape (in_features, out_features) and y = x @ weight + bias; "
+    "torch.nn.Linear.weight is its transpose, (out_features, in_features)"
+)
+
+#: The dtypes a checkpoint holds, by standard name, as host NumPy dtypes.
+HOST_DTYPES: dict[str, np.dtype[Any]] = {
+    "float32": np.dtype(np.float32),
+    "float64": np.dtype(np.float64),
+    "complex64": np.dtype(np.complex64),
+    "complex128": np.dtype(np.complex128),
+}
+
+#: How each is stored, as the format's dtype codes. The format has no
+#: complex128: it is stored as F64 with a trailing axis of 2 (real,
+#: imaginary), and the metadata's "dtypes" says so.
+STORED_DTYPES = {"float32": "F32", "float64": "F64", "complex64": "C64", "complex128": "F64"}
+
+PathLike = str | os.PathLike[str]
+
+
+class CheckpointError(ValueError):
+    """A file that is not a valid xpnn checkpoint, or does not fit what loads it.
+
+    Raised for truncated or corrupt files, safetensors files written by
+    other tools, checkpoints of a newer format version, and files whose
+    tensors do not match the structure recorded with them or the optimizer
+    they are loaded into. The message names the file, what was expected and
+    what was found.
+    """
+
+
+def name_list(names: list[str]) -> str:
+    """Return the first few of ``names`` for a message: ``'a', 'b' and 3 more``."""
+    shown = ", ".join(map(repr, names[:5]))
+    return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+@dataclass
+class Contents:
+    """What an open, checked checkpoint holds, before any tensor data are read.
+
+    Attributes
+    ----------
+    where : str
+        ``"checkpoint '<path>'"``, the start of every error message.
+    file : safetensors.safe_open
+        The open file, whose tensors :meth:`array` reads.
+    config : dict
+        The model's structure, as ``Module.config()`` gave it.
+    dtypes : dict of str to str
+        The xpnn dtype of every tensor, by name.
+    shapes : dict of str to tuple of int
+        The shape of every tensor as xpnn holds it (complex128 without its
+        trailing axis of 2).
+    parameters : list of str
+        The names of the tensors that are parameters, not optimizer buffers.
+    optimizer : dict or None
+        The optimizer's record, unchecked until :func:`check_optimizer_record`.
+    buffers : dict
+        Filled in by :func:`check_optimizer_record`: the tensor name of each
+        buffer, by parameter name then buffer name.
+    """
+
+    where: str
+    file: Any
+    config: dict[str, Any]
+    dtypes: dict[str, str]
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    parameters: list[str] = field(default_factory=list)
+    optimizer: dict[str, Any] | None = None
+    buffers: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def fail(self, message: str) -> CheckpointError:
+        """Return the error to raise, ``message`` prefixed with the file's name."""
+        return CheckpointError(f"{self.where} {message}")
+
+    def array(self, name: str) -> npt.NDArray[Any]:
+        """Read tensor ``name`` as a writeable host array of its xpnn dtype and shape."""
+        try:
+            stored: npt.NDArray[Any] = self.file.get_tensor(name)
+        except SafetensorError as exc:
+            raise self.fail(f"cannot be read: {_one_line(exc)}") from None
+        if self.dtypes[name] == "complex128":
+            return stored.view(np.complex128).reshape(stored.shape[:-1])
+        return stored
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+@contextmanager
+def open_checkpoint(path: PathLike) -> Iterator[Contents]:
+    """Open the checkpoint at ``path``; check its header, format and recorded dtypes.
+
+    The parameters are checked against a model next (the model the recorded
+    structure describes, or an optimizer's model), then the optimizer's
+    record (:func:`check_optimizer_record`), all before any tensor data are
+    read with :meth:`Contents.array`, inside the ``with`` block.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be opened (``FileNotFoundError``, ...).
+    CheckpointError
+        If it is not a safetensors file, not an xpnn checkpoint, of another
+        format version, or its metadata are missing, malformed or disagree
+        with its tensors.
+    """
+    where = f"checkpoint {os.fspath(path)!r}"
+    # Python's own open() raises the usual OSError subclasses, with errno
+    # and file name; the safetensors package reports any failure to open as
+    # FileNotFoundError, without either.
+    with open(path, "rb"):
+        pass
+    try:
+        # pread, not the default mmap: a file cut short while it is read
+        # then raises SafetensorError, where a memory map would crash the
+        # process with SIGBUS.
+        handle = safe_open(os.fspath(path), framework="numpy", backend="pread")
+    except SafetensorError as exc:
+        raise CheckpointError(
+            f"{where} is not a valid safetensors file ({_one_line(exc)}); it is truncated, "
+            f"corrupt or of another kind. Use an intact copy of the checkpoint, or save it again"
+        ) from None
+    with handle as file:
+        yield _inspect(file, where)
+
+
+def _inspect(file: Any, where: str) -> Contents:
+    metadata: dict[str, str] = file.metadata() or {}
+    marker = metadata.get("format")
+    if marker != FORMAT:
+        raise CheckpointError(
+            f"{where} is a safetensors file but not an xpnn checkpoint: its metadata "
+            f"'format' is {marker!r}, expected {FORMAT!r}. Files written by other tools hold "
+            f"tensors only; read them with safetensors.numpy.load_file"
+        )
+    version = metadata.get("format_version")
+    if version != str(FORMAT_VERSION):
+        from .. import __version__
+
+        if version is not None and version.isdigit() and int(version) > FORMAT_VERSION:
+            advice = "it was written by a newer xpnn; upgrade xpnn to load it"
+        else:
+            advice = "the file is corrupt or was not written by xpnn"
+        raise CheckpointError(
+            f"{where} has checkpoint format version {version!r}; xpnn {__version__} reads "
+            f"version {FORMAT_VERSION!r}: {advice}"
+        )
+    contents = Contents(
+        where=where,
+        file=file,
+        config=_from_json(metadata, "config", where, dict),
+        dtypes=_from_json(metadata, "dtypes", where, dict),
+    )
+    _check_dtypes(contents)
+    if "optimizer" in metadata:
+        contents.optimizer = _from_json(metadata, "optimizer", where, dict)
+    return contents
+
+
+def _from_json(metadata: Mapping[str, str], key: str, where: str, kind: type) -> Any:
+    if key not in metadata:
+        raise CheckpointError(
+            f"{where} has no {key!r} in its metadata; every xpnn checkpoint records it. The "
+            f"file was changed by another tool, or is corrupt"
+        )
+    try:
+        value = json.loads(metadata[key])
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointError(
+            f"{where} has metadata {key!r} that is not valid JSON ({exc}); the file is corrupt"
+        ) from None
+    if not isinstance(value, kind):
+        raise CheckpointError(
+            f"{where} has metadata {key!r} that must be a JSON {kind.__name__}, got "
+            f"{type(value).__name__}; the file is corrupt"
+        )
+    return value
+
+
+def _check_dtypes(contents: Contents) -> None:
+    """Check ``"dtypes"`` against the stored tensors; fill in the shapes xpnn holds."""
+    stored = {name: contents.file.get_slice(name) for name in contents.file.offset_keys()}
+    recorded = contents.dtypes
+    unlisted = [name for name in stored if name not in recorded]
+    absent = [name for name in recorded if name not in stored]
+    if unlisted or absent:
+        parts = []
+        if unlisted:
+            parts.append(
+                f"holds tensors its metadata 'dtypes' does not list: {name_list(unlisted)}"
+            )
+        if absent:
+            parts.append(f"lacks tensors its metadata 'dtypes' lists: {name_list(absent)}")
+        raise contents.fail(
+            f"{' and '.join(parts)}; tensors were removed or added by another tool, or the "
+            f"file is corrupt"
+        )
+    for name, tensor in stored.items():
+        dtype = recorded[name]
+        if dtype not in HOST_DTYPES:
+            raise contents.fail(
+                f"records dtype {dtype!r} for tensor {name!r}; checkpoints hold "
+                f"{', '.join(HOST_DTYPES)}"
+            )
+        shape = tuple(int(size) for size in tensor.get_shape())
+        if dtype == "complex128":
+            # Stored as float64 pairs: the last axis holds (real, imaginary).
+            if not shape or shape[-1] != 2:
+                raise contents.fail(
+                    f"stores complex128 tensor {name!r} with shape {shape}; expected a "
+                    f"trailing axis of 2 (real, imaginary)"
+                )
+            shape = shape[:-1]
+        code = tensor.get_dtype()
+        if code != STORED_DTYPES[dtype]:
+            raise contents.fail(
+                f"stores {dtype} tensor {name!r} as {code}; expected {STORED_DTYPES[dtype]}"
+            )
+        contents.shapes[name] = shape
+        if not name.startswith(OPTIMIZER_PREFIX):
+            contents.parameters.append(name)
+
+
+def check_optimizer_record(contents: Contents) -> None:
+    """Check the optimizer's record and attach each buffer tensor to its parameter.
+
+    Raises
+    ------
+    CheckpointError
+        For optimizer tensors without a record, a record without its class,
+        hyper-parameters or a step count for each parameter, or a buffer
+        tensor that names no parameter or differs from it in shape or dtype.
+    """
+    parameters = set(contents.parameters)
+    buffer_tensors = [name for name in contents.shapes if name.startswith(OPTIMIZER_PREFIX)]
+    saved = contents.optimizer
+    if saved is None:
+        if buffer_tensors:
+            raise contents.fail(
+                f"holds optimizer tensors ({name_list(buffer_tensors)}) but no 'optimizer' in "
+                f"its metadata; the file is corrupt"
+            )
+        return
+    if set(saved) != {"class", "hyperparameters", "steps"}:
+        raise contents.fail(
+            f"has metadata 'optimizer' with keys {sorted(saved)}; expected 'class', "
+            f"'hyperparameters' and 'steps'"
+        )
+    if not isinstance(saved["class"], str) or not isinstance(saved["hyperparameters"], dict):
+        raise contents.fail(
+            "has metadata 'optimizer' whose 'class' is not a string or whose "
+            "'hyperparameters' is not an object; the file is corrupt"
+        )
+    steps = saved["steps"]
+    if (
+        not isinstance(steps, dict)
+        or set(steps) != parameters
+        or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in steps.values()
+        )
+    ):
+        raise contents.fail(
+            "has metadata 'optimizer' whose 'steps' is not a count >= 0 for each parameter "
+            f"({name_list(contents.parameters)}); the file is corrupt"
+        )
+    for tensor in buffer_tensors:
+        parameter, _, buffer = tensor[len(OPTIMIZER_PREFIX) :].rpartition(".")
+        if parameter not in parameters or not buffer:
+            raise contents.fail(
+                f"holds optimizer tensor {tensor!r}, which names no parameter's buffer; "
+                f"expected 'optimizer.<parameter>.<buffer>' with a parameter among "
+                f"{name_list(contents.parameters)}"
+            )
+        for what in ("shapes", "dtypes"):
+            mine, theirs = getattr(contents, what)[tensor], getattr(contents, what)[parameter]
+            if mine != theirs:
+                raise contents.fail(
+                    f"holds optimizer tensor {tensor!r} of {what[:-1]} {mine}, but its "
+                    f"parameter {parameter!r} has {theirs}; the file is corrupt"
+                )
+        contents.buffers.setdefault(parameter, {})[buffer] = tensor

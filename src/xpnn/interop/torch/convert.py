@@ -1,0 +1,431 @@
+"""Conversion of models between ``torch.nn`` and xpnn.
+
+- :func:`from_torch` copies an ``nn.Linear`` or an ``nn.Sequential`` of
+  linear layers, activations and dropout into the equal xpnn model, on any
+  backend;
+- :func:`to_torch` copies an xpnn model, on any backend, into the equal
+  ``nn.Linear`` / ``nn.Sequential``.
+
+Layouts differ in one place: ``nn.Linear`` stores its weight as
+``(out_features, in_features)`` and computes ``x @ weight.T + bias``, xpnn
+stores ``(in_features, out_features)`` and computes ``x @ weight + bias``.
+The conversions transpose; nothing is conjugated, complex weights included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..._compat import (
+    Array,
+    Device,
+    DType,
+    array_namespace,
+    dtype_name,
+    library_of,
+    resolve_dtype,
+    resolve_namespace,
+)
+from ..._transfer import transfer
+from ...layers import (
+    GELU,
+    Dropout,
+    LeakyReLU,
+    Linear,
+    LogSoftmax,
+    Module,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from ._common import _qualname
+
+__all__ = ["from_torch", "to_torch"]
+
+#: The torch dtypes xpnn parameters may have: the standard's floating ones.
+_STANDARD_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
+
+_SUPPORTED_TYPES = (
+    nn.Linear,
+    nn.Sequential,
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.GELU,
+    nn.Softmax,
+    nn.LogSoftmax,
+    nn.Dropout,
+)
+_SUPPORTED = (
+    "nn.Linear, nn.Sequential, nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, "
+    "nn.GELU(approximate='tanh'), nn.Softmax, nn.LogSoftmax and nn.Dropout"
+)
+
+
+def _where(path: str) -> str:
+    return f" at {path!r}" if path else ""
+
+
+# -- torch.nn -> xpnn ---------------------------------------------------------
+
+
+def _check_torch(module: nn.Module, path: str, dtype: DType | str | None) -> None:
+    """Raise if ``module`` (or a module inside it) has no xpnn equal.
+
+    Exact types only: a subclass may override ``forward``, and copying its
+    parameters into the base layer would silently compute something else.
+    """
+    kind = type(module)
+    if kind is nn.Sequential:
+        for name, child in module.named_children():
+            _check_torch(child, f"{path}.{name}" if path else name, dtype)
+        return
+    if kind is nn.Linear:
+        for local, param in module.named_parameters(recurse=False):
+            if param.dtype not in _STANDARD_DTYPES and dtype is None:
+                name = f"{path}.{local}" if path else local
+                raise TypeError(
+                    f"parameter {name!r} is {param.dtype}, which xpnn does not support (it "
+                    "supports float32, float64, complex64 and complex128); pass dtype= (for "
+                    "example dtype='float32') or convert the module first with module.float()"
+                )
+        return
+    if kind is nn.GELU:
+        assert isinstance(module, nn.GELU)
+        if module.approximate != "tanh":
+            raise ValueError(
+                f"nn.GELU(approximate={module.approximate!r}){_where(path)} has no xpnn equal: "
+                "xpnn's GELU is the tanh approximation only (the exact form needs erf, which "
+                "the array API standard does not define); use nn.GELU(approximate='tanh')"
+            )
+        return
+    if kind in (nn.Softmax, nn.LogSoftmax):
+        assert isinstance(module, nn.Softmax | nn.LogSoftmax)
+        if module.dim is None:
+            raise ValueError(
+                f"{kind.__name__}(dim=None){_where(path)} picks its axis from the rank of each "
+                f"input, which xpnn does not do; give it an explicit dim, for example "
+                f"nn.{kind.__name__}(dim=-1)"
+            )
+        return
+    if kind in (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Dropout):
+        return
+    subclass = (
+        " (subclasses are refused: their forward may differ)"
+        if isinstance(module, _SUPPORTED_TYPES)
+        else ""
+    )
+    raise TypeError(
+        f"from_torch cannot convert {_qualname(module)}{_where(path)}{subclass}; it converts "
+        f"{_SUPPORTED}"
+    )
+
+
+def _given(value: Array) -> Callable[..., Array]:
+    """Return an initialiser that hands ``Linear`` an array made beforehand."""
+
+    def init(shape: tuple[int, ...], **_: object) -> Array:
+        return value
+
+    return init
+
+
+def _linear_from_torch(
+    module: nn.Linear, xp: object | None, device: Device | str | None, dtype: DType | str | None
+) -> Linear:
+    # Copied first, in xpnn's layout and contiguous; Module.to then moves
+    # the copies, and returns them as they are when nothing has to move.
+    weight = module.weight.detach().t().clone(memory_format=torch.contiguous_format)
+    bias = module.bias.detach().clone() if module.bias is not None else None
+    if dtype is not None and weight.dtype not in _STANDARD_DTYPES:
+        # float16 and bfloat16 fit float32 exactly: no rounding on the way
+        # to the dtype asked for.
+        weight = weight.to(torch.float32)
+        bias = bias.to(torch.float32) if bias is not None else None
+    layer = Linear(
+        module.in_features,
+        module.out_features,
+        bias=bias is not None,
+        xp=torch,
+        device=weight.device,
+        dtype=weight.dtype,
+        weight_init=_given(weight),
+        bias_init=_given(bias),
+    )
+    return layer.to(xp, device, dtype)
+
+
+def _from_torch(
+    module: nn.Module, xp: object | None, device: Device | str | None, dtype: DType | str | None
+) -> Module:
+    layer: Module
+    if isinstance(module, nn.Sequential):
+        layer = Sequential(*(_from_torch(child, xp, device, dtype) for child in module))
+    elif isinstance(module, nn.Linear):
+        layer = _linear_from_torch(module, xp, device, dtype)
+    elif isinstance(module, nn.LeakyReLU):
+        layer = LeakyReLU(module.negative_slope)
+    elif isinstance(module, nn.GELU):
+        layer = GELU(module.approximate)
+    elif isinstance(module, nn.Softmax | nn.LogSoftmax):
+        assert module.dim is not None  # _check_torch refused dim=None
+        layer = Softmax(module.dim) if isinstance(module, nn.Softmax) else LogSoftmax(module.dim)
+    elif isinstance(module, nn.Dropout):
+        layer = Dropout(module.p)
+    else:
+        simple: dict[type[nn.Module], type[Module]] = {
+            nn.ReLU: ReLU,
+            nn.Tanh: Tanh,
+            nn.Sigmoid: Sigmoid,
+        }
+        layer = simple[type(module)]()
+    layer.training = module.training
+    return layer
+
+
+def from_torch(
+    module: nn.Module,
+    *,
+    xp: object | None = None,
+    device: Device | str | None = None,
+    dtype: DType | str | None = None,
+) -> Module:
+    """Copy a PyTorch model into the equal xpnn model.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        An ``nn.Linear``, or an ``nn.Sequential`` (nested ones included) of
+        ``nn.Linear``, ``nn.ReLU``, ``nn.LeakyReLU``, ``nn.Tanh``,
+        ``nn.Sigmoid``, ``nn.GELU(approximate="tanh")``, ``nn.Softmax(dim)``,
+        ``nn.LogSoftmax(dim)`` and ``nn.Dropout``. Subclasses are refused,
+        since their ``forward`` may differ.
+    xp : module, optional
+        The array library of the copies (``numpy``, ``jax.numpy``,
+        ``array_api_strict``, ...). PyTorch when omitted.
+    device : device or str, optional
+        Where the copies live. When omitted: each torch parameter's own
+        device if the library stays PyTorch, else the target library's
+        default device.
+    dtype : dtype or str, optional
+        A floating dtype of the target library or a standard name such as
+        ``"float64"``. When omitted each parameter keeps its dtype by name
+        (``torch.float32`` becomes ``numpy.float32``); ``float16`` and
+        ``bfloat16`` parameters then need one.
+
+    Returns
+    -------
+    xpnn.Module
+        A :class:`~xpnn.Linear` with ``weight`` of shape
+        ``(in_features, out_features)`` (the transpose of torch's), or a
+        :class:`~xpnn.Sequential` with the same children in the same order,
+        so parameter names agree (``"0.weight"``). Each layer keeps its
+        module's training mode. The parameters share no memory with
+        ``module``. ``Dropout`` draws its masks from xpnn's own generator,
+        so masks differ from torch's.
+
+    Raises
+    ------
+    TypeError
+        If ``module`` or a module inside it has no xpnn equal (the message
+        names it and lists those that have one), or if a parameter's dtype
+        is not a standard floating one and ``dtype`` is not given. Nothing
+        is copied before these checks pass.
+    ValueError
+        For ``nn.GELU(approximate="none")`` (xpnn has the tanh form only) and
+        ``nn.Softmax(dim=None)``; for a ``device`` that lacks the dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from xpnn.interop.torch import from_torch
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+    >>> model = from_torch(net, xp=np, dtype="float64")
+    >>> model[0].weight.shape, type(model[0].weight).__name__
+    ((3, 4), 'ndarray')
+    >>> x = torch.randn(5, 3, dtype=torch.float64)
+    >>> bool(np.allclose(model(x.numpy()), net.double()(x).detach().numpy()))
+    True
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(
+            f"from_torch takes a torch.nn.Module, got {_qualname(module)}; for an xpnn model "
+            "there is nothing to convert"
+        )
+    _check_torch(module, "", dtype)
+    if xp is not None:
+        resolve_namespace(xp)  # a wrong xp fails before anything is copied
+    with torch.no_grad():
+        return _from_torch(module, xp, device, dtype)
+
+
+# -- xpnn -> torch.nn ---------------------------------------------------------
+
+_TORCH_ACTIVATIONS: dict[type[Module], Callable[[Any], nn.Module]] = {
+    ReLU: lambda layer: nn.ReLU(),
+    LeakyReLU: lambda layer: nn.LeakyReLU(layer.negative_slope),
+    Tanh: lambda layer: nn.Tanh(),
+    Sigmoid: lambda layer: nn.Sigmoid(),
+    GELU: lambda layer: nn.GELU(approximate="tanh"),
+    Softmax: lambda layer: nn.Softmax(dim=layer.axis),
+    LogSoftmax: lambda layer: nn.LogSoftmax(dim=layer.axis),
+    Dropout: lambda layer: nn.Dropout(layer.p),
+}
+
+
+def _check_xpnn(model: Module, path: str) -> None:
+    kind = type(model)
+    if kind is Sequential:
+        for name, child in model.named_children():
+            _check_xpnn(child, f"{path}.{name}" if path else name)
+        return
+    if kind is Linear or kind in _TORCH_ACTIVATIONS:
+        return
+    raise TypeError(
+        f"to_torch cannot convert {_qualname(model)}{_where(path)}; it converts xpnn's "
+        f"Linear, Sequential, {', '.join(cls.__name__ for cls in _TORCH_ACTIVATIONS)} "
+        "(exact types: a subclass may compute something else)"
+    )
+
+
+def _torch_place(
+    name: str,
+    param: Array,
+    device: torch.device | None,
+    dtype: torch.dtype | str | None,
+) -> tuple[torch.device, torch.dtype]:
+    """Return the torch device and dtype of parameter ``name``, by ``Module.to``'s rules."""
+    source = array_namespace(**{f"parameter {name!r}": param})
+    target = resolve_namespace(torch)
+    if device is not None:
+        where = device
+    elif library_of(param) == "torch":
+        where = param.device
+    else:
+        where = target.__array_namespace_info__().default_device()
+    wanted = dtype_name(source, param.dtype) if dtype is None else dtype
+    return where, resolve_dtype(target, wanted, where)
+
+
+def _linear_to_torch(
+    layer: Linear, path: str, device: torch.device | None, dtype: torch.dtype | str | None
+) -> nn.Linear:
+    prefix = f"{path}." if path else ""
+    places = {
+        local: _torch_place(prefix + local, value, device, dtype)
+        for local, value in layer.params.items()
+    }
+    where, kind = places["weight"]
+    if any(place != (where, kind) for place in places.values()):
+        raise ValueError(
+            f"the weight and bias of the Linear{_where(path)} would land on "
+            f"{', '.join(f'{d} as {t}' for d, t in places.values())}, and nn.Linear needs them "
+            "together; pass device= and dtype= to put them in one place"
+        )
+    # Made on the meta device, then given memory: no random draw to
+    # overwrite, and torch's global generator is left as the caller had it.
+    meta = nn.Linear(
+        layer.in_features,
+        layer.out_features,
+        bias="bias" in layer.params,
+        device="meta",
+        dtype=kind,
+    )
+    twin = meta.to_empty(device=where)
+    target = resolve_namespace(torch)
+    for local, value in layer.params.items():
+        moved = transfer(value, xp=target, device=where, dtype=kind)
+        twin_param = twin.get_parameter(local)
+        # copy_ always copies, even when transfer had nothing to move.
+        twin_param.copy_(moved.T if local == "weight" else moved)
+    return twin
+
+
+def _to_torch(
+    model: Module, path: str, device: torch.device | None, dtype: torch.dtype | str | None
+) -> nn.Module:
+    twin: nn.Module
+    if isinstance(model, Sequential):
+        twin = nn.Sequential(
+            *(
+                _to_torch(child, f"{path}.{name}" if path else name, device, dtype)
+                for name, child in model.named_children()
+            )
+        )
+    elif isinstance(model, Linear):
+        twin = _linear_to_torch(model, path, device, dtype)
+    else:
+        twin = _TORCH_ACTIVATIONS[type(model)](model)
+    twin.training = model.training
+    return twin
+
+
+def to_torch(
+    model: Module,
+    *,
+    device: torch.device | str | int | None = None,
+    dtype: torch.dtype | str | None = None,
+) -> nn.Module:
+    """Copy an xpnn model, on any backend, into the equal PyTorch model.
+
+    Parameters
+    ----------
+    model : xpnn.Module
+        A :class:`~xpnn.Linear`, an activation, :class:`~xpnn.Dropout`, or a
+        :class:`~xpnn.Sequential` of those (nested ones included), with
+        parameters of any library on any device.
+    device : torch.device or str or int, optional
+        Where the torch parameters live. When omitted: the device of each
+        parameter that is a torch tensor, else torch's default device
+        (usually the CPU, for CuPy parameters on a GPU too).
+    dtype : torch.dtype or str, optional
+        A floating torch dtype or a standard name such as ``"float32"``.
+        When omitted each parameter keeps its dtype by name.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``nn.Linear`` (weight of shape ``(out_features, in_features)``, the
+        transpose of xpnn's), ``nn.Sequential``, or the activation; each
+        module keeps its layer's training mode. Parameters share no memory
+        with ``model``. Drawing them does not touch torch's global random
+        generator.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` or a layer inside it has no torch equal (the message
+        names it and lists those that have one), or for a ``dtype`` that is
+        not floating. Nothing is built before the layer types are checked.
+    ValueError
+        If a ``Linear``'s weight and bias would end up on different devices
+        or with different dtypes, which ``nn.Linear`` cannot hold.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpnn import Linear, ReLU, Sequential
+    >>> from xpnn.interop.torch import to_torch
+    >>> model = Sequential(Linear(3, 4, seed=0), ReLU(), Linear(4, 2, seed=1))
+    >>> net = to_torch(model, dtype="float32")
+    >>> net[0].weight.shape, net[0].weight.dtype
+    (torch.Size([4, 3]), torch.float32)
+    """
+    if not isinstance(model, Module):
+        raise TypeError(
+            f"to_torch takes an xpnn.Module, got {_qualname(model)}; build the model with "
+            "xpnn's layers, or use from_torch for the other direction"
+        )
+    _check_xpnn(model, "")
+    where = None if device is None else torch.device(device)
+    with torch.no_grad():
+        return _to_torch(model, "", where, dtype)
