@@ -67,12 +67,13 @@ def test_backend_import_detector_catches_imports():
     assert imported_backends("from . import numpy\nimport math") == set()
 
 
-def test_required_dependencies_are_array_api_compat_and_numpy():
+def test_required_dependencies_are_array_api_compat_numpy_and_safetensors():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = sorted(
         req.split(">")[0].split("=")[0].split("[")[0].strip() for req in project["dependencies"]
     )
-    assert names == ["array-api-compat", "numpy"]
+    # safetensors reads and writes checkpoints; no array library but NumPy.
+    assert names == ["array-api-compat", "numpy", "safetensors"]
     for backend in ("torch", "jax", "dask", "cupy"):
         assert backend in project["optional-dependencies"]
 
