@@ -115,10 +115,13 @@ def portability(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Check style with ruff."""
-    session.install("ruff>=0.6")
+    """Check style with ruff, and the floors of the house with import-linter."""
+    session.install("ruff>=0.6", "import-linter>=2.1")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # The contracts in pyproject.toml: floors, no cycles, private modules.
+    # import-linter reads the source tree; nothing needs installing.
+    session.run("lint-imports", env={"PYTHONPATH": str(ROOT / "src")})
 
 
 @nox.session

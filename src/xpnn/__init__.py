@@ -6,6 +6,7 @@ they live on. Importing xpnn imports none of those libraries but NumPy.
 """
 
 from . import functional, init, losses, optim
+from ._version import __version__
 from .checkpoint import CheckpointError, load, load_optimizer, save
 from .layers import (
     GELU,
@@ -22,8 +23,6 @@ from .layers import (
 )
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .training import History, evaluate, fit
-
-__version__ = "0.1.0"
 
 __all__ = [
     "GELU",

@@ -41,19 +41,6 @@ def test_dask_module_sits_below_training_and_layers():
         assert not module.startswith("xpnn") or module == "xpnn._compat", (module, names)
 
 
-def test_training_imports_no_private_name_of_another_package():
-    for path in sorted((SRC / "training").glob("*.py")):
-        for module, names in _imports(path):
-            if not module.startswith("xpnn") or module.startswith("xpnn.training"):
-                continue
-            # Top-level private modules (xpnn._compat, xpnn._dask) are xpnn's own.
-            parts = module.split(".")
-            private_module = any(part.startswith("_") for part in parts[2:])
-            private_name = [name for name in names if name.startswith("_") and len(parts) > 1]
-            assert not private_module, (path.name, module)
-            assert not private_name, (path.name, module, private_name)
-
-
 @pytest.mark.parametrize("name", ["dask_source"])
 def test_every_source_has_the_interface(name):
     import importlib

@@ -20,6 +20,8 @@ import numpy as np
 import numpy.typing as npt
 from safetensors import SafetensorError, safe_open
 
+from .._version import __version__
+
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
@@ -186,8 +188,6 @@ def _inspect(file: Any, where: str) -> Contents:
         )
     version = metadata.get("format_version")
     if version != str(FORMAT_VERSION):
-        from .. import __version__
-
         if version is not None and version.isdigit() and int(version) > FORMAT_VERSION:
             advice = "it was written by a newer xpnn; upgrade xpnn to load it"
         else:

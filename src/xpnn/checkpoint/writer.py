@@ -11,6 +11,7 @@ import safetensors.numpy
 
 from .._compat import Array, array_namespace, dtype_name, library_of
 from .._transfer import to_numpy
+from .._version import __version__
 from ..files import atomic_write
 from ..layers import LAYERS, Module
 from ..optim import Optimizer
@@ -89,7 +90,6 @@ def save(model: Module, path: PathLike, *, optimizer: Optimizer | None = None) -
                 "one of another model; save each model with its own optimizer"
             )
     _check_layers(model, "model")
-    from .. import __version__  # at call time: the package sets it after importing this one
 
     # Every tensor with its xpnn dtype name, all checked before any is
     # copied to the host.

@@ -52,7 +52,7 @@ from typing import Any
 
 from .._compat import Array, library_of
 from ..layers import Dropout, Module
-from ..optim._base import Optimizer
+from ..optim import Optimizer
 from .binding import bound as _bound
 from .binding import check_params, distinct_parameter_names
 from .step import Loss, Params, State, StepFunction, TrainStep, check_traceable
