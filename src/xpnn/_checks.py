@@ -24,7 +24,7 @@ where ``check_my_layer(x, weight) -> Checked`` raises for bad input.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,12 +33,14 @@ from ._compat import Array, DType, Namespace, device
 __all__ = [
     "CheckBoundary",
     "Checked",
+    "check_exact_keys",
     "check_floating",
     "check_known_shape",
     "check_real_floating",
     "check_same_device",
     "has_unknown",
     "is_unknown",
+    "key_difference",
     "kind",
     "shape_str",
 ]
@@ -60,7 +62,7 @@ def kind(x: Array | None) -> Hashable:
     try:
         # The standard's attribute first: a function call less on every
         # input of every step.
-        return (type(x), x.dtype, x.shape, x.device)
+        return (type(x), x.dtype, x.shape, x.device)  # type: ignore[union-attr]
     except Exception:
         if x is None:
             return None
@@ -262,3 +264,35 @@ def check_same_device(**named: Array | None) -> None:
                 f"device {where!r}; move one of them, for example with "
                 f"xp.asarray({name}, device=...) or {name}.to_device(...)"
             )
+
+
+def key_difference(given: Iterable[str], expected: Collection[str]) -> tuple[list[str], list[str]]:
+    """Return ``(unexpected, missing)``: keys of ``given`` not expected, expected keys not given.
+
+    Both in the order of their own collection, for messages that list them.
+    """
+    given = list(given)
+    present = set(given)
+    return [key for key in given if key not in expected], [
+        key for key in expected if key not in present
+    ]
+
+
+def check_exact_keys(
+    where: str, given: Collection[str], expected: Collection[str], what: str = "keys"
+) -> None:
+    """Raise ``ValueError`` unless ``given`` has exactly the ``expected`` keys.
+
+    ``where`` names the mapping and ``what`` its keys, for the message, which
+    lists the unknown and the missing ones and what was expected.
+    """
+    unknown, missing = key_difference(given, expected)
+    if unknown or missing:
+        parts = []
+        if unknown:
+            parts.append(f"unknown {what} {', '.join(map(repr, unknown))}")
+        if missing:
+            parts.append(f"missing {what} {', '.join(map(repr, missing))}")
+        raise ValueError(
+            f"{where} has {' and '.join(parts)}; expected {', '.join(map(repr, expected))}"
+        )

@@ -411,7 +411,10 @@ def test_complex_inputs_raise_type_error(xp, device):
     available = xp.__array_namespace_info__().dtypes(device=device)
     z = xp.ones((2, 3), dtype=available["complex64"], device=device)
     x = xp.ones((2, 3), dtype=xp.float32, device=device)
-    match = r"must have a real floating dtype, got the complex dtype .*defined for real numbers only.*xp\.real"
+    match = (
+        r"must have a real floating dtype, got the complex dtype "
+        r".*defined for real numbers only.*xp\.real"
+    )
     with pytest.raises(TypeError, match="pred " + match):
         mse_loss(z, x)
     with pytest.raises(TypeError, match="target " + match):

@@ -6,6 +6,7 @@ import math
 import operator
 from collections.abc import Mapping
 
+from .._checks import key_difference
 from .._compat import Device, DType
 from ..layers import Module, from_config
 from .format import Contents, PathLike, check_optimizer_record, name_list, open_checkpoint
@@ -81,8 +82,7 @@ def load(
 
 def mismatch(needed: Mapping[str, tuple[int, ...]], stored: Mapping[str, tuple[int, ...]]) -> str:
     """Say how the parameter shapes ``stored`` differ from those ``needed``."""
-    missing = [name for name in needed if name not in stored]
-    unexpected = [name for name in stored if name not in needed]
+    unexpected, missing = key_difference(stored, needed)
     parts = []
     if missing:
         parts.append(f"it lacks parameters {name_list(missing)}")

@@ -98,7 +98,8 @@ def check_linear_backward(
 
     ``x``, ``weight`` and ``bias`` are those :func:`check_linear` passed;
     ``forward`` is what it returned, which a layer's check boundary keys
-    the backward pass on (the check itself needs only the arrays). Sizes unknown until computed (Dask's, after boolean indexing) cannot be
+    the backward pass on (the check itself needs only the arrays). Sizes
+    unknown until computed (Dask's, after boolean indexing) cannot be
     checked against each other without computing them, so gradients need
     known shapes; the forward pass, row by row, does not. The result's
     ``dtype`` is the one the gradients are computed in.

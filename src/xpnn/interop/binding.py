@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
+from .._checks import key_difference
 from .._compat import Array
 from ..layers import Module
 
@@ -85,8 +86,8 @@ def check_params(
         )
     assert isinstance(params, Mapping)
     if set(params) != set(names):
-        missing = [name for name in names if name not in params]
-        unexpected = sorted(str(name) for name in params if name not in names)
+        unexpected, missing = key_difference(map(str, params), names)
+        unexpected.sort()
         raise ValueError(
             f"params must have one entry per parameter of the model ({', '.join(names)}); "
             f"missing: {', '.join(missing) or 'none'}; unexpected: "

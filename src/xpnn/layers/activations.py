@@ -107,9 +107,7 @@ class _Activation(Module):
 
         def backward(dy: Array) -> Array:
             # Once per kind of dy and of this forward pass's input.
-            checked = self._checks.check(
-                self._check_backward, dy, context=(kept,), forward=forward
-            )
+            checked = self._checks.check(self._check_backward, dy, context=(kept,), forward=forward)
             return backward_function(dy, kept, checked=checked, **options)
 
         return y, backward

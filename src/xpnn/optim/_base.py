@@ -40,7 +40,7 @@ import operator
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .._checks import CheckBoundary, Checked, check_known_shape
+from .._checks import CheckBoundary, Checked, check_exact_keys, check_known_shape
 from .._compat import (
     Array,
     Namespace,
@@ -358,7 +358,7 @@ class Optimizer:
         """
         where = "state_dict"
         top = _mapping(where, state_dict)
-        _exact_keys(where, top, ("optimizer", "hyperparameters", "state"))
+        check_exact_keys(where, top, ("optimizer", "hyperparameters", "state"))
         kind = type(self).__name__
         if top["optimizer"] != kind:
             raise ValueError(
@@ -366,14 +366,14 @@ class Optimizer:
                 f"{top['optimizer']!r}"
             )
         hyper_in = _mapping(f"{where}['hyperparameters']", top["hyperparameters"])
-        _exact_keys(f"{where}['hyperparameters']", hyper_in, tuple(self._hyper))
+        check_exact_keys(f"{where}['hyperparameters']", hyper_in, tuple(self._hyper))
         try:
             hyper = self._check_hyperparameters(hyper_in)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{where}['hyperparameters']: {exc}") from None
         entries = _mapping(f"{where}['state']", top["state"])
         params = dict(self.model.named_parameters())
-        _exact_keys(f"{where}['state']", entries, tuple(params), what="parameter names")
+        check_exact_keys(f"{where}['state']", entries, tuple(params), what="parameter names")
         new_state: dict[str, dict[str, Any]] = {}
         for name, param in params.items():
             new_state[name] = self._checked_entry(
@@ -493,7 +493,7 @@ class Optimizer:
         self, where: str, entry: object, param: Array, hyper: Mapping[str, Any]
     ) -> dict[str, Any]:
         entry = _mapping(where, entry)
-        _exact_keys(where, entry, ("step", *self.buffer_names))
+        check_exact_keys(where, entry, ("step", *self.buffer_names))
         raw_step = entry["step"]
         try:
             if isinstance(raw_step, bool):
@@ -553,19 +553,3 @@ def _mapping(where: str, value: object) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ValueError(f"{where} must be a dict, got {type(value).__name__}")
     return value
-
-
-def _exact_keys(
-    where: str, value: Mapping[str, Any], expected: tuple[str, ...], what: str = "keys"
-) -> None:
-    unknown = [key for key in value if key not in expected]
-    missing = [key for key in expected if key not in value]
-    if unknown or missing:
-        parts = []
-        if unknown:
-            parts.append(f"unknown {what} {', '.join(map(repr, unknown))}")
-        if missing:
-            parts.append(f"missing {what} {', '.join(map(repr, missing))}")
-        raise ValueError(
-            f"{where} has {' and '.join(parts)}; expected {', '.join(map(repr, expected))}"
-        )
