@@ -21,7 +21,7 @@ ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 import xpnn  # noqa: E402
-from xpnn.testing._matrix import BackendSpec, load_matrix  # noqa: E402
+from xpnn.testing.matrix import BackendSpec, load_matrix  # noqa: E402
 
 # -- Project -----------------------------------------------------------------
 

@@ -35,7 +35,15 @@ from xpnn import (  # noqa: E402
     Softmax,
     Tanh,
 )
-from xpnn.export import BATCH, ExportError, export_checkpoint, to_onnx  # noqa: E402
+from xpnn.export import (  # noqa: E402
+    BATCH,
+    ExportError,
+    build_onnx,
+    export_checkpoint,
+    require_onnx,
+    to_onnx,
+    write_onnx,
+)
 from xpnn.optim import SGD, Adam  # noqa: E402
 from xpnn.testing import assert_close  # noqa: E402
 
@@ -218,6 +226,32 @@ def test_dropout_in_training_is_refused_before_writing(tmp_path: Path) -> None:
     # p == 0 is the identity in both modes.
     to_onnx(Sequential(Linear(4, 4, seed=0), Dropout(0.0)), path)
     assert path.exists()
+
+
+def test_dropout_deep_inside_is_named_by_its_path(tmp_path: Path) -> None:
+    inner = Sequential(Tanh(), Dropout(0.2, seed=0))
+    model = Sequential(Linear(4, 4, seed=0), Sequential(ReLU(), inner))
+    with pytest.raises(ExportError, match=r"Dropout\(p=0.2\) \(layer '1.1.1'\)"):
+        to_onnx(model, tmp_path / "m.onnx")
+
+
+def test_build_then_write_is_to_onnx(tmp_path: Path) -> None:
+    model = every_activation()
+    require_onnx()
+    proto = build_onnx(model, dtype="float32")
+    assert list(tmp_path.iterdir()) == []
+    write_onnx(proto, tmp_path / "two-steps.onnx")
+    whole = to_onnx(model, tmp_path / "one-step.onnx", dtype="float32")
+    assert proto.SerializeToString() == whole.SerializeToString()
+    assert (tmp_path / "two-steps.onnx").read_bytes() == (tmp_path / "one-step.onnx").read_bytes()
+
+
+def test_require_onnx_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ndonnx", None)
+    with pytest.raises(ImportError, match=r'pip install "xpnn\[onnx\]"'):
+        require_onnx()
+    with pytest.raises(ImportError, match="exporting to ONNX needs ndonnx and onnx"):
+        build_onnx(Linear(4, 2, seed=0))
 
 
 def test_failed_export_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from xpnn.testing._matrix import (
+from xpnn.testing.matrix import (
     BackendSpec,
     DeviceSpec,
     Unavailable,

@@ -8,7 +8,11 @@ PyTorch or JAX: no layer has an exporter of its own.
 
 - :func:`to_onnx` traces a model and writes an ``.onnx`` file;
 - :func:`export_checkpoint` does the same for a checkpoint written by
-  :func:`xpnn.save` (what ``xpnn train`` leaves in its output folder).
+  :func:`xpnn.save` (what ``xpnn train`` leaves in its output folder);
+- :func:`build_onnx` and :func:`write_onnx` are its two steps, for callers
+  that check the graph before writing it (``xpnn export`` runs it in
+  onnxruntime first), and :func:`require_onnx` says how to install what
+  they need.
 
 The parameters become initializers of the graph (constants, named as in
 ``model.named_parameters()``), the input a graph input whose first axis is
@@ -42,14 +46,23 @@ import numpy as np
 
 from ._compat import Array, array_namespace, dtype_name
 from ._transfer import to_numpy
+from ._version import __version__
 from .interop.binding import bound
-from .layers import Dropout, Module, edge_features
-from .layers._config import LAYERS
+from .layers import LAYERS, Dropout, Module, edge_features
 
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["ExportError", "export_checkpoint", "to_onnx"]
+__all__ = [
+    "BATCH",
+    "DTYPES",
+    "ExportError",
+    "build_onnx",
+    "export_checkpoint",
+    "require_onnx",
+    "to_onnx",
+    "write_onnx",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -64,8 +77,23 @@ class ExportError(ValueError):
     """A model, or an input specification, that cannot become an ONNX graph."""
 
 
-def _require() -> None:
-    """Import ndonnx and onnx, or say how to install them."""
+def require_onnx() -> None:
+    """Import ndonnx and onnx, or say how to install them.
+
+    Export imports them when it runs, never when xpnn is imported; this is
+    the check to make first, for a clear message rather than the failure of
+    a half-done export.
+
+    Raises
+    ------
+    ImportError
+        If ndonnx or onnx is missing; the message names the ``onnx`` extra
+        of xpnn that installs them.
+
+    Examples
+    --------
+    >>> require_onnx()  # nothing to say: both are installed
+    """
     try:
         import ndonnx  # noqa: F401
         import onnx  # noqa: F401
@@ -80,6 +108,11 @@ def _require() -> None:
 
 
 def _named_modules(model: Module, prefix: str = "") -> Iterator[tuple[str, Module]]:
+    """Yield ``(path, module)`` for the model and every module inside it.
+
+    Paths are those of ``model.named_parameters()`` (``"1"``, ``"0.2"``):
+    children are named by their index, as containers name them.
+    """
     yield prefix, model
     for name, child in model.named_children():
         yield from _named_modules(child, f"{prefix}.{name}" if prefix else name)
@@ -229,7 +262,7 @@ def _trace(
     output_name: str,
 ) -> onnx.ModelProto:
     """Run ``model`` on ndonnx arguments and return the graph it records."""
-    _require()
+    require_onnx()
     import ndonnx as ndx
     import onnx
     from onnx import numpy_helper
@@ -278,8 +311,6 @@ def _trace(
         # axis is the input's; ndonnx does not carry the name through. A
         # layer of the user's may not keep it: its output keeps "?".
         out_dims[0].dim_param = BATCH
-    from . import __version__
-
     proto.producer_name = "xpnn"
     proto.producer_version = __version__
     proto.doc_string = repr(model)
@@ -379,7 +410,7 @@ def to_onnx(
     >>> session.run(None, {"input": x})[0].shape
     (5, 3)
     """
-    proto = _build(
+    proto = build_onnx(
         model,
         input_shape=input_shape,
         example=example,
@@ -388,23 +419,51 @@ def to_onnx(
         input_name=input_name,
         output_name=output_name,
     )
-    _write_model(proto, path)
+    write_onnx(proto, path)
     return proto
 
 
-def _build(
+def build_onnx(
     model: Module,
     *,
-    input_shape: Sequence[int | str | None] | None,
-    example: Array | None,
-    dtype: object,
-    dynamic_batch: bool,
-    input_name: str,
-    output_name: str,
+    input_shape: Sequence[int | str | None] | None = None,
+    example: Array | None = None,
+    dtype: object = None,
+    dynamic_batch: bool = True,
+    input_name: str = "input",
+    output_name: str = "output",
 ) -> onnx.ModelProto:
-    """Check the arguments and trace the checked graph (see :func:`to_onnx`); write nothing."""
+    """Trace ``model(x)`` through ndonnx and return the checked ONNX graph; write nothing.
+
+    The first step of :func:`to_onnx`, for callers that look at the graph
+    (or run it) before :func:`write_onnx` writes it.
+
+    Parameters
+    ----------
+    model, input_shape, example, dtype, dynamic_batch, input_name, output_name
+        As for :func:`to_onnx`.
+
+    Returns
+    -------
+    onnx.ModelProto
+        The graph, as :func:`to_onnx` describes it; it passes
+        ``onnx.checker.check_model(..., full_check=True)``.
+
+    Raises
+    ------
+    ExportError, TypeError, ImportError
+        As for :func:`to_onnx`.
+
+    Examples
+    --------
+    >>> from xpnn import Linear
+    >>> proto = build_onnx(Linear(4, 2, seed=0), dtype="float32")
+    >>> [(i.name, [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim])
+    ...  for i in proto.graph.input]
+    [('input', ['batch', 4])]
+    """
     model = _check_model(model)
-    _require()
+    require_onnx()
     if not isinstance(dynamic_batch, bool):
         raise TypeError(f"dynamic_batch must be a bool, got {type(dynamic_batch).__name__}")
     for label, name in (("input_name", input_name), ("output_name", output_name)):
@@ -423,8 +482,35 @@ def _build(
     return _trace(model, shape, input_dtype, params, input_name, output_name)
 
 
-def _write_model(proto: onnx.ModelProto, path: PathLike) -> None:
-    """Write an ONNX model to ``path`` through a temporary file renamed over it."""
+def write_onnx(proto: onnx.ModelProto, path: PathLike) -> None:
+    """Write an ONNX model to ``path`` through a temporary file renamed over it.
+
+    The second step of :func:`to_onnx`: ``path`` holds either its previous
+    content or the whole new graph, never part of one.
+
+    Parameters
+    ----------
+    proto : onnx.ModelProto
+        The model, such as :func:`build_onnx` returns.
+    path : str or os.PathLike
+        The ``.onnx`` file to create or replace; its folder must exist.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written; ``path`` is then left as it was,
+        with no temporary file beside it.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import onnx
+    >>> from xpnn import Linear
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "linear.onnx"
+    >>> write_onnx(build_onnx(Linear(4, 2, seed=0)), path)
+    >>> len(onnx.load(path).graph.initializer)
+    2
+    """
     from .files import atomic_write
 
     data = proto.SerializeToString()

@@ -18,11 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from .functional import activations as act
-from .functional import linear, linear_backward
-from .functional import losses as fl
-from .testing import check_gradients, default_tolerances, random_array, to_numpy
-from .testing.matrix import Unavailable, load_matrix, resolve
+from .._compat import resolve_namespace
+from ..functional import activations as act
+from ..functional import linear, linear_backward
+from ..functional import losses as fl
+from ..layers import Linear, Sequential, Tanh
+from ..testing import check_gradients, default_tolerances, random_array, to_numpy
+from ..testing.matrix import Unavailable, load_matrix, resolve
+from .backends import SelectionError
 
 __all__ = ["CheckResult", "run_checks"]
 
@@ -99,9 +102,6 @@ def _gradient_cases(xp: Any, device: Any, dtype: Any) -> dict[str, tuple[Any, An
 
 def _mlp(xp: Any, device: Any, dtype: Any) -> dict[str, Any]:
     """Loss and every gradient of Linear-Tanh-Linear + cross-entropy."""
-    from .layers import Linear, Sequential
-    from .layers.activations import Tanh
-
     where = {"xp": xp, "device": device, "dtype": dtype}
     model = Sequential(Linear(6, 8, seed=1, **where), Tanh(), Linear(8, 4, seed=2, **where))
     x = random_array(xp, (5, 6), dtype=dtype, device=device, seed=3)
@@ -114,10 +114,7 @@ def _mlp(xp: Any, device: Any, dtype: Any) -> dict[str, Any]:
 
 
 def _agreement(xp: Any, device: Any, dtype: Any, dtype_name: str) -> tuple[float, str]:
-    from ._compat import resolve_namespace
-
     npx = resolve_namespace(None)
-
     ours = {k: to_numpy(v) for k, v in _mlp(xp, device, dtype).items()}
     reference = {k: to_numpy(v) for k, v in _mlp(npx, "cpu", npx.float64).items()}
     rtol, atol = default_tolerances(dtype_name)
@@ -132,13 +129,31 @@ def _agreement(xp: Any, device: Any, dtype: Any, dtype_name: str) -> tuple[float
 
 
 def run_checks(only: list[str] | None = None) -> list[CheckResult]:
-    """Run every check on every installed backend and present device."""
+    """Run every check on every installed backend and present device.
+
+    Parameters
+    ----------
+    only : list of str, optional
+        Names of the backends to check (``xpnn check --backend``); by
+        default every backend of the matrix that is installed.
+
+    Returns
+    -------
+    list of CheckResult
+        One per check, backend, device and dtype (float32 and float64
+        where the device has them), in the matrix's order. A check that
+        raises is a failed row carrying the error's first line, not an
+        exception.
+
+    Raises
+    ------
+    SelectionError
+        If ``only`` names a backend the matrix does not have.
+    """
     matrix = load_matrix()
     if only is not None:
         unknown = [name for name in only if name not in matrix]
         if unknown:
-            from ._backends import SelectionError
-
             raise SelectionError(f"unknown backend {unknown[0]!r}; choose from {', '.join(matrix)}")
     results = []
     for spec in matrix.values():

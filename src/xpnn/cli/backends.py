@@ -11,14 +11,21 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ._compat import dtype_name
-from .testing.matrix import BackendSpec, Unavailable, load_matrix, resolve
+from .._compat import dtype_name
+from ..testing.matrix import BackendSpec, Unavailable, load_matrix, resolve
 
 __all__ = ["Choice", "SelectionError", "choose", "describe_backends"]
 
 
 class SelectionError(ValueError):
-    """A backend, device or dtype that is unknown, missing or unsupported."""
+    """Input the command line cannot act on, said in one line.
+
+    A backend, device or dtype that is unknown, missing or unsupported, and
+    any other bad argument that a command finds (a checkpoint that cannot
+    be exported, a missing optional library, cluster options that clash).
+
+    :func:`xpnn.cli.main` prints its message as one line and returns 2.
+    """
 
 
 @dataclass(frozen=True)
@@ -44,8 +51,32 @@ def _installed(spec: BackendSpec) -> bool:
 def choose(backend: str, device: str | None = None, dtype: str | None = None) -> Choice:
     """Resolve names to a namespace, device and dtype, or raise SelectionError.
 
-    ``device=None`` takes the backend's first device that is present;
-    ``dtype=None`` takes ``float32``.
+    Parameters
+    ----------
+    backend : str
+        A backend of the matrix (``numpy``, ``torch``, ...).
+    device : str, optional
+        One of its devices; by default its first device that is present.
+    dtype : str, optional
+        A real floating dtype of the device; ``float32`` by default.
+
+    Returns
+    -------
+    Choice
+        The backend's namespace, the device object and the dtype object.
+
+    Raises
+    ------
+    SelectionError
+        For an unknown backend or device, a backend that is not installed
+        (naming those that are), no device present (with each one's reason)
+        or a dtype the device lacks; the message lists what is available.
+
+    Examples
+    --------
+    >>> choice = choose("numpy")
+    >>> choice.backend, choice.device_name, choice.dtype_name
+    ('numpy', 'cpu', 'float32')
     """
     matrix = load_matrix()
     if backend not in matrix:
@@ -81,7 +112,16 @@ def choose(backend: str, device: str | None = None, dtype: str | None = None) ->
 
 
 def describe_backends() -> list[dict[str, str]]:
-    """One row per backend and device: version, presence, default dtypes."""
+    """Describe every backend and device of the matrix, as ``xpnn info`` lists them.
+
+    Returns
+    -------
+    list of dict
+        One per backend and device, with the keys ``backend``, ``device``,
+        ``version`` (empty when not installed), ``status`` (``ok``, ``not
+        installed`` or ``absent``) and ``detail`` (the default floating
+        dtypes, or why the device is absent).
+    """
     rows = []
     for spec in load_matrix().values():
         version = ""

@@ -1,0 +1,50 @@
+"""The ``xpnn`` command: ``train``, ``export``, ``info`` and ``check``.
+
+Bad arguments get one line on standard error that says what is available,
+and exit status 2; no traceback.
+
+One module per job: :mod:`~xpnn.cli.parser` parses the arguments and holds
+the table of commands; each command runs in a module of its own
+(:mod:`~xpnn.cli.train`, :mod:`~xpnn.cli.export`, :mod:`~xpnn.cli.info`,
+:mod:`~xpnn.cli.check`), helped by :mod:`~xpnn.cli.data` (the data set),
+:mod:`~xpnn.cli.models` (the model), :mod:`~xpnn.cli.cluster` (the Dask
+cluster), :mod:`~xpnn.cli.plot` (the learning curves),
+:mod:`~xpnn.cli.table` (the tables of ``info`` and ``check``),
+:mod:`~xpnn.cli.backends` (backend, device and dtype by name) and
+:mod:`~xpnn.cli.selfcheck` (what ``xpnn check`` runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from .backends import SelectionError
+from .parser import build_parser
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit status.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after ``xpnn``; by default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        0 on success, 1 when ``xpnn check`` finds a failure, 2 for bad input
+        (also the status of argparse's own errors, which exit instead of
+        returning).
+    """
+    args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except SelectionError as exc:
+        print(f"xpnn {args.command}: error: {exc}", file=sys.stderr)
+        return 2

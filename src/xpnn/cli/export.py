@@ -1,0 +1,156 @@
+"""``xpnn export``: turn a checkpoint into an ONNX file, checked in onnxruntime first.
+
+What :func:`xpnn.export.export_checkpoint` does, in its two steps
+(:func:`~xpnn.export.build_onnx`, :func:`~xpnn.export.write_onnx`) with a
+check between them: the graph runs in onnxruntime against the model before
+anything is written, so a graph that fails the check replaces nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import export as onnx_export
+from ..checkpoint import CheckpointError, load
+from ..layers import Module, edge_features
+from .backends import SelectionError
+
+if TYPE_CHECKING:
+    import onnx
+
+__all__ = ["CHECK_ROWS", "check_with_onnxruntime", "describe_value", "run"]
+
+#: Rows of the check that runs the written graph against the model: an odd
+#: count, so a graph that only works for even or fixed batches shows.
+CHECK_ROWS = 7
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``xpnn export`` with the parsed arguments; return the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``checkpoint`` and ``output`` paths, ``dtype`` and ``batch``.
+
+    Returns
+    -------
+    int
+        0: failures raise.
+
+    Raises
+    ------
+    SelectionError
+        If ndonnx or onnx is missing, the checkpoint cannot be read or
+        exported, the output cannot be written, or the graph disagrees with
+        the model.
+    """
+    # Looked up on the module at each run, so that tests can replace them.
+    try:
+        onnx_export.require_onnx()
+    except ImportError as exc:
+        raise SelectionError(str(exc)) from None
+    try:
+        # What export_checkpoint does, with the model kept for the check below.
+        model = load(args.checkpoint)
+        model.eval()
+        input_shape = None
+        if args.batch is not None:
+            features = edge_features(model)
+            if features is None:
+                raise onnx_export.ExportError(
+                    "--batch needs a model that starts with a Linear, to know the input's "
+                    "width; export other models with xpnn.export.to_onnx(input_shape=...)"
+                )
+            input_shape = (args.batch, features)
+        proto = onnx_export.build_onnx(
+            model, input_shape=input_shape, dtype=args.dtype, dynamic_batch=args.batch is None
+        )
+        # Checked in memory before anything is written: a graph that fails
+        # the check replaces nothing.
+        checked = check_with_onnxruntime(model, proto)
+        onnx_export.write_onnx(proto, args.output)
+    except (CheckpointError, onnx_export.ExportError, OSError) as exc:
+        raise SelectionError(f"cannot export {args.checkpoint}: {exc}") from None
+    graph = proto.graph
+    print(
+        f"wrote {args.output}: {describe_value(graph.input[0])} -> "
+        f"{describe_value(graph.output[0])}, {len(graph.initializer)} initializers, "
+        f"{args.output.stat().st_size} bytes"
+    )
+    print(checked)
+    return 0
+
+
+def describe_value(value: onnx.ValueInfoProto) -> str:
+    """Return ``name (axes) dtype`` of a graph input or output, as ``xpnn export`` prints it.
+
+    Parameters
+    ----------
+    value : onnx.ValueInfoProto
+        An entry of ``graph.input`` or ``graph.output``.
+
+    Returns
+    -------
+    str
+        Such as ``"input (batch, 64) float32"``: symbolic axes by name.
+    """
+    import onnx
+
+    tensor = value.type.tensor_type
+    axes = [d.dim_param or str(d.dim_value) for d in tensor.shape.dim]
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+    return f"{value.name} ({', '.join(axes)}) {dtype}"
+
+
+def check_with_onnxruntime(model: Module, proto: onnx.ModelProto) -> str:
+    """Run the graph and the model on the same random rows; describe the difference.
+
+    Parameters
+    ----------
+    model : Module
+        The model the graph was traced from, in eval mode.
+    proto : onnx.ModelProto
+        Its graph, with one input; a symbolic axis gets :data:`CHECK_ROWS`.
+
+    Returns
+    -------
+    str
+        The line ``xpnn export`` prints: the largest difference found, or
+        that nothing was checked because onnxruntime is not installed.
+
+    Raises
+    ------
+    SelectionError
+        If the outputs differ in shape, or by more than the dtype's
+        tolerance (relative to the largest output).
+    """
+    try:
+        import onnxruntime
+    except ImportError:
+        return "not checked: onnxruntime is not installed (pip install 'xpnn[onnx]')"
+    session = onnxruntime.InferenceSession(
+        proto.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    feed = session.get_inputs()[0]
+    shape = tuple(size if isinstance(size, int) else CHECK_ROWS for size in feed.shape)
+    dtype = "float64" if feed.type == "tensor(double)" else "float32"
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    got = session.run(None, {feed.name: x})[0]
+    expected = np.asarray(model.to(np, dtype=dtype)(x))
+    difference = float(np.max(np.abs(got - expected), initial=0.0))
+    tolerance = (1e-9 if dtype == "float64" else 1e-4) * max(
+        1.0, float(np.max(np.abs(expected), initial=0.0))
+    )
+    if got.shape != expected.shape or not difference <= tolerance:
+        raise SelectionError(
+            f"the written graph disagrees with the model on {shape[0]} random rows: output "
+            f"{got.shape} against {expected.shape}, largest difference {difference:.3g} "
+            f"(tolerance {tolerance:.3g}); please report it"
+        )
+    return (
+        f"checked with onnxruntime on {shape[0]} random rows: largest difference {difference:.1e}"
+    )

@@ -1,0 +1,257 @@
+"""The argument parser of the ``xpnn`` command, and the table of its commands.
+
+Each command is a :class:`Command`: its name and help, a function that adds
+its arguments to its subparser, and the function of its own module that
+runs it. A new command is one module with a ``run(args) -> int`` function
+and one entry of :data:`COMMANDS`.
+
+Bad arguments end the program here, as argparse does, but with one line on
+standard error (usage left out) and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+from . import check, export, info, train
+from .cluster import DASK_THREADS, DASK_WORKERS
+
+__all__ = [
+    "COMMANDS",
+    "Command",
+    "Parser",
+    "build_parser",
+    "positive_float",
+    "positive_int",
+]
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on standard error, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``xpnn ...: error: message`` alone and exit with status 2."""
+        # argparse prints the usage first; the tests and users want one line.
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    """Parse an integer of at least 1, for ``type=`` of an argument.
+
+    Parameters
+    ----------
+    text : str
+        The argument as given on the command line.
+
+    Returns
+    -------
+    int
+        Its value.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        If ``text`` is not an integer, or is below 1.
+
+    Examples
+    --------
+    >>> positive_int("32")
+    32
+    >>> positive_int("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected a positive integer, got 0
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """Parse a number above 0, for ``type=`` of an argument.
+
+    Parameters
+    ----------
+    text : str
+        The argument as given on the command line.
+
+    Returns
+    -------
+    float
+        Its value.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        If ``text`` is not a number, or is not above 0 (NaN included).
+
+    Examples
+    --------
+    >>> positive_float("3e-3")
+    0.003
+    >>> positive_float("-1")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected a positive number, got -1.0
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand of ``xpnn``.
+
+    Attributes
+    ----------
+    name : str
+        What is typed after ``xpnn``.
+    help : str
+        Its line in ``xpnn --help``.
+    run : callable
+        ``run(args) -> exit status``, given the parsed arguments; it raises
+        :class:`~xpnn.cli.backends.SelectionError` for bad input, which
+        :func:`xpnn.cli.main` turns into one line and exit status 2.
+    arguments : callable, optional
+        ``arguments(parser)`` adds the command's arguments to its subparser.
+    description : str, optional
+        The text of ``xpnn NAME --help``.
+    """
+
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    description: str | None = None
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", default="numpy", help="array library (default numpy)")
+    parser.add_argument(
+        "--device", help="device name from the backend matrix (default: first present)"
+    )
+    parser.add_argument("--dtype", default="float32", help="float32 (default) or float64")
+    parser.add_argument("--epochs", type=positive_int, default=20)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--lr", type=positive_float, default=3e-3)
+    parser.add_argument("--optimizer", choices=train.OPTIMIZERS, default="adam")
+    parser.add_argument("--hidden", type=positive_int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--output", type=Path, default=Path("xpnn-run"), help="directory for results"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cluster = parser.add_argument_group(
+        "Dask cluster", "with --backend dask, training runs on a dask.distributed cluster"
+    )
+    cluster.add_argument(
+        "--scheduler", metavar="ADDRESS", help="join a running cluster (tcp://host:8786)"
+    )
+    cluster.add_argument(
+        "--workers",
+        type=positive_int,
+        help=f"worker processes of the local cluster (default {DASK_WORKERS})",
+    )
+    cluster.add_argument(
+        "--threads",
+        type=positive_int,
+        help=f"threads per local worker (default {DASK_THREADS})",
+    )
+
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, help="a .safetensors file written by xpnn")
+    parser.add_argument("output", type=Path, help="the .onnx file to write")
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        help="dtype of the graph's input and parameters (default: the saved one)",
+    )
+    parser.add_argument(
+        "--batch",
+        type=positive_int,
+        help="fix the number of rows (default: any number, a symbolic 'batch' axis)",
+    )
+
+
+def _check_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", help="only these backends, comma-separated")
+
+
+#: The commands of ``xpnn``, in the order of ``xpnn --help``.
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "train",
+        help="train an MLP on scikit-learn's handwritten digits",
+        description="Train Linear-ReLU-Linear on the 8x8 digits that scikit-learn ships.",
+        arguments=_train_arguments,
+        run=train.run,
+    ),
+    Command(
+        "export",
+        help="turn a checkpoint of xpnn train (or xpnn.save) into an ONNX file",
+        description="Load the model of a checkpoint on NumPy, switch it to eval mode, trace "
+        "it through ndonnx and write an ONNX graph; needs pip install 'xpnn[onnx]'.",
+        arguments=_export_arguments,
+        run=export.run,
+    ),
+    Command(
+        "info",
+        help="installed backends, their devices and default dtypes",
+        run=info.run,
+    ),
+    Command(
+        "check",
+        help="gradient checks and cross-backend agreement on every backend and device",
+        arguments=_check_arguments,
+        run=check.run,
+    ),
+)
+
+
+def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
+    """Return the parser of ``xpnn`` with a subcommand for each of ``commands``.
+
+    Parameters
+    ----------
+    commands : sequence of Command, default COMMANDS
+        The subcommands, in the order of ``xpnn --help``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        A :class:`Parser`. The namespace it returns has ``command``, the
+        name typed, and ``run``, that command's function.
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["train", "--epochs", "2"])
+    >>> args.command, args.epochs, args.run is train.run
+    ('train', 2, True)
+    """
+    parser = Parser(
+        prog="xpnn",
+        description="Neural-network layers written once on the Python array API standard.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for command in commands:
+        sub = subparsers.add_parser(
+            command.name, help=command.help, description=command.description
+        )
+        if command.arguments is not None:
+            command.arguments(sub)
+        sub.set_defaults(run=command.run)
+    return parser

@@ -1,0 +1,108 @@
+"""xpnn.cli.main and xpnn.cli.parser: the commands, and bad arguments in one line."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from xpnn import cli
+from xpnn.cli import parser
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--backend", "nope"], "unknown backend 'nope'; choose one of numpy,"),
+        (
+            ["train", "--backend", "torch", "--device", "tpu"],
+            "has no device 'tpu'; it has cpu, cuda",
+        ),
+        (
+            [
+                "train",
+                "--backend",
+                "array_api_strict",
+                "--device",
+                "no_float64",
+                "--dtype",
+                "float64",
+            ],
+            "has no dtype 'float64'; it has float32",
+        ),
+        (["train", "--epochs", "0"], "expected a positive integer, got 0"),
+        (["train", "--lr", "-1"], "expected a positive number, got -1.0"),
+        (["train", "--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
+        (["train", "--workers", "2"], "--workers need --backend dask, got --backend numpy"),
+        (["check", "--backend", "nope"], "unknown backend 'nope'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(xpnn_command, args, message):
+    result = xpnn_command(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_every_command_is_in_the_parser():
+    names = [command.name for command in parser.COMMANDS]
+    assert names == ["train", "export", "info", "check"]
+    built = parser.build_parser()
+    for command in parser.COMMANDS:
+        argv = {"export": ["export", "a.safetensors", "b.onnx"]}.get(command.name, [command.name])
+        args = built.parse_args(argv)
+        assert (args.command, args.run) == (command.name, command.run)
+
+
+def test_a_new_command_needs_one_entry(capsys):
+    def hello(args: argparse.Namespace) -> int:
+        print(f"hello {args.name}")
+        return 3
+
+    command = parser.Command(
+        "hello",
+        help="say hello",
+        arguments=lambda sub: sub.add_argument("name"),
+        run=hello,
+    )
+    args = parser.build_parser([*parser.COMMANDS, command]).parse_args(["hello", "you"])
+    assert args.run(args) == 3
+    assert capsys.readouterr().out == "hello you\n"
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "expected"),
+    [
+        (parser.positive_int, "7", 7),
+        (parser.positive_int, "x", "expected a positive integer, got 'x'"),
+        (parser.positive_int, "-3", "expected a positive integer, got -3"),
+        (parser.positive_float, "0.5", 0.5),
+        (parser.positive_float, "0", "expected a positive number, got 0.0"),
+        (parser.positive_float, "nan", "expected a positive number, got nan"),
+        (parser.positive_float, "one", "expected a positive number, got 'one'"),
+    ],
+)
+def test_value_types(parse, text, expected):
+    if isinstance(expected, str):
+        with pytest.raises(argparse.ArgumentTypeError, match=expected):
+            parse(text)
+    else:
+        assert parse(text) == expected
+
+
+def test_python_dash_m_xpnn_cli_is_the_command():
+    result = subprocess.run(
+        [sys.executable, "-m", "xpnn.cli", "frobnicate"], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "invalid choice: 'frobnicate'" in result.stderr
+
+
+def test_main_returns_the_status(capsys):
+    assert cli.main(["info"]) == 0
+    assert capsys.readouterr().out.startswith("xpnn ")
