@@ -151,6 +151,10 @@ class CheckBoundary:
         self._records[check] = record
         return record
 
+    def __len__(self) -> int:
+        """The number of checks with a remembered record."""
+        return len(self._records)
+
     def reset(self) -> None:
         """Forget every record: the next input of any kind is checked again."""
         self._records.clear()

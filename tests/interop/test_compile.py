@@ -264,8 +264,11 @@ def test_jit_step_leaves_no_tracer_in_the_model(jnp: Any) -> None:
             obj, is_leaf=lambda leaf: not isinstance(leaf, dict | list | tuple)
         )
 
-    found = [vars(m) for m in model.modules()] + [vars(opt), loss_fn._memo]
+    found = [vars(m) for m in model.modules()] + [vars(opt)]
     assert not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves(found))
+    # What the checks remembered of the traced inputs is forgotten.
+    boundaries = [m._checks for m in model.modules()] + [opt._checks, loss_fn._checks]
+    assert all(len(boundary) == 0 for boundary in boundaries)
     assert all(value is before[name] for name, value in model.named_parameters())
     assert all(grad is None for _, grad in model.named_gradients())
 
@@ -517,7 +520,7 @@ def test_torch_compiled_step_refuses_a_bad_label_before_any_update(
     for name, value in params.items():
         assert torch.equal(value, before[name]), name
     assert all(entry["step"] == 0 for entry in state.values())
-    assert step.loss_fn._check_labels  # put back after the failed step
+    assert step.loss_fn.check_labels  # put back after the failed step
     # A good batch then trains as usual.
     y[3] = 0
     params, state, loss = step(params, state, x, y)

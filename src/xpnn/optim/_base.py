@@ -258,11 +258,11 @@ class Optimizer:
             if the optimizer's buffers no longer match a parameter the model
             replaced (another shape, dtype or device).
         """
-        work = [
-            (name, owner, local, owner.params[local], grad)
-            for name, owner, local in self.model.parameter_slots()
-            if (grad := owner.grads.get(local)) is not None
-        ]
+        work = []
+        for name, owner, local in self.model.parameter_slots():
+            grad = owner.grads.get(local)
+            if grad is not None:
+                work.append((name, owner, local, owner.params[local], grad))
         if not work:
             return
         # The checks depend only on the kinds of parameter and gradient (type,
