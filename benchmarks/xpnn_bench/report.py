@@ -120,6 +120,16 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         if entry["backend"] == "numpy" and entry["dtype"] == "float32":
             add(f"fixed cost per call ({MICRO}s)", entry, entry["overhead_s"] * 1e6, 3.0, "<=")
     for entry in results["mlp"]:
+        if (
+            entry["backend"] in ("numpy", "torch")
+            and entry["device"] == "cpu"
+            and entry["dtype"] == "float32"
+        ):
+            # The whole training step: forward, cross-entropy, backward, SGD.
+            ratio = entry["ratios"].get("xpnn/native")
+            paired = entry.get("paired_ratios", {}).get("xpnn/native")
+            if ratio is not None:
+                add("digits MLP step / hand-written step", entry, ratio, 1.5, "<=", paired)
         if entry["backend"] == "torch" and entry["device"] == "cpu" and entry["dtype"] == "float32":
             ratio = entry["ratios"].get("xpnn/autograd")
             paired = entry.get("paired_ratios", {}).get("xpnn/autograd")
