@@ -21,6 +21,7 @@ __all__ = [
     "Device",
     "Namespace",
     "array_namespace",
+    "describe_type",
     "device",
     "dtype_name",
     "is_array",
@@ -42,7 +43,8 @@ DType: TypeAlias = Any
 Namespace: TypeAlias = Any
 
 
-def _describe(obj: object) -> str:
+def describe_type(obj: object) -> str:
+    """Name the type of ``obj`` as ``module.qualname`` (``'numpy.ndarray'``), for messages."""
     kind = type(obj)
     return f"{kind.__module__}.{kind.__qualname__}"
 
@@ -77,12 +79,12 @@ def array_namespace(**named: Array | None) -> Namespace:
             raise TypeError(
                 f"{name} must be an array from an array API library (numpy, "
                 f"torch, cupy, jax, dask, array_api_strict, ...), got "
-                f"{_describe(value)}; wrap it with xp.asarray(...) first"
+                f"{describe_type(value)}; wrap it with xp.asarray(...) first"
             )
     try:
         return array_api_compat.array_namespace(*arrays.values())
     except TypeError:
-        listing = ", ".join(f"{n}: {_describe(v)}" for n, v in arrays.items())
+        listing = ", ".join(f"{n}: {describe_type(v)}" for n, v in arrays.items())
         raise TypeError(
             f"arrays from different libraries cannot be combined ({listing}); "
             "convert them to one library first, for example with "

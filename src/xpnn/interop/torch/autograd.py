@@ -15,9 +15,8 @@ import torch
 from torch import nn
 from torch.autograd.function import FunctionCtx
 
-from ..._compat import Array
+from ..._compat import Array, describe_type
 from ...layers import Module
-from ._common import _qualname
 
 __all__ = ["TorchModule", "XpnnFunction"]
 
@@ -188,7 +187,7 @@ class TorchModule(nn.Module):
     def __init__(self, model: Module) -> None:
         if not isinstance(model, Module):
             raise TypeError(
-                f"TorchModule wraps an xpnn.Module, got {_qualname(model)}; for a torch model "
+                f"TorchModule wraps an xpnn.Module, got {describe_type(model)}; for a torch model "
                 "there is nothing to wrap"
             )
         slots = list(model.parameter_slots())
@@ -197,7 +196,7 @@ class TorchModule(nn.Module):
             if not isinstance(value, torch.Tensor):
                 raise TypeError(
                     f"TorchModule needs the model's parameters to be torch tensors, got "
-                    f"{_qualname(value)} for {name!r}; move the model first with "
+                    f"{describe_type(value)} for {name!r}; move the model first with "
                     "model.to(torch, device=...)"
                 )
             if not (value.is_floating_point() or value.is_complex()):
@@ -263,7 +262,7 @@ class TorchModule(nn.Module):
         """
         if not isinstance(x, torch.Tensor):
             raise TypeError(
-                f"TorchModule takes a torch.Tensor, got {_qualname(x)}; convert it with "
+                f"TorchModule takes a torch.Tensor, got {describe_type(x)}; convert it with "
                 "torch.as_tensor(x)"
             )
         params = self._check_parameters()

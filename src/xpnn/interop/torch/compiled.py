@@ -14,11 +14,10 @@ from typing import Any
 
 import torch
 
-from ..._compat import Array
+from ..._compat import Array, describe_type
 from ...layers import Module
 from ...optim import Optimizer
 from ..step import Loss, Params, State, TrainStep
-from ._common import _qualname
 
 __all__ = ["compiled_step", "explain_step"]
 
@@ -28,12 +27,12 @@ _LRU_CACHE_WARNING = "Dynamo detected a call to a `functools.lru_cache`-wrapped 
 
 def _check_torch_parameters(model: Module, who: str) -> None:
     if not isinstance(model, Module):
-        raise TypeError(f"{who} takes an xpnn.Module, got {_qualname(model)}")
+        raise TypeError(f"{who} takes an xpnn.Module, got {describe_type(model)}")
     for name, value in model.named_parameters():
         if not isinstance(value, torch.Tensor):
             raise TypeError(
                 f"{who} needs the model's parameters to be torch tensors, got "
-                f"{_qualname(value)} for {name!r}; move the model first with "
+                f"{describe_type(value)} for {name!r}; move the model first with "
                 "model.to(torch, device=...)"
             )
 

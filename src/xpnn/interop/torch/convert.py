@@ -10,11 +10,20 @@ Layouts differ in one place: ``nn.Linear`` stores its weight as
 ``(out_features, in_features)`` and computes ``x @ weight.T + bias``, xpnn
 stores ``(in_features, out_features)`` and computes ``x @ weight + bias``.
 The conversions transpose; nothing is conjugated, complex weights included.
+
+Each parameter-free layer is one row of ``_PAIRS``: its torch and xpnn
+types, how to build each from the other, and what it checks of the torch
+module. The supported-types checks, the lookups in both directions and the
+messages that list what converts are all read from it; ``nn.Linear`` (with
+parameters) and ``nn.Sequential`` (with children) are handled apart. A row
+added there also belongs in the docstrings below and in
+``docs/interop-torch.md``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -25,6 +34,7 @@ from ..._compat import (
     Device,
     DType,
     array_namespace,
+    describe_type,
     dtype_name,
     library_of,
     resolve_dtype,
@@ -44,33 +54,102 @@ from ...layers import (
     Softmax,
     Tanh,
 )
-from ._common import _qualname
 
 __all__ = ["from_torch", "to_torch"]
 
 #: The torch dtypes xpnn parameters may have: the standard's floating ones.
 _STANDARD_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
 
-_SUPPORTED_TYPES = (
-    nn.Linear,
-    nn.Sequential,
-    nn.ReLU,
-    nn.LeakyReLU,
-    nn.Tanh,
-    nn.Sigmoid,
-    nn.GELU,
-    nn.Softmax,
-    nn.LogSoftmax,
-    nn.Dropout,
-)
-_SUPPORTED = (
-    "nn.Linear, nn.Sequential, nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, "
-    "nn.GELU(approximate='tanh'), nn.Softmax, nn.LogSoftmax and nn.Dropout"
-)
-
 
 def _where(path: str) -> str:
     return f" at {path!r}" if path else ""
+
+
+# -- the parameter-free layers ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """A parameter-free torch layer and its xpnn equal.
+
+    Both types are matched exactly. ``to_xpnn`` and ``to_torch`` build one
+    from the other (training mode is copied by the caller); ``check``, given
+    the torch module and where it sits, raises if that module has no xpnn
+    equal. ``shown`` is how messages name the torch type, when not
+    ``nn.<name>``.
+    """
+
+    torch_type: type[nn.Module]
+    xpnn_type: type[Module]
+    to_xpnn: Callable[[Any], Module]
+    to_torch: Callable[[Any], nn.Module]
+    check: Callable[[Any, str], None] | None = None
+    shown: str | None = None
+
+    @property
+    def torch_name(self) -> str:
+        return self.shown or f"nn.{self.torch_type.__name__}"
+
+
+def _check_gelu(module: nn.GELU, path: str) -> None:
+    if module.approximate != "tanh":
+        raise ValueError(
+            f"nn.GELU(approximate={module.approximate!r}){_where(path)} has no xpnn equal: "
+            "xpnn's GELU is the tanh approximation only (the exact form needs erf, which "
+            "the array API standard does not define); use nn.GELU(approximate='tanh')"
+        )
+
+
+def _check_dim(module: nn.Softmax | nn.LogSoftmax, path: str) -> None:
+    if module.dim is None:
+        name = type(module).__name__
+        raise ValueError(
+            f"{name}(dim=None){_where(path)} picks its axis from the rank of each "
+            f"input, which xpnn does not do; give it an explicit dim, for example "
+            f"nn.{name}(dim=-1)"
+        )
+
+
+_PAIRS = (
+    _Pair(nn.ReLU, ReLU, lambda m: ReLU(), lambda layer: nn.ReLU()),
+    _Pair(
+        nn.LeakyReLU,
+        LeakyReLU,
+        lambda m: LeakyReLU(m.negative_slope),
+        lambda layer: nn.LeakyReLU(layer.negative_slope),
+    ),
+    _Pair(nn.Tanh, Tanh, lambda m: Tanh(), lambda layer: nn.Tanh()),
+    _Pair(nn.Sigmoid, Sigmoid, lambda m: Sigmoid(), lambda layer: nn.Sigmoid()),
+    _Pair(
+        nn.GELU,
+        GELU,
+        lambda m: GELU(m.approximate),
+        lambda layer: nn.GELU(approximate="tanh"),
+        check=_check_gelu,
+        shown="nn.GELU(approximate='tanh')",
+    ),
+    _Pair(
+        nn.Softmax,
+        Softmax,
+        lambda m: Softmax(m.dim),
+        lambda layer: nn.Softmax(dim=layer.axis),
+        check=_check_dim,
+    ),
+    _Pair(
+        nn.LogSoftmax,
+        LogSoftmax,
+        lambda m: LogSoftmax(m.dim),
+        lambda layer: nn.LogSoftmax(dim=layer.axis),
+        check=_check_dim,
+    ),
+    _Pair(nn.Dropout, Dropout, lambda m: Dropout(m.p), lambda layer: nn.Dropout(layer.p)),
+)
+_BY_TORCH = {pair.torch_type: pair for pair in _PAIRS}
+_BY_XPNN = {pair.xpnn_type: pair for pair in _PAIRS}
+
+_SUPPORTED_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Sequential, *_BY_TORCH)
+_SUPPORTED_NAMES = ["nn.Linear", "nn.Sequential", *(pair.torch_name for pair in _PAIRS)]
+_SUPPORTED = f"{', '.join(_SUPPORTED_NAMES[:-1])} and {_SUPPORTED_NAMES[-1]}"
 
 
 # -- torch.nn -> xpnn ---------------------------------------------------------
@@ -97,25 +176,10 @@ def _check_torch(module: nn.Module, path: str, dtype: DType | str | None) -> Non
                     "example dtype='float32') or convert the module first with module.float()"
                 )
         return
-    if kind is nn.GELU:
-        assert isinstance(module, nn.GELU)
-        if module.approximate != "tanh":
-            raise ValueError(
-                f"nn.GELU(approximate={module.approximate!r}){_where(path)} has no xpnn equal: "
-                "xpnn's GELU is the tanh approximation only (the exact form needs erf, which "
-                "the array API standard does not define); use nn.GELU(approximate='tanh')"
-            )
-        return
-    if kind in (nn.Softmax, nn.LogSoftmax):
-        assert isinstance(module, nn.Softmax | nn.LogSoftmax)
-        if module.dim is None:
-            raise ValueError(
-                f"{kind.__name__}(dim=None){_where(path)} picks its axis from the rank of each "
-                f"input, which xpnn does not do; give it an explicit dim, for example "
-                f"nn.{kind.__name__}(dim=-1)"
-            )
-        return
-    if kind in (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.Dropout):
+    pair = _BY_TORCH.get(kind)
+    if pair is not None:
+        if pair.check is not None:
+            pair.check(module, path)
         return
     subclass = (
         " (subclasses are refused: their forward may differ)"
@@ -123,7 +187,7 @@ def _check_torch(module: nn.Module, path: str, dtype: DType | str | None) -> Non
         else ""
     )
     raise TypeError(
-        f"from_torch cannot convert {_qualname(module)}{_where(path)}{subclass}; it converts "
+        f"from_torch cannot convert {describe_type(module)}{_where(path)}{subclass}; it converts "
         f"{_SUPPORTED}"
     )
 
@@ -170,22 +234,8 @@ def _from_torch(
         layer = Sequential(*(_from_torch(child, xp, device, dtype) for child in module))
     elif isinstance(module, nn.Linear):
         layer = _linear_from_torch(module, xp, device, dtype)
-    elif isinstance(module, nn.LeakyReLU):
-        layer = LeakyReLU(module.negative_slope)
-    elif isinstance(module, nn.GELU):
-        layer = GELU(module.approximate)
-    elif isinstance(module, nn.Softmax | nn.LogSoftmax):
-        assert module.dim is not None  # _check_torch refused dim=None
-        layer = Softmax(module.dim) if isinstance(module, nn.Softmax) else LogSoftmax(module.dim)
-    elif isinstance(module, nn.Dropout):
-        layer = Dropout(module.p)
-    else:
-        simple: dict[type[nn.Module], type[Module]] = {
-            nn.ReLU: ReLU,
-            nn.Tanh: Tanh,
-            nn.Sigmoid: Sigmoid,
-        }
-        layer = simple[type(module)]()
+    else:  # _check_torch let only the exact types of _PAIRS through
+        layer = _BY_TORCH[type(module)].to_xpnn(module)
     layer.training = module.training
     return layer
 
@@ -258,7 +308,7 @@ def from_torch(
     """
     if not isinstance(module, nn.Module):
         raise TypeError(
-            f"from_torch takes a torch.nn.Module, got {_qualname(module)}; for an xpnn model "
+            f"from_torch takes a torch.nn.Module, got {describe_type(module)}; for an xpnn model "
             "there is nothing to convert"
         )
     _check_torch(module, "", dtype)
@@ -270,17 +320,6 @@ def from_torch(
 
 # -- xpnn -> torch.nn ---------------------------------------------------------
 
-_TORCH_ACTIVATIONS: dict[type[Module], Callable[[Any], nn.Module]] = {
-    ReLU: lambda layer: nn.ReLU(),
-    LeakyReLU: lambda layer: nn.LeakyReLU(layer.negative_slope),
-    Tanh: lambda layer: nn.Tanh(),
-    Sigmoid: lambda layer: nn.Sigmoid(),
-    GELU: lambda layer: nn.GELU(approximate="tanh"),
-    Softmax: lambda layer: nn.Softmax(dim=layer.axis),
-    LogSoftmax: lambda layer: nn.LogSoftmax(dim=layer.axis),
-    Dropout: lambda layer: nn.Dropout(layer.p),
-}
-
 
 def _check_xpnn(model: Module, path: str) -> None:
     kind = type(model)
@@ -288,11 +327,11 @@ def _check_xpnn(model: Module, path: str) -> None:
         for name, child in model.named_children():
             _check_xpnn(child, f"{path}.{name}" if path else name)
         return
-    if kind is Linear or kind in _TORCH_ACTIVATIONS:
+    if kind is Linear or kind in _BY_XPNN:
         return
     raise TypeError(
-        f"to_torch cannot convert {_qualname(model)}{_where(path)}; it converts xpnn's "
-        f"Linear, Sequential, {', '.join(cls.__name__ for cls in _TORCH_ACTIVATIONS)} "
+        f"to_torch cannot convert {describe_type(model)}{_where(path)}; it converts xpnn's "
+        f"Linear, Sequential, {', '.join(cls.__name__ for cls in _BY_XPNN)} "
         "(exact types: a subclass may compute something else)"
     )
 
@@ -363,8 +402,8 @@ def _to_torch(
         )
     elif isinstance(model, Linear):
         twin = _linear_to_torch(model, path, device, dtype)
-    else:
-        twin = _TORCH_ACTIVATIONS[type(model)](model)
+    else:  # _check_xpnn let only the exact types of _PAIRS through
+        twin = _BY_XPNN[type(model)].to_torch(model)
     twin.training = model.training
     return twin
 
@@ -422,7 +461,7 @@ def to_torch(
     """
     if not isinstance(model, Module):
         raise TypeError(
-            f"to_torch takes an xpnn.Module, got {_qualname(model)}; build the model with "
+            f"to_torch takes an xpnn.Module, got {describe_type(model)}; build the model with "
             "xpnn's layers, or use from_torch for the other direction"
         )
     _check_xpnn(model, "")
