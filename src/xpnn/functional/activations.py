@@ -350,6 +350,8 @@ def relu_backward(dy: Array, x: Array, *, checked: Checked | None = None) -> Arr
     zero = checked.constants
     # Compared with an array, not the number 0: PyTorch wraps a number into
     # a new tensor at every comparison.
+    if checked.same_real_dtype:
+        return xp.where(x <= zero, zero, dy)
     dx = xp.where(x <= zero, zero, as_dtype(xp, dy, checked.dtype))
     return gradient_as(xp, dx, x.dtype)
 

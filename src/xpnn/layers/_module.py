@@ -113,8 +113,9 @@ class Module:
         # One list for the whole walk: optimizers walk the model every step.
         for local in self.params:
             slots.append((prefix + local, self, local))
-        for name, child in self.named_children():
-            child._collect_slots(f"{prefix}{name}.", slots)
+        if self.children():  # leaves have none: no names to make
+            for name, child in self.named_children():
+                child._collect_slots(f"{prefix}{name}.", slots)
 
     def named_parameters(self) -> Iterator[tuple[str, Array]]:
         """Yield ``(name, array)`` for every parameter, children included."""
@@ -123,7 +124,7 @@ class Module:
 
     def parameters(self) -> list[Array]:
         """Return the parameter arrays, in the order of ``named_parameters``."""
-        return [value for _, value in self.named_parameters()]
+        return [owner.params[local] for _, owner, local in self.parameter_slots()]
 
     def named_gradients(self) -> Iterator[tuple[str, Array | None]]:
         """Yield ``(name, gradient or None)`` in the order of ``named_parameters``."""

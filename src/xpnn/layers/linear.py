@@ -209,9 +209,12 @@ class Linear(Module):
             dx, dweight, dbias = linear_backward_kernel(
                 checked, dy, x, weight, has_bias=has_bias, bias_dtype=bias_dtype
             )
-            self._accumulate("weight", dweight)
+            grads = self.grads
+            # New arrays rather than +=: JAX arrays are immutable, and a
+            # caller may hold the previous gradient.
+            grads["weight"] = dweight if grads["weight"] is None else grads["weight"] + dweight
             if dbias is not None:
-                self._accumulate("bias", dbias)
+                grads["bias"] = dbias if grads["bias"] is None else grads["bias"] + dbias
             return dx
 
         return y, backward

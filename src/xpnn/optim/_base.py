@@ -170,7 +170,6 @@ class Optimizer:
         self._state: dict[str, dict[str, Any]] = {}
         # What the checks of the gradients concluded, by kind (xpnn._checks).
         self._checks = CheckBoundary()
-        self._slots: dict[str, tuple[Module, str]] = {}
         self._scalars: dict[tuple[float, object, object], Array] = {}
 
     # -- subclass hooks --------------------------------------------------
@@ -185,13 +184,13 @@ class Optimizer:
         return self.buffer_names if step > 0 else ()
 
     def _update(
-        self, xp: Namespace, name: str, param: Array, grad: Array, entry: dict[str, Any], step: int
-    ) -> None:
-        """Apply step number ``step`` to parameter ``name``.
+        self, xp: Namespace, param: Array, grad: Array, entry: dict[str, Any], step: int
+    ) -> tuple[float, Array]:
+        """Compute step number ``step`` of one parameter: ``(scale, increment)``.
 
-        ``grad`` has the dtype, shape and device of ``param``. Buffers are
-        read from and stored into ``entry``; the parameter is written with
-        :meth:`_write_parameter`.
+        The new parameter is ``scale * param + increment``, which :meth:`step`
+        writes (see the module notes). ``grad`` has the dtype, shape and
+        device of ``param``. Buffers are read from and stored into ``entry``.
         """
         raise NotImplementedError
 
@@ -204,7 +203,10 @@ class Optimizer:
         costs about 1 µs, as much as the product of a 64 x 64 matrix. The
         arrays are kept between steps (a few per learning rate).
         """
-        key = (value, like.dtype, getattr(like, "device", None) or device_of(like))
+        try:
+            key = (value, like.dtype, like.device)
+        except AttributeError:  # Dask arrays have no .device
+            key = (value, like.dtype, device_of(like))
         scalar = self._scalars.get(key)
         if scalar is None:
             if len(self._scalars) >= 64:  # a learning-rate schedule: forget old rates
@@ -212,17 +214,6 @@ class Optimizer:
             scalar = xp.asarray(value, dtype=like.dtype, device=key[2])
             self._scalars[key] = scalar
         return scalar
-
-    def _write_parameter(self, name: str, param: Array, scale: float, increment: Array) -> None:
-        """Set parameter ``name`` to ``scale * param + increment`` (see the module notes)."""
-        if scale == 1.0 and is_writeable(param):  # plain SGD's case, on every step
-            param += increment
-            return
-        new = scale_add(param, scale, increment)
-        if new is not param:
-            # Where step() found it, without walking the dotted name again.
-            owner, local = self._slots[name]
-            owner.params[local] = new
 
     # -- public API ------------------------------------------------------
 
@@ -259,32 +250,40 @@ class Optimizer:
             replaced (another shape, dtype or device).
         """
         work = []
+        arrays: list[Array] = []
         for name, owner, local in self.model.parameter_slots():
             grad = owner.grads.get(local)
             if grad is not None:
-                work.append((name, owner, local, owner.params[local], grad))
+                param = owner.params[local]
+                work.append((name, owner, local, param, grad))
+                arrays += (param, grad)
         if not work:
             return
         # The checks depend only on the kinds of parameter and gradient (type,
         # dtype, shape, device) and on which parameters have buffers, so a
         # training loop that feeds the same kinds every step runs them once.
-        names = tuple([entry[0] for entry in work])
         state = self._state
+        names = tuple([entry[0] for entry in work])
         checked = self._checks.check(
             self._check_step,
-            *[array for entry in work for array in entry[3:]],
+            *arrays,
             names=names,
             stateful=tuple([name in state for name in names]),
         )
-        self._slots = {name: (owner, local) for name, owner, local, _, _ in work}
-        for (name, _, _, param, grad), xp in zip(work, checked.constants, strict=True):
+        for (name, owner, local, param, grad), xp in zip(work, checked.constants, strict=True):
             if grad.dtype != param.dtype:
                 grad = xp.astype(grad, param.dtype)
-            entry = self._state.get(name)
+            entry = state.get(name)
             if entry is None:
-                entry = self._state[name] = {"step": 0, **dict.fromkeys(self.buffer_names)}
+                entry = state[name] = {"step": 0, **dict.fromkeys(self.buffer_names)}
             step = entry["step"] + 1
-            self._update(xp, name, param, grad, entry, step)
+            scale, increment = self._update(xp, param, grad, entry, step)
+            if scale == 1.0 and is_writeable(param):  # plain SGD's case, every step
+                param += increment
+            else:
+                new = scale_add(param, scale, increment)
+                if new is not param:
+                    owner.params[local] = new
             entry["step"] = step
 
     def _check_step(

@@ -138,8 +138,8 @@ class Adam(Optimizer):
         }
 
     def _update(
-        self, xp: Namespace, name: str, param: Array, grad: Array, entry: dict[str, Any], step: int
-    ) -> None:
+        self, xp: Namespace, param: Array, grad: Array, entry: dict[str, Any], step: int
+    ) -> tuple[float, Array]:
         lr = self._hyper["lr"]
         beta1, beta2 = self._hyper["betas"]
         eps = self._hyper["eps"]
@@ -168,9 +168,7 @@ class Adam(Optimizer):
         def direction(m: Array, v: Array) -> Array:
             return m / (xp.sqrt(v) / correction2_sqrt + eps)
 
-        self._write_parameter(
-            name, param, scale, _by_parts(xp, direction, exp_avg, exp_avg_sq) * -step_size
-        )
+        return scale, _by_parts(xp, direction, exp_avg, exp_avg_sq) * -step_size
 
 
 class AdamW(Adam):

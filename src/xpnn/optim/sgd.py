@@ -132,11 +132,10 @@ class SGD(Optimizer):
         return self.buffer_names if step > 0 and hyper["momentum"] != 0 else ()
 
     def _update(
-        self, xp: Namespace, name: str, param: Array, grad: Array, entry: dict[str, Any], step: int
-    ) -> None:
-        lr = self._hyper["lr"]
-        momentum = self._hyper["momentum"]
-        weight_decay = self._hyper["weight_decay"]
+        self, xp: Namespace, param: Array, grad: Array, entry: dict[str, Any], step: int
+    ) -> tuple[float, Array]:
+        hyper = self._hyper
+        lr, momentum, weight_decay = hyper["lr"], hyper["momentum"], hyper["weight_decay"]
         if weight_decay != 0:
             grad = grad + weight_decay * param
         if momentum != 0:
@@ -145,7 +144,7 @@ class SGD(Optimizer):
                 # A copy: the buffer may later be updated in place.
                 buffer = xp.asarray(grad, copy=True, device=device_of(grad))
             else:
-                buffer = scale_add(buffer, momentum, (1 - self._hyper["dampening"]) * grad)
+                buffer = scale_add(buffer, momentum, (1 - hyper["dampening"]) * grad)
             entry["momentum_buffer"] = buffer
-            grad = grad + momentum * buffer if self._hyper["nesterov"] else buffer
-        self._write_parameter(name, param, 1.0, grad * self._scalar(xp, -lr, grad))
+            grad = grad + momentum * buffer if hyper["nesterov"] else buffer
+        return 1.0, grad * self._scalar(xp, -lr, grad)
