@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import numbers
 
-from .._checks import check_floating, check_known_shape, check_same_device, shape_str
-from .._compat import Array, array_namespace, device
+from .._checks import (
+    Checked,
+    check_floating,
+    check_known_shape,
+    check_same_device,
+    shape_str,
+)
+from .._compat import Array, Namespace, array_namespace, device
 from .._random import Seed, bernoulli_mask, host_generator
 from ._module import Backward, Module
 
@@ -61,31 +67,21 @@ class Dropout(Module):
         """Dropout scales elementwise: the shape stays."""
         return True
 
-    def _mask(self, x: Array) -> Array:
+    def _mask(self, xp: Namespace, x: Array) -> Array:
         shape = check_known_shape(
             "x", x, "Dropout in training mode (its mask is drawn on the host)"
         )
-        xp = array_namespace(x=x)
         return bernoulli_mask(self._rng, shape, p=self.p, xp=xp, device=device(x), dtype=x.dtype)
 
     def forward(self, x: Array) -> tuple[Array, Backward]:
         """Return ``(y, backward)``; in eval mode or with ``p == 0``, ``y`` is ``x``."""
-        xp = array_namespace(x=x)
-        check_floating(xp, x=x)
+        forward = self._checks.check(_check_dropout, x)
         if not self.training or self.p == 0.0:
             return x, _identity
-        mask = self._mask(x)
-        expected = tuple(x.shape)
+        mask = self._mask(forward.xp, x)
 
         def backward(dy: Array) -> Array:
-            array_namespace(dy=dy, x=x)
-            check_floating(xp, dy=dy)
-            check_same_device(x=x, dy=dy)
-            if tuple(dy.shape) != expected:
-                raise ValueError(
-                    f"dy must have the shape of the output, {shape_str(expected)}, "
-                    f"got {shape_str(tuple(dy.shape))}"
-                )
+            self._checks.check(_check_dropout_backward, dy, context=(x,), forward=forward)
             return dy * mask
 
         return x * mask, backward
@@ -96,3 +92,22 @@ class Dropout(Module):
 
 def _identity(dy: Array) -> Array:
     return dy
+
+
+def _check_dropout(x: Array) -> Checked:
+    xp = array_namespace(x=x)
+    check_floating(xp, x=x)
+    return Checked(xp=xp, dtype=x.dtype)
+
+
+def _check_dropout_backward(dy: Array, x: Array, *, forward: Checked) -> Checked:
+    xp = array_namespace(dy=dy, x=x)
+    check_floating(xp, dy=dy)
+    check_same_device(x=x, dy=dy)
+    expected = tuple(x.shape)
+    if tuple(dy.shape) != expected:
+        raise ValueError(
+            f"dy must have the shape of the output, {shape_str(expected)}, "
+            f"got {shape_str(tuple(dy.shape))}"
+        )
+    return Checked(xp=xp, dtype=dy.dtype)
