@@ -1,0 +1,122 @@
+"""xpnn._checks: the check boundary remembers a kind of input once it passed, and no more."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xpnn
+from xpnn._checks import CheckBoundary, Checked, kind
+from xpnn.optim import SGD
+
+strict = pytest.importorskip("array_api_strict")
+DEVICE1 = strict.Device("device1")
+
+
+def counting_check(calls: list[tuple[object, ...]]):
+    def check(*arrays: object, **options: object) -> Checked:
+        calls.append((arrays, options))
+        if any(a is not None and not hasattr(a, "dtype") for a in arrays):
+            raise TypeError("not an array")
+        return Checked(xp=np)
+
+    return check
+
+
+def test_kind_is_type_dtype_shape_device():
+    x = np.zeros((2, 3), dtype=np.float32)
+    assert kind(x) == (np.ndarray, np.dtype("float32"), (2, 3), "cpu")
+    assert kind(None) is None
+    assert kind([1, 2]) != kind([1, 2])  # no array: a key equal to nothing
+
+
+def test_a_kind_is_checked_once_and_a_new_kind_again():
+    calls: list[tuple[object, ...]] = []
+    check, boundary = counting_check(calls), CheckBoundary()
+    first = boundary.check(check, np.zeros((2, 3)))
+    assert boundary.check(check, np.ones((2, 3))) is first  # same kind, other values
+    assert len(calls) == 1
+    for other in (np.zeros((3, 3)), np.zeros((2, 3), dtype=np.float32)):
+        boundary.check(check, other)
+    boundary.check(check, np.zeros((2, 3)), flag=True)  # an option is part of the key
+    assert len(calls) == 4
+    boundary.reset()
+    assert len(boundary) == 0
+    boundary.check(check, np.zeros((2, 3)), flag=True)
+    assert len(calls) == 5
+
+
+def test_a_failed_check_is_not_remembered():
+    calls: list[tuple[object, ...]] = []
+    check, boundary = counting_check(calls), CheckBoundary()
+    for _ in range(2):
+        with pytest.raises(TypeError):
+            boundary.check(check, "not an array")
+    assert len(calls) == 2
+    assert len(boundary) == 0
+
+
+def test_context_reaches_the_check_but_not_the_key_and_records_compare_by_identity():
+    calls: list[tuple[object, ...]] = []
+    check, boundary = counting_check(calls), CheckBoundary()
+    forward = Checked(xp=np)
+    dy = np.zeros(3)
+    boundary.check(check, dy, context=(np.zeros(4),), forward=forward)
+    boundary.check(check, dy, context=(np.zeros(5),), forward=forward)
+    assert len(calls) == 1
+    assert calls[0][0][1].shape == (4,)  # the context came after the keyed arrays
+    boundary.check(check, dy, context=(np.zeros(5),), forward=Checked(xp=np))
+    assert len(calls) == 2  # another forward record, equal in value: checked again
+
+
+def on1(shape: tuple[int, ...], dtype=None):
+    return strict.ones(shape, dtype=dtype or strict.float32, device=DEVICE1)
+
+
+@pytest.mark.parametrize(
+    "layer", [xpnn.ReLU(), xpnn.Tanh(), xpnn.Softmax(), xpnn.Dropout(0.5, seed=0)], ids=repr
+)
+def test_layers_check_every_new_kind_after_a_remembered_call(layer):
+    _, backward = layer.forward(on1((4, 3)))
+    backward(on1((4, 3)))
+    with pytest.raises(ValueError, match="CPU_DEVICE"):
+        layer.forward(strict.ones((4, 3), dtype=strict.float32))[1](on1((4, 3)))
+    with pytest.raises(TypeError, match="floating dtype"):
+        layer.forward(on1((4, 3), strict.int32))
+    _, backward = layer.forward(on1((4, 3)))
+    with pytest.raises(ValueError, match="shape"):
+        backward(on1((5, 3)))
+    with pytest.raises(ValueError, match="CPU_DEVICE"):
+        backward(strict.ones((4, 3), dtype=strict.float32))
+
+
+def test_losses_check_every_new_kind_after_a_remembered_call():
+    loss_fn = xpnn.CrossEntropyLoss()
+    labels = strict.asarray([0, 1, 2, 0], device=DEVICE1)
+    loss_fn(on1((4, 3)), labels)
+    with pytest.raises(ValueError, match="CPU_DEVICE"):
+        loss_fn(on1((4, 3)), strict.asarray([0, 1, 2, 0]))
+    with pytest.raises(ValueError, match="labels must have shape"):
+        loss_fn(on1((5, 3)), labels)
+    with pytest.raises(ValueError, match=r"class indices in \[0, 3\).*got 7"):
+        loss_fn(on1((4, 3)), strict.asarray([0, 7, 2, 0], device=DEVICE1))  # values, every call
+    mse = xpnn.MSELoss()
+    mse(on1((4, 3)), on1((4, 3)))
+    with pytest.raises(ValueError, match="target must have the shape of pred"):
+        mse(on1((4, 3)), on1((4, 2)))
+
+
+def test_optimizers_check_every_new_kind_after_a_remembered_call():
+    layer = xpnn.Linear(3, 2, xp=strict, device="device1", dtype="float32", seed=0)
+    optimizer = SGD(layer, lr=0.1)
+    _, backward = layer.forward(on1((4, 3)))
+    backward(on1((4, 2)))
+    optimizer.step()
+    before = strict.asarray(layer.weight, copy=True)
+    layer.grads["weight"] = strict.ones((3, 2), dtype=strict.float32)  # CPU_DEVICE
+    with pytest.raises(ValueError, match="device"):
+        optimizer.step()
+    layer.grads["weight"] = on1((2, 3))
+    with pytest.raises(ValueError, match="shape"):
+        optimizer.step()
+    assert bool(strict.all(layer.weight == before))  # nothing changed before the raise
