@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import safetensors.numpy
 
-from .._compat import Array, array_namespace, dtype_name, library_of
+from .._compat import Array, array_namespace, describe_type, dtype_name, library_of
 from .._transfer import to_numpy
 from .._version import __version__
 from ..files import atomic_write
@@ -132,7 +132,7 @@ def _check_layers(module: Module, where: str) -> None:
     kind = type(module)
     if LAYERS.get(kind.__name__) is not kind:
         raise ValueError(
-            f"{where} is a {kind.__module__}.{kind.__qualname__}, which a checkpoint cannot "
+            f"{where} is a {describe_type(module)}, which a checkpoint cannot "
             f"build back; checkpoints hold models made of xpnn's layers ({', '.join(LAYERS)})"
         )
     for index, child in enumerate(module.children()):
