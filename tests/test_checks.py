@@ -69,6 +69,22 @@ def test_context_reaches_the_check_but_not_the_key_and_records_compare_by_identi
     assert len(calls) == 2  # another forward record, equal in value: checked again
 
 
+def test_models_copy_and_pickle_after_a_step_with_fresh_boundaries():
+    import copy
+    import pickle
+
+    model = xpnn.Sequential(xpnn.Linear(3, 2, seed=0), xpnn.ReLU())
+    loss_fn = xpnn.MSELoss()
+    _, backward = model.forward(np.ones((4, 3)))
+    backward(np.ones((4, 2)))
+    loss_fn(np.ones(2), np.zeros(2))
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert all(len(m._checks) == 0 for m in clone.modules())
+        np.testing.assert_array_equal(clone(np.ones((4, 3))), model(np.ones((4, 3))))
+    assert len(copy.deepcopy(loss_fn)._checks) == 0
+    assert len(model[0]._checks) > 0  # the original keeps its records
+
+
 def on1(shape: tuple[int, ...], dtype=None):
     return strict.ones(shape, dtype=dtype or strict.float32, device=DEVICE1)
 

@@ -156,6 +156,11 @@ class CheckBoundary:
         self._records[check] = record
         return record
 
+    def __reduce__(self) -> tuple[type[CheckBoundary], tuple[()]]:
+        # A copy or a pickle starts empty: records hold namespaces, which do
+        # not pickle, and the copy checks its first inputs again anyway.
+        return (CheckBoundary, ())
+
     def __len__(self) -> int:
         """Return the number of checks with a remembered record."""
         return len(self._records)
