@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from .._compat import Array, DType, Namespace
+from .._compat import Array, DType, Namespace, device
 
-__all__ = ["as_dtype", "gradient_as", "is_empty", "rows"]
+__all__ = ["as_dtype", "broadcast_zero", "gradient_as", "is_empty", "rows"]
 
 
 def as_dtype(xp: Namespace, a: Array, dtype: DType) -> Array:
@@ -44,3 +44,13 @@ def rows(shape: tuple[int | None, ...]) -> int:
 def is_empty(a: Array) -> bool:
     """Tell whether ``a`` has no element (unknown sizes never compare equal to 0)."""
     return any(size == 0 for size in a.shape)
+
+
+def broadcast_zero(xp: Namespace, dtype: DType, like: Array) -> Array:
+    """Return a zero of ``dtype`` on ``like``'s device that broadcasts against ``like``.
+
+    Of shape (1,) rather than () where ``like`` has a dimension: PyTorch
+    through array-api-compat promotes a 0-d operand of ``where`` and
+    ``maximum`` with a slow dtype computation, which a 1-d one skips.
+    """
+    return xp.zeros((1,) if like.ndim else (), dtype=dtype, device=device(like))

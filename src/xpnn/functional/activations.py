@@ -50,8 +50,8 @@ from .._checks import (
     has_unknown,
     shape_str,
 )
-from .._compat import Array, DType, Namespace, array_namespace, device
-from ._dtypes import as_dtype, gradient_as, is_empty
+from .._compat import Array, Namespace, array_namespace, device
+from ._dtypes import as_dtype, broadcast_zero, gradient_as, is_empty
 
 __all__ = [
     "check_activation",
@@ -126,7 +126,7 @@ def check_activation(
         xp=xp,
         dtype=x.dtype,
         same_real_dtype=not complex_ok or xp.isdtype(x.dtype, "real floating"),
-        constants=_zero(xp, x.dtype, x),
+        constants=broadcast_zero(xp, x.dtype, x),
     )
 
 
@@ -206,18 +206,8 @@ def check_activation_backward(
         xp=xp,
         dtype=dtype,
         same_real_dtype=dy.dtype == saved.dtype and xp.isdtype(dtype, "real floating"),
-        constants=_zero(xp, dtype, saved),
+        constants=broadcast_zero(xp, dtype, saved),
     )
-
-
-def _zero(xp: Namespace, dtype: DType, like: Array) -> Array:
-    """Return a zero of ``dtype`` that broadcasts against ``like`` to its shape.
-
-    Of shape (1,) rather than () where ``like`` has a dimension: PyTorch
-    through array-api-compat promotes a 0-d operand of ``where`` and
-    ``maximum`` with a slow dtype computation, which a 1-d one skips.
-    """
-    return xp.zeros((1,) if like.ndim else (), dtype=dtype, device=device(like))
 
 
 def check_slope(negative_slope: object) -> float:

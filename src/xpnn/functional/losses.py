@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 from .._checks import Checked, check_known_shape, check_real_floating, check_same_device, shape_str
 from .._compat import Array, Device, Namespace, array_namespace, device, is_lazy
-from ._dtypes import as_dtype
+from ._dtypes import as_dtype, broadcast_zero
 
 __all__ = [
     "CrossEntropyConstants",
@@ -346,8 +346,7 @@ def check_cross_entropy(logits: Array, labels: Array, reduction: str = "mean") -
         classes,
         count,
         _class_index(xp, labels, classes, where),
-        # Of shape (1,): see xpnn.functional.activations._zero.
-        xp.zeros((1,), dtype=logits.dtype, device=where),
+        broadcast_zero(xp, logits.dtype, logits),
         xp.ones((classes, 1), dtype=logits.dtype, device=where),
         scale,
         is_lazy(logits) or is_lazy(labels),

@@ -209,12 +209,9 @@ class Linear(Module):
             dx, dweight, dbias = linear_backward_kernel(
                 checked, dy, x, weight, has_bias=has_bias, bias_dtype=bias_dtype
             )
-            grads = self.grads
-            # New arrays rather than +=: JAX arrays are immutable, and a
-            # caller may hold the previous gradient.
-            grads["weight"] = dweight if grads["weight"] is None else grads["weight"] + dweight
+            self._accumulate("weight", dweight)
             if dbias is not None:
-                grads["bias"] = dbias if grads["bias"] is None else grads["bias"] + dbias
+                self._accumulate("bias", dbias)
             return dx
 
         return y, backward

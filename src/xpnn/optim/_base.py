@@ -203,10 +203,7 @@ class Optimizer:
         costs about 1 µs, as much as the product of a 64 x 64 matrix. The
         arrays are kept between steps (a few per learning rate).
         """
-        try:
-            key = (value, like.dtype, like.device)
-        except AttributeError:  # Dask arrays have no .device
-            key = (value, like.dtype, device_of(like))
+        key = (value, like.dtype, device_of(like))
         scalar = self._scalars.get(key)
         if scalar is None:
             if len(self._scalars) >= 64:  # a learning-rate schedule: forget old rates
@@ -278,12 +275,9 @@ class Optimizer:
                 entry = state[name] = {"step": 0, **dict.fromkeys(self.buffer_names)}
             step = entry["step"] + 1
             scale, increment = self._update(xp, param, grad, entry, step)
-            if scale == 1.0 and is_writeable(param):  # plain SGD's case, every step
-                param += increment
-            else:
-                new = scale_add(param, scale, increment)
-                if new is not param:
-                    owner.params[local] = new
+            new = scale_add(param, scale, increment)
+            if new is not param:
+                owner.params[local] = new
             entry["step"] = step
 
     def _check_step(
