@@ -12,7 +12,21 @@ from typing import Any
 
 import pytest
 
+from selection import require_backend
 from xpnn.testing.plugin import case_id, matrix, resolve_case, selected_cases
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "backend(name): run only where the run selects backend name (tests of a"
+        " framework's own machinery, which every session's environment can import)",
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers("backend"):
+        require_backend(item.config, marker.args[0])
 
 
 def _cpu_pairs(config: pytest.Config) -> list[tuple[Any, Any]]:

@@ -22,6 +22,7 @@ import pytest
 
 dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
+pytestmark = pytest.mark.backend("dask")
 
 import torch
 from array_api_extra.testing import lazy_xp_function, patch_lazy_xp_functions

@@ -16,6 +16,7 @@ import pytest
 
 da = pytest.importorskip("dask.array", reason="needs Dask")
 distributed = pytest.importorskip("distributed", reason="needs dask.distributed")
+pytestmark = pytest.mark.backend("dask")
 
 import array_api_compat.dask.array as dxp  # noqa: E402
 import array_api_compat.numpy as npx  # noqa: E402

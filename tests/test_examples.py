@@ -27,8 +27,8 @@ PAGES = {
     "interop-sklearn.md": "loss after 2 more epochs",
     "export.md": "onnxruntime and xpnn agree on",
 }
-# Libraries a page needs beyond the test environment's own (numpy, torch,
-# array_api_strict, scikit-learn).
+# The backend a page needs beyond the test environment's own (numpy, torch,
+# array_api_strict, scikit-learn): it runs in that backend's sessions.
 NEEDS = {"interop-jax.md": "jax"}
 
 
@@ -54,7 +54,13 @@ def test_script_runs(name, tmp_path):
     assert out.splitlines()[-1].startswith(SCRIPTS[name])
 
 
-@pytest.mark.parametrize("name", sorted(PAGES))
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=[pytest.mark.backend(NEEDS[name])] if name in NEEDS else [])
+        for name in sorted(PAGES)
+    ],
+)
 def test_page_examples_run(name, tmp_path):
     if name in NEEDS:
         pytest.importorskip(NEEDS[name])

@@ -38,6 +38,7 @@ def test_train_with_defaults_reaches_97_percent(numpy_run):
     assert (output / "curves.png").read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.backend("torch")
 def test_train_on_torch_reaches_the_same_accuracy(xpnn_command, numpy_run, tmp_path):
     output, _ = numpy_run
     result = xpnn_command("train", "--backend", "torch", "--output", str(tmp_path))

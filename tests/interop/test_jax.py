@@ -14,6 +14,7 @@ import pytest
 
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
+pytestmark = pytest.mark.backend("jax")
 
 import xpnn  # noqa: E402
 from xpnn import (  # noqa: E402

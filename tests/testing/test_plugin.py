@@ -179,6 +179,8 @@ def test_the_docs_example_project_has_its_files() -> None:
     assert '"-p", "xpnn.testing.plugin"' in docs_files()["pyproject.toml"]
 
 
+# It runs every installed backend itself, so one session of the matrix is enough.
+@pytest.mark.backend("numpy")
 def test_downstream_library_on_every_installed_backend(pytester: pytest.Pytester) -> None:
     """The docs page's example, turned on by its pyproject's addopts, on every pair."""
     downstream(pytester)
