@@ -6,8 +6,9 @@ input is a fixed batch of 8x8 images with values in ``[0, 1)`` and labels in
 ``0..9``, drawn once; a step costs the same whatever the values.
 
 ``xpnn``
-    ``model.forward``, ``CrossEntropyLoss``, ``optimizer.zero_grad()``,
-    ``backward``, ``SGD.step()``.
+    The step of ``xpnn.fit``: ``forward_on_data(model, x)`` (the input is
+    data: no gradient for it), ``CrossEntropyLoss``,
+    ``optimizer.zero_grad()``, ``backward``, ``SGD.step()``.
 ``native``
     The same step written with the library's own functions: the forward
     pass, a max-shifted softmax cross-entropy, its gradient, the two layers'
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 import xpnn
+from xpnn.layers import forward_on_data
 from xpnn.optim import SGD
 
 from .harness import Backend, Variant, host_rng
@@ -57,7 +59,7 @@ def variants(backend: Backend, dtype: str) -> dict[str, Variant]:
     lazy = backend.name == "dask"
 
     def run_xpnn() -> tuple[Any, ...]:
-        prediction, back = model.forward(x)
+        prediction, back = forward_on_data(model, x)
         value, dprediction = loss_fn(prediction, labels)
         optimizer.zero_grad()
         back(dprediction)

@@ -159,17 +159,20 @@ def linear_backward_kernel(
     *,
     has_bias: bool,
     bias_dtype: DType | None = None,
-) -> tuple[Array, Array, Array | None]:
+    input_grad: bool = True,
+) -> tuple[Array | None, Array, Array | None]:
     """Compute ``(dx, dweight, dbias)`` on inputs :func:`check_linear_backward` passed.
 
     With one real dtype and a 2-d ``x`` (``checked.constants`` then holds a
     vector of ones, one per row), the three products need no cast,
-    conjugate or reshape, and the bias gradient is ``ones @ dy``.
+    conjugate or reshape, and the bias gradient is ``ones @ dy``. With
+    ``input_grad=False``, ``dx`` is ``None`` and not computed.
     """
     xp = checked.xp
     ones = checked.constants
     if ones is not None:  # one real dtype, 2-d: no cast, conjugate or reshape
-        return dy @ weight.T, x.T @ dy, ones @ dy if has_bias else None
+        dx = dy @ weight.T if input_grad else None
+        return dx, x.T @ dy, ones @ dy if has_bias else None
     dtype = checked.dtype
     dy_c = as_dtype(xp, dy, dtype)
     x_c = as_dtype(xp, x, dtype)
@@ -181,10 +184,9 @@ def linear_backward_kernel(
     folded = rows(tuple(x.shape))
     x2 = xp.reshape(x_c, (folded, in_features))
     dy2 = xp.reshape(dy_c, (folded, out_features))
-    dx = dy_c @ w_c.T
     dweight = x2.T @ dy2
     dbias = xp.sum(dy2, axis=0) if has_bias else None
-    dx = gradient_as(xp, dx, x.dtype)
+    dx = gradient_as(xp, dy_c @ w_c.T, x.dtype) if input_grad else None
     dweight = gradient_as(xp, dweight, weight.dtype)
     if dbias is not None:
         dbias = gradient_as(xp, dbias, bias_dtype if bias_dtype is not None else weight.dtype)
@@ -281,4 +283,6 @@ def linear_backward(
     """
     check_linear(x, weight)
     checked = check_linear_backward(dy, x, weight)
-    return linear_backward_kernel(checked, dy, x, weight, has_bias=has_bias)
+    dx, dweight, dbias = linear_backward_kernel(checked, dy, x, weight, has_bias=has_bias)
+    assert dx is not None  # the kernel computes dx unless told not to
+    return dx, dweight, dbias

@@ -401,7 +401,7 @@ def _cross_entropy(
     onehot = as_dtype(xp, labels, class_index.dtype)[..., None] == class_index
 
     onehot_values = xp.astype(onehot, logits.dtype)
-    if check_labels and not lazy and float(xp.sum(onehot_values)) != count:
+    if check_labels and not lazy and int(xp.count_nonzero(onehot)) != count:
         # A label in range matches exactly one class: fewer matches than
         # rows means a label outside [0, C). One number is read back.
         _raise_bad_label(xp, labels, classes)

@@ -159,6 +159,7 @@ def as_function(model: Module) -> tuple[ModelFunction, dict[str, Array]]:
         with _bound(model, params):
             _, pullback = model.forward(x)
             dx = pullback(dy)
+            assert dx is not None  # asked for with forward's default, input_grad=True
             found = {name: owner.grads[local] for name, owner, local in model.parameter_slots()}
         grads = {}
         for name, value in params.items():

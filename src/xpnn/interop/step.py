@@ -28,7 +28,7 @@ from typing import Any
 
 from .._compat import Array, DType, Namespace, array_namespace, device, dtype_name
 from ..functional.losses import check_label_values
-from ..layers import Dropout, Module, edge_features
+from ..layers import Dropout, Module, edge_features, forward_on_data
 from ..losses import CrossEntropyLoss
 from ..losses import Loss as LossObject
 from ..optim import Optimizer
@@ -236,7 +236,7 @@ class TrainStep:
 
     def eager_body(self, x: Array, y: Array) -> Array:
         """One step of the bound model and optimizer: forward, loss, backward, update."""
-        prediction, backward = self.model.forward(x)
+        prediction, backward = forward_on_data(self.model, x)
         loss, dprediction = self.loss_fn(prediction, y)
         backward(dprediction)
         self.optimizer.step()

@@ -1,7 +1,7 @@
 """Stateful layers: thin wrappers that own parameters over ``functional``."""
 
 from ._config import LAYERS, from_config
-from ._module import Backward, Module
+from ._module import Backward, Module, forward_on_data
 from .activations import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .dropout import Dropout
 from .edges import edge_features
@@ -23,5 +23,6 @@ __all__ = [
     "Softmax",
     "Tanh",
     "edge_features",
+    "forward_on_data",
     "from_config",
 ]

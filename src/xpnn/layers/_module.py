@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
@@ -20,7 +21,7 @@ from .._compat import (
 from .._compat import device as device_of
 from .._transfer import transfer
 
-__all__ = ["Backward", "Module"]
+__all__ = ["Backward", "Module", "forward_on_data"]
 
 M = TypeVar("M", bound="Module")
 
@@ -37,7 +38,7 @@ class _MovableOptimizer(Protocol):
 
 #: ``backward(dy) -> dx``: returned by ``forward``, it holds what the
 #: gradient needs, so layers cache nothing between calls.
-Backward = Callable[[Array], Array]
+Backward = Callable[[Array], Array | None]
 
 
 class Module:
@@ -49,8 +50,12 @@ class Module:
     Containers such as :class:`~xpnn.Sequential` hold child modules and name
     their parameters with dotted paths (``"0.weight"``).
 
-    Subclasses implement ``forward(x) -> (y, backward)``; calling the module,
-    ``module(x)``, returns ``y`` alone and keeps nothing alive.
+    Subclasses implement ``forward(x, *, input_grad=True) -> (y, backward)``;
+    calling the module, ``module(x)``, returns ``y`` alone and keeps nothing
+    alive. ``input_grad=False`` says that nobody needs the gradient of the
+    input (a batch of data, as in PyTorch, whose inputs do not require
+    gradients): ``backward(dy)`` then accumulates the parameter gradients
+    and returns ``None``, and skips the work of ``dx``.
     """
 
     params: dict[str, Array]
@@ -65,8 +70,12 @@ class Module:
         # input (see xpnn._checks): a training loop's steps are checked once.
         self._checks = CheckBoundary()
 
-    def forward(self, x: Array) -> tuple[Array, Backward]:
-        """Return the output and a closure that back-propagates through it."""
+    def forward(self, x: Array, *, input_grad: bool = True) -> tuple[Array, Backward]:
+        """Return the output and a closure that back-propagates through it.
+
+        With ``input_grad=False`` the closure returns ``None`` instead of
+        ``dx``, and need not compute it.
+        """
         raise NotImplementedError
 
     def __call__(self, x: Array) -> Array:
@@ -353,3 +362,39 @@ def _target(
             f"{'complex' if was_complex else 'real'} floating dtype"
         )
     return {"xp": xp, "device": where, "dtype": new_dtype}
+
+
+def forward_on_data(module: Module, x: Array) -> tuple[Array, Backward]:
+    """Return ``module.forward(x, input_grad=False)``: ``x`` is data, whose gradient nobody needs.
+
+    Training loops call this: the first layer then skips computing ``dx``
+    (for a Linear layer, a product as large as its forward pass). A module
+    whose ``forward`` takes no ``input_grad`` (a user's own) gets a plain
+    ``forward(x)``, and its ``dx`` is computed and dropped.
+
+    Parameters
+    ----------
+    module : Module
+        The model.
+    x : array
+        A batch of inputs.
+
+    Returns
+    -------
+    y, backward
+        As :meth:`Module.forward` returns them; ``backward(dy)`` accumulates
+        the parameter gradients, and its return value is to be ignored.
+    """
+    if _takes_input_grad(type(module)):
+        return module.forward(x, input_grad=False)
+    return module.forward(x)
+
+
+_TAKES_INPUT_GRAD: dict[type[Module], bool] = {}
+
+
+def _takes_input_grad(kind: type[Module]) -> bool:
+    takes = _TAKES_INPUT_GRAD.get(kind)
+    if takes is None:
+        takes = _TAKES_INPUT_GRAD[kind] = "input_grad" in inspect.signature(kind.forward).parameters
+    return takes

@@ -79,13 +79,16 @@ class _Activation(Module):
             forward=forward,
         )
 
-    def forward(self, x: Array) -> tuple[Array, Backward]:
+    def forward(self, x: Array, *, input_grad: bool = True) -> tuple[Array, Backward]:
         """Apply the activation and return ``(y, backward)``.
 
         Parameters
         ----------
         x : array
             Input; see the class for the shapes and dtypes it accepts.
+        input_grad : bool, default True
+            Whether ``backward`` returns ``dx``. Without it there is nothing
+            to compute (no parameters): ``backward`` returns ``None``.
 
         Returns
         -------
@@ -104,6 +107,9 @@ class _Activation(Module):
         y = type(self)._function(x, checked=forward, **options)
         kept = y if self._keeps_output else x
         backward_function = type(self)._backward_function
+
+        if not input_grad:
+            return y, _no_input_grad
 
         def backward(dy: Array) -> Array:
             # Once per kind of dy and of this forward pass's input.
@@ -316,3 +322,8 @@ class LogSoftmax(_Activation):
 
     def _settings(self) -> dict[str, object]:
         return {"axis": self.axis}
+
+
+def _no_input_grad(dy: Array) -> None:
+    """Return nothing: a layer without parameters whose input needs no gradient."""
+    return None

@@ -73,12 +73,18 @@ class Dropout(Module):
         )
         return bernoulli_mask(self._rng, shape, p=self.p, xp=xp, device=device(x), dtype=x.dtype)
 
-    def forward(self, x: Array) -> tuple[Array, Backward]:
-        """Return ``(y, backward)``; in eval mode or with ``p == 0``, ``y`` is ``x``."""
+    def forward(self, x: Array, *, input_grad: bool = True) -> tuple[Array, Backward]:
+        """Return ``(y, backward)``; in eval mode or with ``p == 0``, ``y`` is ``x``.
+
+        With ``input_grad=False``, ``backward`` returns ``None``: the layer
+        has no parameters, so there is nothing else to compute.
+        """
         forward = self._checks.check(_check_dropout, x)
         if not self.training or self.p == 0.0:
-            return x, _identity
+            return x, _identity if input_grad else _nothing
         mask = self._mask(forward.xp, x)
+        if not input_grad:
+            return x * mask, _nothing
 
         def backward(dy: Array) -> Array:
             self._checks.check(_check_dropout_backward, dy, context=(x,), forward=forward)
@@ -92,6 +98,10 @@ class Dropout(Module):
 
 def _identity(dy: Array) -> Array:
     return dy
+
+
+def _nothing(dy: Array) -> None:
+    return None
 
 
 def _check_dropout(x: Array) -> Checked:

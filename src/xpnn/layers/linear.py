@@ -173,7 +173,7 @@ class Linear(Module):
             raise AttributeError("this Linear was built with bias=False")
         self.params["bias"] = value
 
-    def forward(self, x: Array) -> tuple[Array, Backward]:
+    def forward(self, x: Array, *, input_grad: bool = True) -> tuple[Array, Backward]:
         """Apply the layer and return ``(y, backward)``.
 
         Parameters
@@ -183,6 +183,10 @@ class Linear(Module):
             dimensions of unknown size (a Dask array after boolean indexing)
             are fine for ``y``; ``backward`` needs them known and raises
             ``ValueError`` otherwise.
+        input_grad : bool, default True
+            Whether ``backward`` returns ``dx``. A training step's first
+            layer passes ``False``: its input is data, and ``dy @ weight.T``
+            would be computed for nobody.
 
         Returns
         -------
@@ -191,8 +195,9 @@ class Linear(Module):
         backward : callable
             ``backward(dy) -> dx``. It adds the weight and bias gradients
             into ``grads`` and returns the input gradient, of shape
-            ``x.shape``. Each closure keeps its own forward's input, so
-            several forwards may be back-propagated in any order.
+            ``x.shape`` (``None`` with ``input_grad=False``). Each closure
+            keeps its own forward's input, so several forwards may be
+            back-propagated in any order.
         """
         weight, bias = self.params["weight"], self.params.get("bias")
         # Checked once per kind of x, weight and bias (xpnn._checks).
@@ -201,13 +206,19 @@ class Linear(Module):
         has_bias = bias is not None
         bias_dtype = None if bias is None else bias.dtype
 
-        def backward(dy: Array) -> Array:
+        def backward(dy: Array) -> Array | None:
             # Once per kind of dy and of this forward pass's inputs.
             checked = self._checks.check(
                 check_linear_backward, dy, context=(x, weight, bias), forward=forward
             )
             dx, dweight, dbias = linear_backward_kernel(
-                checked, dy, x, weight, has_bias=has_bias, bias_dtype=bias_dtype
+                checked,
+                dy,
+                x,
+                weight,
+                has_bias=has_bias,
+                bias_dtype=bias_dtype,
+                input_grad=input_grad,
             )
             self._accumulate("weight", dweight)
             if dbias is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._compat import Array
-from ._module import Backward, Module
+from ._module import Backward, Module, forward_on_data
 
 __all__ = ["Sequential"]
 
@@ -51,21 +51,27 @@ class Sequential(Module):
     def __getitem__(self, index: int) -> Module:
         return self.layers[index]
 
-    def forward(self, x: Array) -> tuple[Array, Backward]:
+    def forward(self, x: Array, *, input_grad: bool = True) -> tuple[Array, Backward]:
         """Run every layer and return ``(y, backward)``.
 
         ``backward(dy)`` runs the layers' backward closures in reverse order,
         accumulating each layer's parameter gradients, and returns ``dx``.
+        With ``input_grad=False`` the first layer is told so (a module whose
+        ``forward`` takes no ``input_grad`` computes its ``dx`` anyway), and
+        ``backward`` returns ``None``.
         """
         backwards = []
-        for layer in self.layers:
-            x, layer_backward = layer.forward(x)
+        for index, layer in enumerate(self.layers):
+            if index == 0 and not input_grad:
+                x, layer_backward = forward_on_data(layer, x)
+            else:
+                x, layer_backward = layer.forward(x)
             backwards.append(layer_backward)
 
-        def backward(dy: Array) -> Array:
+        def backward(dy: Array) -> Array | None:
             for layer_backward in reversed(backwards):
                 dy = layer_backward(dy)
-            return dy
+            return dy if input_grad else None
 
         return x, backward
 

@@ -203,12 +203,16 @@ class Optimizer:
         costs about 1 µs, as much as the product of a 64 x 64 matrix. The
         arrays are kept between steps (a few per learning rate).
         """
-        key = (value, like.dtype, device_of(like))
+        try:
+            where = like.device  # the standard's attribute: no call on every step
+        except AttributeError:  # Dask arrays have none
+            where = device_of(like)
+        key = (value, like.dtype, where)
         scalar = self._scalars.get(key)
         if scalar is None:
             if len(self._scalars) >= 64:  # a learning-rate schedule: forget old rates
                 self._scalars.clear()
-            scalar = xp.asarray(value, dtype=like.dtype, device=key[2])
+            scalar = xp.asarray(value, dtype=like.dtype, device=device_of(like))
             self._scalars[key] = scalar
         return scalar
 
@@ -246,35 +250,38 @@ class Optimizer:
             if the optimizer's buffers no longer match a parameter the model
             replaced (another shape, dtype or device).
         """
-        work = []
+        live = []
         arrays: list[Array] = []
-        for name, owner, local in self.model.parameter_slots():
+        for slot in self.model.parameter_slots():
+            owner, local = slot[1], slot[2]
             grad = owner.grads.get(local)
             if grad is not None:
-                param = owner.params[local]
-                work.append((name, owner, local, param, grad))
-                arrays += (param, grad)
-        if not work:
+                live.append(slot)
+                arrays += (owner.params[local], grad)
+        if not live:
             return
         # The checks depend only on the kinds of parameter and gradient (type,
         # dtype, shape, device) and on which parameters have buffers, so a
         # training loop that feeds the same kinds every step runs them once.
         state = self._state
-        names = tuple([entry[0] for entry in work])
+        names = tuple([slot[0] for slot in live])
         checked = self._checks.check(
             self._check_step,
             *arrays,
             names=names,
             stateful=tuple([name in state for name in names]),
         )
-        for (name, owner, local, param, grad), xp in zip(work, checked.constants, strict=True):
+        update = self._update
+        for index, (name, owner, local) in enumerate(live):
+            xp = checked.constants[index]
+            param, grad = arrays[2 * index], arrays[2 * index + 1]
             if grad.dtype != param.dtype:
                 grad = xp.astype(grad, param.dtype)
             entry = state.get(name)
             if entry is None:
                 entry = state[name] = {"step": 0, **dict.fromkeys(self.buffer_names)}
             step = entry["step"] + 1
-            scale, increment = self._update(xp, param, grad, entry, step)
+            scale, increment = update(xp, param, grad, entry, step)
             new = scale_add(param, scale, increment)
             if new is not param:
                 owner.params[local] = new

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .._compat import Array, Namespace, array_namespace, is_lazy, library_of
-from ..layers import Module
+from ..layers import Module, forward_on_data
 from ..losses import BCEWithLogitsLoss
 from .plan import epoch_plan
 from .sources import BatchSource, EagerSource, add
@@ -290,7 +290,7 @@ def fit(
             windows = epoch_plan(rng, rows, blocks, interleave, batch_size, shuffle)
             sums: tuple[Array | None, Array | None] = (None, None)
             for xb, yb in source.batches(windows, batch_size):
-                prediction, backward = model.forward(xb)
+                prediction, backward = forward_on_data(model, xb)
                 value, dprediction = loss(prediction, yb)
                 optimizer.zero_grad()
                 backward(dprediction)
