@@ -35,6 +35,7 @@ behind the caller's back; step counts are Python ints.
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 from collections.abc import Mapping
@@ -98,10 +99,25 @@ def check_real(name: str, value: object) -> float:
 
 
 def check_at_least(name: str, value: object, low: float) -> float:
-    """Return ``value`` as a float if it is a number ``>= low``; raise otherwise."""
+    """Return ``value`` as a float if it is a finite number ``>= low``; raise otherwise.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a real number.
+    ValueError
+        If ``value`` is below ``low``, ``nan``, or infinite: an infinite
+        hyper-parameter turns every parameter it touches into ``inf`` or
+        ``nan`` at the first step.
+    """
     number = check_real(name, value)
     if not number >= low:  # also catches nan
         raise ValueError(f"{name} must be >= {low:g}, got {number!r}")
+    if math.isinf(number):
+        raise ValueError(
+            f"{name} must be a finite number >= {low:g}, got {number!r}: it would turn the "
+            "parameters into inf or nan at the first step; pass a finite value"
+        )
     return number
 
 
