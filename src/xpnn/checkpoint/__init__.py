@@ -13,7 +13,9 @@ no code from it, and any safetensors reader can open it.
   made for the loaded model, as ``torch.optim.Optimizer.load_state_dict``
   does in PyTorch.
 
-Every problem with a file raises :class:`CheckpointError`.
+Every tensor's SHA-256 digest is saved with it and checked as it is read,
+so a flipped byte in a file is found. Every problem with a file raises
+:class:`CheckpointError`.
 
 One job per module: :mod:`~xpnn.checkpoint.format` (the format's constants,
 its error, and the checks of a file's header and metadata),
@@ -25,11 +27,19 @@ its error, and the checks of a file's header and metadata),
 from __future__ import annotations
 
 from .build import load
-from .format import FORMAT, FORMAT_VERSION, OPTIMIZER_PREFIX, WEIGHT_LAYOUT, CheckpointError
+from .format import (
+    DIGEST_ALGORITHM,
+    FORMAT,
+    FORMAT_VERSION,
+    OPTIMIZER_PREFIX,
+    WEIGHT_LAYOUT,
+    CheckpointError,
+)
 from .optimizer import load_optimizer
 from .writer import save
 
 __all__ = [
+    "DIGEST_ALGORITHM",
     "FORMAT",
     "FORMAT_VERSION",
     "OPTIMIZER_PREFIX",

@@ -20,6 +20,7 @@ def load(
     xp: object | None = None,
     device: Device | str | None = None,
     dtype: DType | str | None = None,
+    verify: bool = True,
 ) -> Module:
     """Build the model saved at ``path``, on the library, device and dtype asked.
 
@@ -41,6 +42,10 @@ def load(
     dtype : dtype or str, optional
         A floating dtype for every parameter (``"float32"``, ``torch.float64``,
         ...). When omitted each parameter keeps the dtype it was saved with.
+    verify : bool, default True
+        Check each parameter's data against the digest the file records,
+        as it is read. Files without digests (written before xpnn recorded
+        them) load unchecked either way. False skips the hashing.
 
     Returns
     -------
@@ -72,7 +77,7 @@ def load(
     >>> layer.weight.dtype
     array_api_strict.float32
     """
-    with open_checkpoint(path) as contents:
+    with open_checkpoint(path, verify=verify) as contents:
         model = build_model(contents)
         check_optimizer_record(contents)
         for name in contents.parameters:

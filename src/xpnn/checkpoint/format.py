@@ -2,15 +2,18 @@
 
 A checkpoint is a safetensors file, read and written with the ``safetensors``
 package. Its ``__metadata__`` holds the format marker and version, the
-model's structure, each tensor's xpnn dtype and the optimizer's record.
-:func:`open_checkpoint` opens a file and checks all of that, before any
-tensor data are read.
+model's structure, each tensor's xpnn dtype and digest, and the optimizer's
+record. :func:`open_checkpoint` opens a file and checks all of that, before
+any tensor data are read; :meth:`Contents.array` checks each tensor's data
+against its digest as it reads them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +26,7 @@ from safetensors import SafetensorError, safe_open
 from .._version import __version__
 
 __all__ = [
+    "DIGEST_ALGORITHM",
     "FORMAT",
     "FORMAT_VERSION",
     "HOST_DTYPES",
@@ -35,6 +39,7 @@ __all__ = [
     "check_optimizer_record",
     "name_list",
     "open_checkpoint",
+    "tensor_digest",
 ]
 
 #: The value of ``"format"`` in the metadata of every xpnn checkpoint.
@@ -42,6 +47,14 @@ FORMAT = "xpnn"
 
 #: The version of the checkpoint layout this package writes and reads.
 FORMAT_VERSION = 1
+
+#: The hash of each tensor's stored bytes in the metadata's ``"digests"``.
+#: SHA-256 runs on the SHA extensions of current x86 and ARM processors, and
+#: any tool can recompute it (``sha256sum`` on the tensor's byte range).
+DIGEST_ALGORITHM = "sha256"
+
+# A digest as the metadata records it: "sha256:" and 64 lower-case hex digits.
+_DIGEST = re.compile(rf"{DIGEST_ALGORITHM}:[0-9a-f]{{64}}")
 
 #: Optimizer buffers are stored as ``optimizer.<parameter name>.<buffer name>``.
 OPTIMIZER_PREFIX = "optimizer."
@@ -109,6 +122,10 @@ class Contents:
     buffers : dict
         Filled in by :func:`check_optimizer_record`: the tensor name of each
         buffer, by parameter name then buffer name.
+    digests : dict of str to str or None
+        The recorded digest of every tensor, by name, each checked to be
+        well formed; None when the file records none (written before xpnn
+        recorded digests, or by another tool) or when verification is off.
     """
 
     where: str
@@ -119,20 +136,82 @@ class Contents:
     parameters: list[str] = field(default_factory=list)
     optimizer: dict[str, Any] | None = None
     buffers: dict[str, dict[str, str]] = field(default_factory=dict)
+    digests: dict[str, str] | None = None
+    _digest_names_checked: bool = field(default=False, repr=False)
 
     def fail(self, message: str) -> CheckpointError:
         """Return the error to raise, ``message`` prefixed with the file's name."""
         return CheckpointError(f"{self.where} {message}")
 
     def array(self, name: str) -> npt.NDArray[Any]:
-        """Read tensor ``name`` as a writeable host array of its xpnn dtype and shape."""
+        """Read tensor ``name`` as a writeable host array of its xpnn dtype and shape.
+
+        When the file records digests, the bytes read are hashed and
+        compared with the digest of ``name`` before the array is returned.
+        The first read also checks that the digests name exactly the
+        file's tensors: after the structure and the optimizer's record,
+        whose errors say more about a file that was edited.
+
+        Raises
+        ------
+        CheckpointError
+            If the tensor cannot be read, or its data do not match its digest.
+        """
+        if self.digests is not None and not self._digest_names_checked:
+            self._check_digest_names(self.digests)
         try:
             stored: npt.NDArray[Any] = self.file.get_tensor(name)
         except SafetensorError as exc:
             raise self.fail(f"cannot be read: {_one_line(exc)}") from None
+        if self.digests is not None:
+            # The array holds the very bytes read from the file, so hashing
+            # it streams: each tensor is hashed once, as it is read, and no
+            # second copy of the file is ever in memory.
+            found = tensor_digest(stored)
+            if found != self.digests[name]:
+                raise self.fail(
+                    f"holds tensor {name!r} whose data do not match its recorded digest "
+                    f"({self.digests[name]}, read {found}): the data are corrupt. Use an intact "
+                    f"copy of the checkpoint, or save it again"
+                )
         if self.dtypes[name] == "complex128":
             return stored.view(np.complex128).reshape(stored.shape[:-1])
         return stored
+
+    def _check_digest_names(self, digests: Mapping[str, str]) -> None:
+        self._digest_names_checked = True
+        undigested = [name for name in self.shapes if name not in digests]
+        absent = [name for name in digests if name not in self.shapes]
+        parts = []
+        if undigested:
+            parts.append(f"holds tensors without a digest: {name_list(undigested)}")
+        if absent:
+            parts.append(f"has digests of tensors it does not hold: {name_list(absent)}")
+        if parts:
+            raise self.fail(
+                f"{' and '.join(parts)} (metadata 'digests'); tensors were removed or added by "
+                f"another tool, or the file is corrupt"
+            )
+
+
+def tensor_digest(array: npt.NDArray[Any]) -> str:
+    """Return the digest a checkpoint records for ``array``: ``"sha256:<hex>"``.
+
+    The hash is of the bytes the file stores for the array: C order,
+    little-endian, as :data:`DIGEST_ALGORITHM` over the tensor's byte range
+    in the data section. A NumPy array in that layout is hashed where it
+    lies, without a copy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpnn.checkpoint.format import tensor_digest
+    >>> tensor_digest(np.zeros(0, np.float32))
+    'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
+    """
+    stored = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    digest = hashlib.new(DIGEST_ALGORITHM, stored.reshape(-1).view(np.uint8).data)
+    return f"{DIGEST_ALGORITHM}:{digest.hexdigest()}"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -140,13 +219,18 @@ def _one_line(exc: BaseException) -> str:
 
 
 @contextmanager
-def open_checkpoint(path: PathLike) -> Iterator[Contents]:
-    """Open the checkpoint at ``path``; check its header, format and recorded dtypes.
+def open_checkpoint(path: PathLike, *, verify: bool = True) -> Iterator[Contents]:
+    """Open the checkpoint at ``path``; check its header, format, dtypes and digests.
 
     The parameters are checked against a model next (the model the recorded
     structure describes, or an optimizer's model), then the optimizer's
     record (:func:`check_optimizer_record`), all before any tensor data are
     read with :meth:`Contents.array`, inside the ``with`` block.
+
+    With ``verify`` (the default) a file that records digests has them
+    checked for form here, and each tensor's data against its digest as
+    :meth:`Contents.array` reads it; a file without digests is read
+    unchecked. Without ``verify`` the digests are ignored.
 
     Raises
     ------
@@ -154,8 +238,8 @@ def open_checkpoint(path: PathLike) -> Iterator[Contents]:
         If the file cannot be opened (``FileNotFoundError``, ...).
     CheckpointError
         If it is not a safetensors file, not an xpnn checkpoint, of another
-        format version, or its metadata are missing, malformed or disagree
-        with its tensors.
+        format version, or its metadata (digests included) are missing,
+        malformed or disagree with its tensors.
     """
     where = f"checkpoint {os.fspath(path)!r}"
     # Python's own open() raises the usual OSError subclasses, with errno
@@ -174,10 +258,10 @@ def open_checkpoint(path: PathLike) -> Iterator[Contents]:
             f"corrupt or of another kind. Use an intact copy of the checkpoint, or save it again"
         ) from None
     with handle as file:
-        yield _inspect(file, where)
+        yield _inspect(file, where, verify=verify)
 
 
-def _inspect(file: Any, where: str) -> Contents:
+def _inspect(file: Any, where: str, *, verify: bool) -> Contents:
     metadata: dict[str, str] = file.metadata() or {}
     marker = metadata.get("format")
     if marker != FORMAT:
@@ -203,6 +287,8 @@ def _inspect(file: Any, where: str) -> Contents:
         dtypes=_from_json(metadata, "dtypes", where, dict),
     )
     _check_dtypes(contents)
+    if verify and "digests" in metadata:
+        contents.digests = _check_digest_values(_from_json(metadata, "digests", where, dict), where)
     if "optimizer" in metadata:
         contents.optimizer = _from_json(metadata, "optimizer", where, dict)
     return contents
@@ -226,6 +312,20 @@ def _from_json(metadata: Mapping[str, str], key: str, where: str, kind: type) ->
             f"{type(value).__name__}; the file is corrupt"
         )
     return value
+
+
+def _check_digest_values(digests: dict[str, object], where: str) -> dict[str, str]:
+    """Check that every recorded digest is ``"sha256:"`` and 64 lower-case hex digits."""
+    checked: dict[str, str] = {}
+    for name, digest in digests.items():
+        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+            raise CheckpointError(
+                f"{where} has a malformed digest {digest!r} for tensor {name!r} in its metadata "
+                f"'digests'; expected '{DIGEST_ALGORITHM}:' and 64 hex digits. The file is "
+                f"corrupt: use an intact copy of the checkpoint, or save it again"
+            )
+        checked[name] = digest
+    return checked
 
 
 def _check_dtypes(contents: Contents) -> None:

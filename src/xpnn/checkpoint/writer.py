@@ -15,7 +15,15 @@ from .._version import __version__
 from ..files import atomic_write
 from ..layers import LAYERS, Module
 from ..optim import Optimizer
-from .format import FORMAT, FORMAT_VERSION, HOST_DTYPES, OPTIMIZER_PREFIX, WEIGHT_LAYOUT, PathLike
+from .format import (
+    FORMAT,
+    FORMAT_VERSION,
+    HOST_DTYPES,
+    OPTIMIZER_PREFIX,
+    WEIGHT_LAYOUT,
+    PathLike,
+    tensor_digest,
+)
 
 __all__ = ["save"]
 
@@ -60,6 +68,9 @@ def save(model: Module, path: PathLike, *, optimizer: Optimizer | None = None) -
     (``"0.weight"``); optimizer buffers as
     ``"optimizer.<parameter>.<buffer>"`` (``"optimizer.0.weight.exp_avg"``).
     Gradients, the training mode and Dropout's random state are not saved.
+    The metadata's ``"digests"`` records a SHA-256 digest of every tensor's
+    stored bytes, which :func:`~xpnn.load` and
+    :func:`~xpnn.checkpoint.load_optimizer` check as they read them.
     The file is built in memory by ``safetensors.numpy.save`` before it is
     written, so saving takes host memory of about twice the model's size
     (and its optimizer's).
@@ -121,10 +132,11 @@ def save(model: Module, path: PathLike, *, optimizer: Optimizer | None = None) -
             "the optimizer's hyperparameters",
         )
     metadata["dtypes"] = json.dumps({name: dtype for name, (_, dtype) in tensors.items()})
-    data = safetensors.numpy.save(
-        {name: stored_array(array, dtype) for name, (array, dtype) in tensors.items()},
-        metadata=metadata,
-    )
+    stored = {name: stored_array(array, dtype) for name, (array, dtype) in tensors.items()}
+    # Hashed from the host arrays the file is built from, so the digests are
+    # of exactly the bytes written.
+    metadata["digests"] = json.dumps({name: tensor_digest(array) for name, array in stored.items()})
+    data = safetensors.numpy.save(stored, metadata=metadata)
     atomic_write(path, lambda file: file.write(data))
 
 
