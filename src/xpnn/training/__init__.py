@@ -19,6 +19,6 @@ importing only those listed before it:
 
 from __future__ import annotations
 
-from .loop import History, evaluate, fit
+from .loop import DivergedError, History, evaluate, fit
 
-__all__ = ["History", "evaluate", "fit"]
+__all__ = ["DivergedError", "History", "evaluate", "fit"]

@@ -14,6 +14,7 @@ Dask run and a NumPy run with the same blocks see the same batches.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -22,13 +23,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .._compat import Array, Namespace, array_namespace, is_lazy, library_of
+from .._compat import Array, Namespace, array_namespace, is_lazy, is_writeable, library_of
+from ..functional.losses import check_label_values
 from ..layers import Module, forward_on_data
-from ..losses import BCEWithLogitsLoss
+from ..losses import BCEWithLogitsLoss, CrossEntropyLoss
 from .plan import epoch_plan
 from .sources import BatchSource, EagerSource, add
 
-__all__ = ["History", "Loss", "Optimizer", "evaluate", "fit", "open_source"]
+__all__ = ["DivergedError", "History", "Loss", "Optimizer", "evaluate", "fit", "open_source"]
 
 #: ``loss(prediction, target) -> (value, dprediction)``, as the classes in
 #: :mod:`xpnn.losses` are.
@@ -43,6 +45,16 @@ class Optimizer(Protocol):
 
     def zero_grad(self) -> None:
         """Forget the accumulated gradients."""
+
+
+class DivergedError(ValueError):
+    """Training stopped: an epoch's loss is not finite (NaN or infinite).
+
+    Raised by :func:`fit` once the epoch's summed loss, which it reads back
+    anyway, is NaN or infinite. The parameters are then NaN or infinite
+    too, so nothing of that run is worth saving; the message names the
+    epoch and its steps, and suggests a lower learning rate.
+    """
 
 
 @dataclass
@@ -180,14 +192,64 @@ def evaluate(
     return mean_loss, accuracy
 
 
-def _progress(enabled: bool | None, epochs: int) -> Any:
+#: Width of the progress bar when the terminal reports none (0 columns, as
+#: some terminals and containers do): tqdm would otherwise draw nothing.
+FALLBACK_COLUMNS = 80
+
+
+def _progress(enabled: bool | None, epochs: int, initial: int = 0) -> Any:
     if enabled is False or (enabled is None and not sys.stderr.isatty()):
         return None
     try:
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(total=epochs, unit="epoch", file=sys.stderr, leave=True)
+    return tqdm(
+        total=epochs,
+        initial=initial,
+        unit="epoch",
+        file=sys.stderr,
+        leave=True,
+        # A fixed width when the terminal reports none; else tqdm follows it.
+        ncols=None if _terminal_columns() > 0 else FALLBACK_COLUMNS,
+    )
+
+
+def _terminal_columns() -> int:
+    """Columns of the terminal on standard error, 0 when it reports none or is no terminal."""
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+class _Snapshot:
+    """The parameters and optimizer state at the end of an epoch, to roll back to."""
+
+    def __init__(self, model: Module, optimizer: Any) -> None:
+        # Arrays that later steps update in place are copied; immutable ones
+        # (JAX, Dask) are kept as they are, since no step changes them.
+        self.parameters = {
+            name: array_namespace(parameter=p).asarray(p, copy=True) if is_writeable(p) else p
+            for name, p in model.named_parameters()
+        }
+        self.optimizer_state = optimizer.state_dict()
+
+    def restore(self, model: Module, optimizer: Any) -> None:
+        for name, value in self.parameters.items():
+            model.set_parameter(name, value)
+        optimizer.load_state_dict(self.optimizer_state)
+
+
+def _check_labels_up_front(xp: Namespace, loss: Loss, y: Array, prediction: Array) -> None:
+    """Check every class label of the data against the model's classes, before any update.
+
+    Only class indices for :class:`~xpnn.losses.CrossEntropyLoss`, whose
+    number of classes is the prediction's last axis; lazy labels are not
+    read (see :func:`~xpnn.functional.losses.check_label_values`).
+    """
+    if isinstance(loss, CrossEntropyLoss) and xp.isdtype(y.dtype, "integral") and prediction.ndim:
+        check_label_values(y, int(prediction.shape[-1]))
 
 
 def fit(
@@ -205,6 +267,8 @@ def fit(
     interleave: int = 1,
     validation_data: tuple[Array, Array] | None = None,
     progress: bool | None = None,
+    initial_epoch: int = 0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> History:
     """Train ``model`` with mini-batches and return the per-epoch history.
 
@@ -250,13 +314,48 @@ def fit(
     progress : bool, optional
         Show a progress bar (needs tqdm). By default, only when standard
         error is a terminal.
+    initial_epoch : int, default 0
+        Epochs already done, as Keras's ``initial_epoch``: training runs
+        epochs ``initial_epoch + 1`` to ``epochs``. To continue a run that
+        stopped after ``k`` epochs, restore its model and optimizer state
+        (:func:`xpnn.load`, :func:`xpnn.load_optimizer`) and pass
+        ``initial_epoch=k`` with the run's other arguments: the shuffle
+        generator is advanced past the first ``k`` epochs' draws (host work
+        only, no steps), so the continuation sees the batches the whole run
+        would have seen, and ends where it would have ended.
+    should_stop : callable, optional
+        ``should_stop() -> bool``, asked after every step and before every
+        epoch. Once it returns True, training stops there: the parameters
+        and the optimizer's state go back to the end of the last finished
+        epoch (a partial epoch is dropped), and the history of the finished
+        epochs is returned. It needs an optimizer with ``state_dict()`` and
+        ``load_state_dict()`` (every :mod:`xpnn.optim` optimizer), since
+        each epoch's end is kept to roll back to. ``xpnn train`` passes a
+        flag that its Ctrl-C (SIGINT) and SIGTERM handlers set.
 
     Returns
     -------
     History
         Mean training loss and accuracy per epoch (accuracy measured during
         the epoch, as the batches go by), the same on validation data, and
-        the seconds each epoch took.
+        the seconds each epoch took, for the epochs this call ran (from
+        ``initial_epoch + 1``); fewer than asked when ``should_stop``
+        stopped it.
+
+    Raises
+    ------
+    ValueError
+        For bad arguments, no rows of training data, or a class label out
+        of range. Integer labels of :class:`~xpnn.losses.CrossEntropyLoss`
+        are all checked after the first forward pass, before the first
+        update, on eager arrays; lazy ones (JAX, Dask) are not read, and
+        a bad label gives NaN losses instead, which end in
+        :class:`DivergedError`.
+    DivergedError
+        When an epoch's loss is NaN or infinite. The loss is read back once
+        per epoch (not every step, which would stall GPUs and lazy
+        backends), so the error comes at the end of the epoch in which the
+        loss went bad; the model's parameters are left as they are then.
 
     Notes
     -----
@@ -269,39 +368,82 @@ def fit(
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be a non-negative int, got {epochs!r}")
+    if (
+        isinstance(initial_epoch, bool)
+        or not isinstance(initial_epoch, int)
+        or not 0 <= initial_epoch <= epochs
+    ):
+        raise ValueError(
+            f"initial_epoch must be an int from 0 to epochs ({epochs}), got {initial_epoch!r}"
+        )
     _check_count("batch_size", batch_size)
     _check_count("block_rows", block_rows, optional=True)
     _check_count("interleave", interleave)
+    if should_stop is not None and not (
+        hasattr(optimizer, "state_dict") and hasattr(optimizer, "load_state_dict")
+    ):
+        raise TypeError(
+            "should_stop needs an optimizer with state_dict() and load_state_dict(), to roll "
+            f"back to the last finished epoch; got {type(optimizer).__name__}"
+        )
     xp = array_namespace(x=x, y=y)
     rows = _rows("x", x)
     if _rows("y", y) != rows:
         raise ValueError(f"x and y must have the same number of rows, got {rows} and {y.shape[0]}")
+    if rows == 0:
+        raise ValueError(
+            f"fit needs at least one row of training data, got x of shape {tuple(x.shape)}"
+        )
     source = open_source(xp, x, y, model, optimizer)
     if block_rows is None:
         block_rows = source.block_rows
     blocks = block_rows if block_rows is not None else max(rows, 1)
     rng = np.random.default_rng(seed)
+    for _ in range(initial_epoch):
+        # Draw and drop the plans of the epochs done: the generator then
+        # stands where the whole run's stood after them.
+        epoch_plan(rng, rows, blocks, interleave, batch_size, shuffle)
     history = History()
-    bar = _progress(progress, epochs)
+    step = 0
+    labels_checked = False
+    bar = _progress(progress, epochs, initial_epoch)
     model.train()
     try:
-        for _ in range(epochs):
+        for epoch in range(initial_epoch + 1, epochs + 1):
+            if should_stop is not None and should_stop():
+                break
+            snapshot = _Snapshot(model, optimizer) if should_stop is not None else None
             start = time.perf_counter()
             windows = epoch_plan(rng, rows, blocks, interleave, batch_size, shuffle)
             sums: tuple[Array | None, Array | None] = (None, None)
             for xb, yb in source.batches(windows, batch_size):
                 prediction, backward = forward_on_data(model, xb)
+                if not labels_checked:
+                    _check_labels_up_front(xp, loss, y, prediction)
+                    labels_checked = True
                 value, dprediction = loss(prediction, yb)
                 optimizer.zero_grad()
                 backward(dprediction)
                 optimizer.step()
+                step += 1
                 sums = (
                     add(sums[0], value * xb.shape[0]),
                     add(sums[1], _correct(xp, loss, prediction, yb)),
                 )
                 sums = source.after_step(*sums)
+                if should_stop is not None and snapshot is not None and should_stop():
+                    snapshot.restore(model, optimizer)
+                    return history
             total_loss, total_correct = source.end_epoch(*sums)
-            history.loss.append(total_loss / rows if total_loss is not None else math.nan)
+            mean_loss = total_loss / rows if total_loss is not None else math.nan
+            if not math.isfinite(mean_loss):
+                # Steps count from this call's first; the epoch names the run's.
+                raise DivergedError(
+                    f"training diverged: the mean loss of epoch {epoch} is {mean_loss} "
+                    f"(read at step {step}); lower the learning rate (or look for NaN or "
+                    "infinite values in the data)"
+                )
+            history.loss.append(mean_loss)
             history.accuracy.append(total_correct / rows if total_correct is not None else None)
             if validation_data is not None:
                 val_loss, val_accuracy = evaluate(model, loss, *validation_data)
