@@ -24,6 +24,7 @@ import xpnn
 
 
 def main() -> None:
+    """Save the model once, time the loads both ways, print the fastest of each."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=5000, help="in and out features")
     parser.add_argument("--repeat", type=int, default=7, help="loads of each kind")
