@@ -919,3 +919,54 @@ def test_gradients_training_mode_and_dropout_state_are_not_saved(tmp_path):
     assert loaded.training
     assert all(grad is None for _, grad in loaded.named_gradients())
     assert math.isclose(loaded[8].p, 0.3)
+
+
+LOAD_FLOAT64_WITHOUT_X64 = """
+import sys
+import jax
+import jax.numpy as jnp
+import xpnn
+
+assert not jax.config.jax_enable_x64
+try:
+    xpnn.load(sys.argv[1], xp=jnp)
+except ValueError as exc:
+    print(f"ValueError: {exc}")
+else:
+    print("loaded")
+print(xpnn.load(sys.argv[1], xp=jnp, dtype=jnp.float32).weight.dtype)
+"""
+
+
+def test_float64_on_jax_without_x64_says_what_to_pass(tmp_path):
+    # The test sessions enable x64 for the whole process: a child without it.
+    pytest.importorskip("jax")
+    path = tmp_path / "model.safetensors"
+    xpnn.save(Linear(3, 2, seed=0, dtype="float64"), path)
+    env = {key: value for key, value in os.environ.items() if key != "JAX_ENABLE_X64"}
+    env["JAX_PLATFORMS"] = "cpu"
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_FLOAT64_WITHOUT_X64, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    refused, cast = done.stdout.splitlines()
+    assert refused.startswith("ValueError: parameter 'weight' is float64")
+    assert "dtype=jnp.float32" in refused
+    assert "JAX_ENABLE_X64=1" in refused
+    assert cast == "float32"
+
+
+def test_load_onto_a_device_that_is_not_available_names_it(tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    path = tmp_path / "model.safetensors"
+    xpnn.save(Linear(3, 2, seed=0), path)
+    with pytest.raises(ValueError, match=r"device 'cuda' is not available here \(CUDA is not"):
+        xpnn.load(path, xp=torch, device="cuda")
+    with pytest.raises(ValueError, match=r"device 'cuda' is not available here"):
+        xpnn.load(path, xp=torch, device="cuda", dtype="float32")

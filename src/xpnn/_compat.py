@@ -21,6 +21,7 @@ __all__ = [
     "Device",
     "Namespace",
     "array_namespace",
+    "check_device",
     "describe_type",
     "device",
     "dtype_name",
@@ -224,6 +225,49 @@ def resolve_device(xp: Namespace, device: Device | str | None) -> Device:
     return device
 
 
+#: The standard's floating dtypes, by name: a name among these that a library
+#: lists nowhere is one it lacks in this configuration (JAX without x64).
+_STANDARD_FLOATING = ("float32", "float64", "complex64", "complex128")
+
+
+def check_device(xp: Namespace, device: Device) -> None:
+    """Raise ``ValueError`` unless ``device`` can hold arrays of ``xp`` here.
+
+    The inspection API answers: a device that the library lists no dtype
+    for (``"cuda"`` in a PyTorch without CUDA or on a machine without a GPU,
+    a device name the library does not know) cannot be used.
+
+    Raises
+    ------
+    ValueError
+        Naming the device, saying that it is not available here, and listing
+        the devices that are.
+    """
+    info = xp.__array_namespace_info__()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            usable = bool(info.dtypes(device=device))
+    except Exception:  # torch raises for device strings it cannot parse
+        usable = False
+    if usable:
+        return
+    with warnings.catch_warnings():
+        # torch warns while probing devices it cannot use (meta, ...).
+        warnings.simplefilter("ignore")
+        listed = ", ".join(str(candidate) for candidate in info.devices())
+    text = str(device).lower()
+    why = ""
+    if "cuda" in text:
+        why = " (CUDA is not available)"
+    elif "mps" in text:
+        why = " (MPS, Apple's GPU, is not available)"
+    raise ValueError(
+        f"device {device!r} is not available here{why}: {library_name(xp)} reports no dtypes "
+        f"for it; use one of the devices it has: {listed or 'none'}"
+    )
+
+
 def resolve_dtype(xp: Namespace, dtype: DType | None, device: Device) -> DType:
     """Return a floating dtype for a new parameter on ``device``.
 
@@ -235,9 +279,12 @@ def resolve_dtype(xp: Namespace, dtype: DType | None, device: Device) -> DType:
     TypeError
         If ``dtype`` is not a floating dtype.
     ValueError
-        If the device does not support ``dtype``; the message lists those it
-        does support.
+        If the device is not available here (see :func:`check_device`), or
+        does not support ``dtype``; the message lists the dtypes it does
+        support. A standard name that the library lacks altogether (JAX
+        without 64-bit floats: ``"float64"``) says how to get it.
     """
+    check_device(xp, device)
     info = xp.__array_namespace_info__()
     if dtype is None:
         return info.default_dtypes(device=device)["real floating"]
@@ -249,6 +296,17 @@ def resolve_dtype(xp: Namespace, dtype: DType | None, device: Device) -> DType:
         # A standard name ("float32"): how a dtype crosses libraries.
         if dtype in floating:
             return floating[dtype]
+        if dtype in _STANDARD_FLOATING and dtype not in info.dtypes():
+            if array_api_compat.is_jax_namespace(xp):
+                raise ValueError(
+                    f"jax.numpy has no {dtype}: JAX runs without 64-bit floats; pass "
+                    f"dtype=jnp.{'float32' if 'float' in dtype else 'complex64'} to cast, or "
+                    "set JAX_ENABLE_X64=1 before importing jax"
+                )
+            raise ValueError(
+                f"{library_name(xp)} has no {dtype} here; pass one of "
+                f"{', '.join(floating)} as dtype="
+            )
         if dtype not in info.dtypes():
             raise TypeError(
                 f"dtype must be a floating dtype of {xp.__name__} "
@@ -266,7 +324,8 @@ def resolve_dtype(xp: Namespace, dtype: DType | None, device: Device) -> DType:
             f"({', '.join(floating)}), got {dtype!r}"
         )
     raise ValueError(
-        f"device {device!r} does not support dtype {dtype!r}; it supports {', '.join(floating)}"
+        f"device {device!r} does not support dtype {dtype!r}; it supports "
+        f"{', '.join(floating)}: pass one of those as dtype="
     )
 
 

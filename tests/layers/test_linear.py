@@ -207,6 +207,24 @@ def test_dtype_the_device_lacks_raises_value_error():
         Linear(2, 2, xp=strict, device="no_float64", dtype=strict.float64)
 
 
+@pytest.mark.parametrize("dtype", [None, "float32"])
+def test_device_that_is_not_available_is_named(dtype):
+    # torch's inspection API lists no dtypes for a device it cannot use.
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(
+        ValueError,
+        match=r"device 'cuda' is not available here \(CUDA is not available\): torch reports "
+        r"no dtypes for it; use one of the devices it has: cpu",
+    ):
+        Linear(2, 2, xp=torch, device="cuda", dtype=dtype)
+    layer = Linear(2, 2, seed=0)
+    with pytest.raises(ValueError, match=r"device 'cuda' is not available here"):
+        layer.to(torch, device="cuda", dtype=dtype)
+    assert type(layer.weight) is np.ndarray
+
+
 def test_forward_errors_are_the_functional_ones(xp, device):
     layer = Linear(64, 8, xp=xp, device=device, seed=0)
     with pytest.raises(ValueError, match=r"expected last dimension 64 \(in_features\), got 63"):

@@ -13,6 +13,7 @@ from .._compat import (
     DType,
     Namespace,
     array_namespace,
+    check_device,
     dtype_name,
     resolve_device,
     resolve_dtype,
@@ -344,12 +345,17 @@ def _target(
         where = device_of(param)
     else:
         where = xp.__array_namespace_info__().default_device()
+    # Before the dtype: a device that cannot be used at all is no dtype's fault.
+    check_device(xp, where)
     current = dtype_name(source, param.dtype)
     try:
         new_dtype = resolve_dtype(xp, current if dtype is None else dtype, where)
     except ValueError as exc:
         if dtype is not None:
             raise
+        if current not in xp.__array_namespace_info__().dtypes():
+            # The library lacks the dtype altogether: the message says how to get it.
+            raise ValueError(f"parameter {name!r} is {current}, but {exc}") from None
         raise ValueError(
             f"parameter {name!r} is {current}, which the target device does not support ({exc}); "
             f"pass dtype= as well, for example dtype='float32'"
