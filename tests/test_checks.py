@@ -136,3 +136,89 @@ def test_optimizers_check_every_new_kind_after_a_remembered_call():
     with pytest.raises(ValueError, match="shape"):
         optimizer.step()
     assert bool(strict.all(layer.weight == before))  # nothing changed before the raise
+
+
+# What people pass where an array belongs: data not yet wrapped, or nothing.
+NOT_ARRAYS = {
+    "list": [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]],
+    "tuple": ((1.0, 2.0, 3.0),),
+    "float": 1.5,
+    "None": None,
+}
+NOT_ARRAY_GOT = {"list": "builtins.list", "tuple": "builtins.tuple", "float": "builtins.float"}
+
+
+def _refused(name: str, which: str) -> str:
+    got = NOT_ARRAY_GOT.get(which, "None")
+    return (
+        rf"^{name} must be an array from an array API library .*, got {got}; "
+        r"wrap data with xp\.asarray\(\.\.\.\) first$"
+    )
+
+
+def _labels() -> np.ndarray:
+    return np.asarray([0, 2])
+
+
+CALLS = {
+    "Linear(x)": (lambda bad: xpnn.Linear(3, 2, seed=0)(bad), "x"),
+    "Linear.forward(x)": (lambda bad: xpnn.Linear(3, 2, seed=0).forward(bad), "x"),
+    "Linear backward(dy)": (
+        lambda bad: xpnn.Linear(3, 2, seed=0).forward(np.ones((2, 3)))[1](bad),
+        "dy",
+    ),
+    "ReLU(x)": (lambda bad: xpnn.ReLU()(bad), "x"),
+    "ReLU.forward(x)": (lambda bad: xpnn.ReLU().forward(bad), "x"),
+    "ReLU backward(dy)": (lambda bad: xpnn.ReLU().forward(np.ones((2, 3)))[1](bad), "dy"),
+    "CrossEntropyLoss(logits)": (lambda bad: xpnn.CrossEntropyLoss()(bad, _labels()), "logits"),
+    "CrossEntropyLoss(labels)": (
+        lambda bad: xpnn.CrossEntropyLoss()(np.ones((2, 3)), bad),
+        "labels",
+    ),
+    "MSELoss(pred)": (lambda bad: xpnn.MSELoss()(bad, np.ones((2, 3))), "pred"),
+    "MSELoss(target)": (lambda bad: xpnn.MSELoss()(np.ones((2, 3)), bad), "target"),
+}
+
+
+@pytest.mark.parametrize("which", NOT_ARRAYS)
+@pytest.mark.parametrize("call", CALLS)
+def test_something_that_is_no_array_is_named_and_refused(call, which):
+    function, name = CALLS[call]
+    with pytest.raises(TypeError, match=_refused(name, which)):
+        function(NOT_ARRAYS[which])
+
+
+@pytest.mark.parametrize("which", NOT_ARRAYS)
+def test_no_array_after_a_remembered_call_is_refused_too(which):
+    # A boundary holding the record of a good call still refuses what comes next.
+    bad = NOT_ARRAYS[which]
+    layer, relu, loss_fn = xpnn.Linear(3, 2, seed=0), xpnn.ReLU(), xpnn.MSELoss()
+    x = np.ones((2, 3))
+    layer(x), relu(x), loss_fn(x, x)
+    with pytest.raises(TypeError, match=_refused("x", which)):
+        layer(bad)
+    with pytest.raises(TypeError, match=_refused("x", which)):
+        relu(bad)
+    with pytest.raises(TypeError, match=_refused("target", which)):
+        loss_fn(x, bad)
+
+
+@pytest.mark.parametrize("which", NOT_ARRAYS)
+def test_an_optimizer_refuses_a_gradient_that_is_no_array(which):
+    layer = xpnn.Linear(3, 2, seed=0)
+    before = layer.weight.copy()
+    layer.grads["weight"] = NOT_ARRAYS[which]
+    if which == "None":  # no gradient: the parameter is skipped, as in PyTorch
+        SGD(layer, lr=0.1).step()
+    else:
+        with pytest.raises(TypeError, match=_refused("gradient of 'weight'", which)):
+            SGD(layer, lr=0.1).step()
+    np.testing.assert_array_equal(layer.weight, before)
+
+
+def test_a_linear_without_bias_still_takes_none_for_it():
+    layer = xpnn.Linear(3, 2, bias=False, seed=0)
+    np.testing.assert_allclose(layer(np.ones((1, 3))), np.ones((1, 3)) @ layer.weight)
+    np.testing.assert_allclose(
+        xpnn.functional.linear(np.ones((1, 3)), layer.weight, None), np.ones((1, 3)) @ layer.weight
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import types
 import warnings
+from collections.abc import Collection
 from typing import Any, TypeAlias
 
 import array_api_compat
@@ -55,13 +56,21 @@ def is_array(obj: object) -> bool:
     return bool(array_api_compat.is_array_api_obj(obj))
 
 
-def array_namespace(**named: Array | None) -> Namespace:
+def array_namespace(*, optional: Collection[str] = (), **named: Array | None) -> Namespace:
     """Return the one namespace shared by the named arrays.
+
+    This is where every check of the functional API, the layers, the losses
+    and the optimizers meets its inputs first, so something that is no
+    array (a list, a tuple, a Python number, ``None``) is refused here, with
+    its name, before anything reads its attributes.
 
     Parameters
     ----------
+    optional : collection of str, optional
+        The names that may be ``None`` (an absent bias); their ``None``
+        values are ignored.
     **named : array or None
-        The arrays by argument name; ``None`` values are ignored.
+        The arrays by argument name.
 
     Returns
     -------
@@ -71,17 +80,23 @@ def array_namespace(**named: Array | None) -> Namespace:
     Raises
     ------
     TypeError
-        If a value is not an array, or if the arrays come from more than one
-        library. The message names each argument and its type.
+        If a value is not an array (``None`` included, unless its name is
+        ``optional``), or if the arrays come from more than one library. The
+        message names each argument and its type, and says to wrap data with
+        ``xp.asarray(...)``.
     """
-    arrays = {name: value for name, value in named.items() if value is not None}
-    for name, value in arrays.items():
+    arrays = {}
+    for name, value in named.items():
+        if value is None and name in optional:
+            continue
         if not is_array(value):
+            got = "None" if value is None else describe_type(value)
             raise TypeError(
                 f"{name} must be an array from an array API library (numpy, "
                 f"torch, cupy, jax, dask, array_api_strict, ...), got "
-                f"{describe_type(value)}; wrap it with xp.asarray(...) first"
+                f"{got}; wrap data with xp.asarray(...) first"
             )
+        arrays[name] = value
     try:
         return array_api_compat.array_namespace(*arrays.values())
     except TypeError:

@@ -53,7 +53,7 @@ def check_linear(x: Array, weight: Array, bias: Array | None = None) -> Checked:
     ValueError
         For arrays on different devices, or shapes that do not fit.
     """
-    xp = array_namespace(x=x, weight=weight, bias=bias)
+    xp = array_namespace(x=x, weight=weight, bias=bias, optional=("bias",))
     check_floating(xp, x=x, weight=weight, bias=bias)
     check_same_device(x=x, weight=weight, bias=bias)
     if weight.ndim != 2:
