@@ -145,7 +145,8 @@ def test_export_whose_graph_fails_the_check_keeps_the_previous_file(
             return [value + 1 for value in outputs] if self.wrong else outputs
 
     monkeypatch.setattr(onnxruntime, "InferenceSession", Wrong)
-    assert cli.main(["export", str(output / "model.safetensors"), str(target)]) == 2
+    argv = ["export", str(output / "model.safetensors"), str(target), "--force"]
+    assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert "the written graph disagrees with the model on 7 random rows" in err
     assert target.read_bytes() == b"the previous export"

@@ -39,9 +39,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         0 on success, 1 when ``xpnn check`` finds a failure, 2 for bad input
         (also the status of argparse's own errors, which exit instead of
-        returning).
+        returning). No arguments at all is bad input: the usage and the
+        list of commands go to standard error, and the status is 2.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    if not argv:
+        # Help, not argparse's one-line "arguments are required": someone who
+        # types the bare command is asking what it does.
+        parser.print_help(sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .backends import choose
 from .selfcheck import run_checks
 from .table import format_table
 
@@ -29,9 +30,15 @@ def run(args: argparse.Namespace) -> int:
     Raises
     ------
     SelectionError
-        For an unknown backend name.
+        For a backend named in ``args.backend`` that is unknown, not
+        installed, or has no device present; the message says which and why,
+        as ``xpnn train --backend`` does.
     """
     only = [b.strip() for b in args.backend.split(",")] if args.backend else None
+    for name in only or ():
+        # A backend asked for by name and left out in silence would give an
+        # empty table and "0 passed": say why it cannot be checked instead.
+        choose(name)
     results = run_checks(only)
     rows = [
         [r.backend, r.device, r.dtype, r.check, "pass" if r.passed else "FAIL", f"{r.error:.2e}"]

@@ -9,6 +9,8 @@ anything is written, so a graph that fails the check replaces nothing.
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,7 +23,7 @@ from .backends import SelectionError
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["CHECK_ROWS", "check_with_onnxruntime", "describe_value", "run"]
+__all__ = ["CHECK_ROWS", "check_output_path", "check_with_onnxruntime", "describe_value", "run"]
 
 #: Rows of the check that runs the written graph against the model: an odd
 #: count, so a graph that only works for even or fixed batches shows.
@@ -34,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     Parameters
     ----------
     args : argparse.Namespace
-        ``checkpoint`` and ``output`` paths, ``dtype`` and ``batch``.
+        ``checkpoint`` and ``output`` paths, ``dtype``, ``batch`` and
+        ``force``.
 
     Returns
     -------
@@ -44,10 +47,12 @@ def run(args: argparse.Namespace) -> int:
     Raises
     ------
     SelectionError
-        If ndonnx or onnx is missing, the checkpoint cannot be read or
-        exported, the output cannot be written, or the graph disagrees with
-        the model.
+        If the output is the checkpoint, or exists and ``force`` is not
+        set (see :func:`check_output_path`); if ndonnx or onnx is missing,
+        the checkpoint cannot be read or exported, the output cannot be
+        written, or the graph disagrees with the model.
     """
+    check_output_path(args.checkpoint, args.output, force=args.force)
     # Looked up on the module at each run, so that tests can replace them.
     try:
         onnx_export.require_onnx()
@@ -83,6 +88,52 @@ def run(args: argparse.Namespace) -> int:
     )
     print(checked)
     return 0
+
+
+def check_output_path(checkpoint: Path, output: Path, *, force: bool = False) -> None:
+    """Refuse an output path that would replace the checkpoint or, unless forced, any file.
+
+    Parameters
+    ----------
+    checkpoint : pathlib.Path
+        The file being exported.
+    output : pathlib.Path
+        Where the ONNX graph would go.
+    force : bool, default False
+        Replace an existing ``output`` (never the checkpoint itself).
+
+    Raises
+    ------
+    SelectionError
+        If ``output`` names the checkpoint (the same path once resolved, or
+        the same file through a link), or exists and ``force`` is False.
+
+    Examples
+    --------
+    >>> try:
+    ...     check_output_path(Path("run/model.safetensors"), Path("./run/model.safetensors"))
+    ... except SelectionError as exc:
+    ...     print(exc.args[0].split(";")[0])
+    the output run/model.safetensors is the checkpoint being exported
+    """
+    if output.resolve() == checkpoint.resolve() or _same_file(checkpoint, output):
+        raise SelectionError(
+            f"the output {output} is the checkpoint being exported; give another path, such "
+            f"as {checkpoint.with_suffix('.onnx')}"
+        )
+    if not force and os.path.lexists(output):
+        raise SelectionError(
+            f"the output {output} exists; give another path, or --force to replace it"
+        )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    # Hard links and symbolic links resolve to other names for one file.
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        # One of them does not exist (yet): then they are not one file.
+        return False
 
 
 def describe_value(value: onnx.ValueInfoProto) -> str:

@@ -6,7 +6,17 @@ runs it. A new command is one module with a ``run(args) -> int`` function
 and one entry of :data:`COMMANDS`.
 
 Bad arguments end the program here, as argparse does, but with one line on
-standard error (usage left out) and exit status 2.
+standard error (usage left out) and exit status 2. ``xpnn`` typed alone is
+bad input too: :func:`xpnn.cli.main` prints the usage and the list of
+commands to standard error and returns 2, argparse's status for a missing
+subcommand (git prints its usage for the same and exits 1; 2 keeps every
+mistake of the command line on one status). ``xpnn --version`` prints
+``xpnn <version>`` on standard output.
+
+Every option's help states its default: :class:`HelpFormatter` appends
+``(default: ...)`` to the help of an option that has a default and does not
+state it already, and leaves out the ``None`` and ``False`` of options
+without one, where the help says what happens instead.
 """
 
 from __future__ import annotations
@@ -17,17 +27,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from .._version import __version__
 from . import check, export, info, train
 from .cluster import DASK_THREADS, DASK_WORKERS
 
 __all__ = [
     "COMMANDS",
+    "MAX_SEED",
     "Command",
+    "HelpFormatter",
     "Parser",
     "build_parser",
     "positive_float",
     "positive_int",
+    "seed",
 ]
+
+#: The largest ``--seed``: NumPy takes any integer of at least 0, but 32
+#: bits are what every library that may take a seed accepts.
+MAX_SEED = 2**32 - 1
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that states each option's default, without ``(default: None)`` noise."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        # What ArgumentDefaultsHelpFormatter does, less the defaults that are
+        # no value (None, False): their help says what happens instead.
+        text = action.help or ""
+        default = action.default
+        # By identity: a default of 0 is a value to state, unlike False.
+        no_value = default is None or default is False or default is argparse.SUPPRESS
+        if action.option_strings and not no_value and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
 
 
 class Parser(argparse.ArgumentParser):
@@ -91,7 +124,8 @@ def positive_float(text: str) -> float:
     Raises
     ------
     argparse.ArgumentTypeError
-        If ``text`` is not a number, or is not above 0 (NaN included).
+        If ``text`` is not a number, or is not above 0 and finite (NaN and
+        infinity included).
 
     Examples
     --------
@@ -100,14 +134,52 @@ def positive_float(text: str) -> float:
     >>> positive_float("-1")
     Traceback (most recent call last):
     ...
-    argparse.ArgumentTypeError: expected a positive number, got -1.0
+    argparse.ArgumentTypeError: expected a positive finite number, got -1.0
     """
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    # NaN fails both comparisons; infinity trains to NaN at the first step.
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {value}")
+    return value
+
+
+def seed(text: str) -> int:
+    """Parse a seed, an integer from 0 to :data:`MAX_SEED`, for ``type=`` of an argument.
+
+    Parameters
+    ----------
+    text : str
+        The argument as given on the command line.
+
+    Returns
+    -------
+    int
+        Its value.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        If ``text`` is not an integer, or is out of the range.
+
+    Examples
+    --------
+    >>> seed("7")
+    7
+    >>> seed("-1")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected an integer from 0 to 4294967295, got -1
+    """
+    expected = f"expected an integer from 0 to {MAX_SEED}"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{expected}, got {value}")
     return value
 
 
@@ -129,6 +201,9 @@ class Command:
         ``arguments(parser)`` adds the command's arguments to its subparser.
     description : str, optional
         The text of ``xpnn NAME --help``.
+    epilog : str, optional
+        What ``xpnn NAME --help`` prints after the options: the files the
+        command writes, for one.
     """
 
     name: str
@@ -136,39 +211,75 @@ class Command:
     run: Callable[[argparse.Namespace], int]
     arguments: Callable[[argparse.ArgumentParser], None] | None = None
     description: str | None = None
+    epilog: str | None = None
 
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", default="numpy", help="array library (default numpy)")
+    parser.add_argument("--backend", default="numpy", help="array library, a backend of xpnn info")
     parser.add_argument(
-        "--device", help="device name from the backend matrix (default: first present)"
+        "--device",
+        help="device name from the backend matrix (default: the backend's first device present)",
     )
-    parser.add_argument("--dtype", default="float32", help="float32 (default) or float64")
-    parser.add_argument("--epochs", type=positive_int, default=20)
-    parser.add_argument("--batch-size", type=positive_int, default=32)
-    parser.add_argument("--lr", type=positive_float, default=3e-3)
-    parser.add_argument("--optimizer", choices=train.OPTIMIZERS, default="adam")
-    parser.add_argument("--hidden", type=positive_int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", default="float32", help="float32 or float64")
     parser.add_argument(
-        "--output", type=Path, default=Path("xpnn-run"), help="directory for results"
+        "--epochs", type=positive_int, default=20, help="passes over the training rows"
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=32, help="rows per optimizer step"
+    )
+    parser.add_argument("--lr", type=positive_float, default=3e-3, help="learning rate")
+    parser.add_argument(
+        "--optimizer",
+        choices=train.OPTIMIZERS,
+        default="adam",
+        help="sgd (momentum 0.9), adam or adamw",
+    )
+    parser.add_argument("--hidden", type=positive_int, default=64, help="units of the hidden layer")
+    parser.add_argument(
+        "--seed",
+        type=seed,
+        default=0,
+        help=f"seed of the split, the initial weights and the batch order, 0 to {MAX_SEED}",
+    )
+    parser.add_argument(
+        "--output",
+        type=train.output_directory,
+        default=Path("xpnn-run"),
+        help="directory of the results",
+    )
+    parser.add_argument(
+        "--resume",
+        type=train.output_directory,
+        metavar="DIR",
+        help="continue the run saved in DIR (interrupted, or with a larger --epochs), with "
+        "its settings",
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite a run already in --output")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (default: one when tqdm is installed and stderr is a terminal)",
+    )
+    # --resume takes the run's settings for the options left at their defaults.
+    names = (*train.RESUMED_SETTINGS, "output")
+    parser.set_defaults(option_defaults={name: parser.get_default(name) for name in names})
     cluster = parser.add_argument_group(
         "Dask cluster", "with --backend dask, training runs on a dask.distributed cluster"
     )
     cluster.add_argument(
-        "--scheduler", metavar="ADDRESS", help="join a running cluster (tcp://host:8786)"
+        "--scheduler",
+        metavar="ADDRESS",
+        help="join a running cluster, such as tcp://host:8786 (default: start a local one)",
     )
     cluster.add_argument(
         "--workers",
         type=positive_int,
-        help=f"worker processes of the local cluster (default {DASK_WORKERS})",
+        help=f"worker processes of the local cluster (default: {DASK_WORKERS})",
     )
     cluster.add_argument(
         "--threads",
         type=positive_int,
-        help=f"threads per local worker (default {DASK_THREADS})",
+        help=f"threads per local worker (default: {DASK_THREADS})",
     )
 
 
@@ -185,10 +296,19 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         help="fix the number of rows (default: any number, a symbolic 'batch' axis)",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the output file if it exists (default: refuse; the checkpoint itself "
+        "is never replaced)",
+    )
 
 
 def _check_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", help="only these backends, comma-separated")
+    parser.add_argument(
+        "--backend",
+        help="only these backends, comma-separated (default: every installed one)",
+    )
 
 
 #: The commands of ``xpnn``, in the order of ``xpnn --help``.
@@ -197,6 +317,10 @@ COMMANDS: tuple[Command, ...] = (
         "train",
         help="train an MLP on scikit-learn's handwritten digits",
         description="Train Linear-ReLU-Linear on the 8x8 digits that scikit-learn ships.",
+        epilog="Writes into the --output directory: metrics.json (test and per-epoch "
+        "scores, and the settings of the run), model.safetensors (the model and the "
+        "optimizer's state, for xpnn export and xpnn.load) and curves.png (the learning "
+        "curves; needs matplotlib).",
         arguments=_train_arguments,
         run=train.run,
     ),
@@ -245,11 +369,25 @@ def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentPar
     parser = Parser(
         prog="xpnn",
         description="Neural-network layers written once on the Python array API standard.",
+        epilog="Run xpnn COMMAND --help for the options of a command.",
+        formatter_class=HelpFormatter,
     )
-    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"xpnn {__version__}",
+        help="print the version and exit",
+    )
+    subparsers = parser.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", required=True, parser_class=Parser
+    )
     for command in commands:
         sub = subparsers.add_parser(
-            command.name, help=command.help, description=command.description
+            command.name,
+            help=command.help,
+            description=command.description,
+            epilog=command.epilog,
+            formatter_class=HelpFormatter,
         )
         if command.arguments is not None:
             command.arguments(sub)
