@@ -1,7 +1,8 @@
 """Writing files atomically: a complete new file or the old one, never half of one.
 
 :func:`atomic_write` is how xpnn writes every file it produces (checkpoints,
-ONNX exports). It imports nothing from the rest of xpnn, so any module may
+ONNX exports, the files of ``xpnn train``); :func:`sync_directory` makes
+renames into a folder durable. It imports nothing from the rest of xpnn, so any module may
 use it.
 """
 
@@ -13,7 +14,7 @@ import secrets
 from collections.abc import Callable
 from typing import IO
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "sync_directory"]
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> None:
@@ -72,7 +73,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
-    _fsync_directory(directory)
+    sync_directory(directory)
 
 
 def _create_temporary(directory: str, base: str) -> tuple[int, str]:
@@ -88,9 +89,18 @@ def _create_temporary(directory: str, base: str) -> tuple[int, str]:
     raise FileExistsError(f"could not create a temporary file next to {base!r} in {directory!r}")
 
 
-def _fsync_directory(directory: str) -> None:
-    # Makes the rename itself durable. Not every platform can open a
-    # directory (Windows cannot); the data are already on disk there.
+def sync_directory(directory: str | os.PathLike[str]) -> None:
+    """Flush ``directory``'s entries to disk, so that renames into it survive a power cut.
+
+    Call it after moving files into ``directory`` with :func:`os.replace`;
+    :func:`atomic_write` calls it itself. Where a directory cannot be
+    opened (Windows), it does nothing: the files' data are on disk already.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        An existing folder.
+    """
     try:
         descriptor = os.open(directory, os.O_RDONLY)
     except OSError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..files import atomic_write
 from ..training import History
 
 __all__ = ["plot_curves"]
@@ -17,7 +18,8 @@ def plot_curves(history: History, path: Path) -> bool:
     history : History
         What :func:`xpnn.fit` returned, with validation data given.
     path : pathlib.Path
-        The image to write.
+        The image to write, atomically (:func:`xpnn.files.atomic_write`):
+        a complete image or the previous file, never part of one.
 
     Returns
     -------
@@ -46,6 +48,8 @@ def plot_curves(history: History, path: Path) -> bool:
     right.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     right.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    try:
+        atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=100))
+    finally:
+        plt.close(figure)
     return True
