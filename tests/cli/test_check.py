@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from xpnn import cli
 
 
@@ -23,3 +25,31 @@ def test_check_fails_on_a_wrong_backward(monkeypatch, capsys):
     captured = capsys.readouterr()
     assert "FAIL" in captured.out
     assert "FAIL numpy-cpu float64 relu" in captured.err
+
+
+def test_a_backend_that_cannot_be_checked_gives_the_reason(xpnn_command):
+    from xpnn.cli.backends import describe_backends
+
+    missing = [row["backend"] for row in describe_backends() if row["status"] == "not installed"]
+    if not missing:
+        pytest.skip("every backend of the matrix is installed here")
+    result = xpnn_command("check", "--backend", f"numpy,{missing[0]}")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"xpnn check: error: {missing[0]} is not installed")
+    assert "installed backends: numpy" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_backend_with_no_device_present_gives_each_reason(monkeypatch, capsys):
+    from xpnn.cli import backends
+    from xpnn.testing.matrix import Unavailable
+
+    def absent(spec, device):
+        raise Unavailable(f"{spec.name} {device.name}: no such device here")
+
+    monkeypatch.setattr(backends, "resolve", absent)
+    assert cli.main(["check", "--backend", "numpy"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "xpnn check: error: numpy cpu: no such device here\n"

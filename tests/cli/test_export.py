@@ -151,3 +151,47 @@ def test_export_whose_graph_fails_the_check_keeps_the_previous_file(
     assert "the written graph disagrees with the model on 7 random rows" in err
     assert target.read_bytes() == b"the previous export"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+def _checkpoint(folder):
+    path = folder / "model.safetensors"
+    xpnn.save(xpnn.Linear(3, 2, seed=0), path)
+    return path, path.read_bytes()
+
+
+@pytest.mark.parametrize("link", [None, "symlink", "hardlink"])
+def test_export_never_writes_over_its_checkpoint(xpnn_command, tmp_path, link):
+    checkpoint, saved = _checkpoint(tmp_path)
+    output = tmp_path / "same.safetensors"
+    if link == "symlink":
+        output.symlink_to(checkpoint)
+    elif link == "hardlink":
+        output.hardlink_to(checkpoint)
+    else:
+        output = tmp_path / "." / checkpoint.name
+    result = xpnn_command("export", str(checkpoint), str(output), "--force")
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"xpnn export: error: the output {output} is the checkpoint being exported; give "
+        f"another path, such as {checkpoint.with_suffix('.onnx')}\n"
+    )
+    assert checkpoint.read_bytes() == saved
+
+
+def test_export_keeps_an_existing_output_unless_forced(xpnn_command, tmp_path):
+    checkpoint, _ = _checkpoint(tmp_path)
+    output = tmp_path / "model.onnx"
+    output.write_bytes(b"the previous export")
+    result = xpnn_command("export", str(checkpoint), str(output))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"xpnn export: error: the output {output} exists; give another path, or --force "
+        "to replace it\n"
+    )
+    assert output.read_bytes() == b"the previous export"
+    pytest.importorskip("ndonnx")
+    onnx = pytest.importorskip("onnx")
+    result = xpnn_command("export", str(checkpoint), str(output), "--force")
+    assert result.returncode == 0, result.stderr
+    assert [value.name for value in onnx.load(output).graph.input] == ["input"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.safetensors"]

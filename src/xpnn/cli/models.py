@@ -2,14 +2,186 @@
 
 A model is a function ``(choice, features, classes, hidden, seed) -> Module``
 whose input is ``features`` wide and whose output is ``classes`` logits.
+
+Before a model allocates anything, :func:`check_memory` compares what
+training it would take (:func:`training_bytes`) with the memory the machine
+has free (:func:`available_memory`), so that ``--hidden 100000000`` is one
+line and exit status 2, not an allocation error from deep inside NumPy.
 """
 
 from __future__ import annotations
 
-from ..layers import Linear, ReLU, Sequential
-from .backends import Choice
+import itertools
+import os
+from pathlib import Path
 
-__all__ = ["mlp"]
+import numpy as np
+
+from ..layers import Linear, ReLU, Sequential
+from .backends import Choice, SelectionError
+
+__all__ = [
+    "ACTIVATION_ROWS",
+    "FALLBACK_MEMORY",
+    "OPTIMIZER_BUFFERS",
+    "available_memory",
+    "check_memory",
+    "format_bytes",
+    "mlp",
+    "training_bytes",
+]
+
+#: The memory assumed free where the machine does not say (not Linux, no
+#: ``os.sysconf``): 8 GiB, what a laptop that trains this demo has.
+FALLBACK_MEMORY = 8 * 2**30
+
+#: Rows in one forward pass at most, by default: ``xpnn.evaluate`` scores the
+#: test split 256 rows at a time, more than the default batch of 32.
+ACTIVATION_ROWS = 256
+
+#: Buffers per parameter of the hungriest optimizer of ``xpnn train``: Adam
+#: and AdamW keep two moments; SGD with momentum one.
+OPTIMIZER_BUFFERS = 2
+
+
+def training_bytes(
+    widths: tuple[int, ...],
+    itemsize: int,
+    *,
+    rows: int = ACTIVATION_ROWS,
+    optimizer_buffers: int = OPTIMIZER_BUFFERS,
+) -> int:
+    """Estimate the bytes that training an MLP of these layer widths takes.
+
+    Parameters
+    ----------
+    widths : tuple of int
+        The widths from the input to the output, such as ``(64, 32, 10)``
+        for Linear(64, 32), an activation, and Linear(32, 10).
+    itemsize : int
+        Bytes per value of the run's dtype (4 for float32).
+    rows : int, default 256
+        The most rows of one forward pass.
+    optimizer_buffers : int, default 2
+        Arrays the optimizer keeps per parameter.
+
+    Returns
+    -------
+    int
+        The parameters, their gradients and the optimizer's buffers (for
+        Adam, four times the parameters); the activations of ``rows`` rows
+        and their gradients; and the float64 host copy of the largest
+        weight that the initializer draws before casting.
+
+    Examples
+    --------
+    >>> training_bytes((64, 32, 10), 4, rows=1, optimizer_buffers=0)
+    36472
+    """
+    weights = [a * b for a, b in itertools.pairwise(widths)]
+    parameters = sum(weights) + sum(widths[1:])
+    state = parameters * (2 + optimizer_buffers)
+    # Each hidden layer keeps its output and the activation's, each of them
+    # with a gradient; the input and the logits once each.
+    activations = rows * (widths[0] + widths[-1] + 4 * sum(widths[1:-1]))
+    host_draw = 8 * max(weights, default=0)
+    return (state + activations) * itemsize + host_draw
+
+
+def available_memory() -> int | None:
+    """Return the bytes of memory free for a new allocation, or None if unknown.
+
+    Linux's ``MemAvailable`` (free memory plus what the kernel can reclaim,
+    such as the page cache) where there is one, otherwise the free physical
+    pages of ``os.sysconf``.
+
+    Returns
+    -------
+    int or None
+        The bytes, or None when neither source answers.
+    """
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        # No sysconf on Windows; no such names on some systems.
+        return None
+
+
+def format_bytes(count: float) -> str:
+    """Return ``count`` bytes in binary units, as ``47.7 GiB``.
+
+    Examples
+    --------
+    >>> format_bytes(51_200_000_000), format_bytes(512)
+    ('47.7 GiB', '512 B')
+    """
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_memory(
+    widths: tuple[int, ...],
+    dtype_name: str,
+    *,
+    available: int | None = None,
+    rows: int = ACTIVATION_ROWS,
+    optimizer_buffers: int = OPTIMIZER_BUFFERS,
+) -> int:
+    """Refuse a model whose training would not fit in the free memory.
+
+    Parameters
+    ----------
+    widths : tuple of int
+        The widths of the MLP, from the input to the output.
+    dtype_name : str
+        The run's dtype, such as ``"float32"``.
+    available : int, optional
+        The bytes free; by default :func:`available_memory`, or
+        :data:`FALLBACK_MEMORY` where the machine does not say.
+    rows, optimizer_buffers : int
+        As in :func:`training_bytes`.
+
+    Returns
+    -------
+    int
+        The estimate, in bytes, when it fits.
+
+    Raises
+    ------
+    SelectionError
+        When the estimate is above ``available``; the message gives both
+        and asks for a smaller model.
+
+    Notes
+    -----
+    The free memory is the host's: the initial values are drawn on the host
+    whatever the device. A GPU's own memory is left to its library.
+    """
+    needed = training_bytes(
+        widths, np.dtype(dtype_name).itemsize, rows=rows, optimizer_buffers=optimizer_buffers
+    )
+    if available is None:
+        available = available_memory()
+    source = "available"
+    if available is None:
+        available, source = FALLBACK_MEMORY, "assumed free (the machine does not say)"
+    if needed > available:
+        parameters = sum(a * b + b for a, b in itertools.pairwise(widths))
+        raise SelectionError(
+            f"a model of widths {' -> '.join(map(str, widths))} has {parameters:,} "
+            f"{dtype_name} parameters; training it needs about {format_bytes(needed)}, more "
+            f"than the {format_bytes(available)} of memory {source}; choose a smaller --hidden"
+        )
+    return needed
 
 
 def mlp(choice: Choice, features: int, classes: int, hidden: int, seed: int) -> Sequential:
@@ -32,6 +204,12 @@ def mlp(choice: Choice, features: int, classes: int, hidden: int, seed: int) -> 
     Sequential
         The model, in training mode.
 
+    Raises
+    ------
+    SelectionError
+        If training the model would not fit in memory
+        (:func:`check_memory`), before anything is allocated.
+
     Examples
     --------
     >>> from xpnn.cli.backends import choose
@@ -39,6 +217,7 @@ def mlp(choice: Choice, features: int, classes: int, hidden: int, seed: int) -> 
     >>> [(name, p.shape) for name, p in model.named_parameters()][:2]
     [('0.weight', (64, 8)), ('0.bias', (8,))]
     """
+    check_memory((features, hidden, classes), choice.dtype_name)
     where = {"xp": choice.xp, "device": choice.device, "dtype": choice.dtype}
     return Sequential(
         Linear(features, hidden, seed=seed, **where),
