@@ -220,3 +220,76 @@ def test_config_rebuilds_the_structure(xp, device, real_dtype):
 def test_bad_configs_name_the_entry(config, message):
     with pytest.raises(ValueError, match=message):
         from_config(config)
+
+
+# -- replacing parameters -----------------------------------------------------
+
+
+def test_a_parameter_of_another_shape_is_refused(xp, device, tmp_path):
+    model = Sequential(Linear(3, 2, xp=xp, device=device, seed=0))
+    layer = model[0]
+    weight, bias = layer.weight, layer.bias
+    wrong = xp.ones((5, 5), dtype=weight.dtype, device=device)
+    with pytest.raises(
+        ValueError, match=r"parameter 'weight' must have shape \(3, 2\).*got shape \(5, 5\)"
+    ):
+        layer.weight = wrong
+    with pytest.raises(
+        ValueError, match=r"parameter '0.bias' must have shape \(2,\).*got shape \(3,\)"
+    ):
+        model.set_parameter("0.bias", xp.ones((3,), dtype=bias.dtype, device=device))
+    with pytest.raises(ValueError, match=r"parameter 'weight' must have shape \(3, 2\)"):
+        layer.weight = xp.ones((2, 3), dtype=weight.dtype, device=device)  # the transpose
+    assert layer.weight is weight
+    assert layer.bias is bias
+    # The same shape is taken as it is, and what the model holds saves and loads.
+    new = xp.zeros((3, 2), dtype=weight.dtype, device=device)
+    layer.weight = new
+    assert layer.weight is new
+    xpnn.save(model, tmp_path / "model.safetensors")
+    loaded = xpnn.load(tmp_path / "model.safetensors")
+    np.testing.assert_array_equal(loaded[0].weight, np.zeros((3, 2)))
+
+
+NOT_PARAMETERS = {
+    "list": ([[1.0, 1.0]] * 3, TypeError, r"must be an array .* got builtins\.list"),
+    "None": (None, TypeError, r"must be an array .* got None"),
+    "integer": (np.ones((3, 2), dtype=np.int64), TypeError, "floating dtype, got int64"),
+    "other library": (
+        "strict",
+        TypeError,
+        r"parameter 'weight' must be an array of numpy, like the parameter it replaces, got "
+        r"an array of array_api_strict; .*module\.to\(xp=\.\.\.\)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", NOT_PARAMETERS.values(), ids=NOT_PARAMETERS.keys())
+def test_something_that_cannot_be_the_parameter_is_refused(case):
+    value, error, message = case
+    if isinstance(value, str):
+        strict = pytest.importorskip("array_api_strict")
+        value = strict.ones((3, 2), dtype=strict.float64)
+    layer = Linear(3, 2, seed=0)
+    weight = layer.weight
+    with pytest.raises(error, match=message):
+        layer.weight = value
+    with pytest.raises(error, match=message):
+        layer.set_parameter("weight", value)
+    assert layer.weight is weight
+
+
+def test_a_new_dtype_of_the_same_shape_is_taken():
+    layer = Linear(3, 2, seed=0)
+    layer.bias = np.zeros(2, dtype=np.float32)
+    assert layer.bias.dtype == np.float32
+
+
+def test_sizes_unknown_until_computed_are_taken():
+    da = pytest.importorskip("dask.array")
+    layer = Linear(3, 2, xp=da, seed=0)
+    bias = layer.bias[layer.bias > -10.0]  # a boolean mask: size nan
+    layer.bias = bias
+    assert layer.bias is bias
+    with pytest.raises(ValueError, match=r"parameter 'weight' must have shape \(3, 2\)"):
+        layer.weight = layer.bias

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
-from .._checks import CheckBoundary
+from .._checks import CheckBoundary, is_unknown, shape_str
 from .._compat import (
     Array,
     Device,
@@ -15,6 +15,7 @@ from .._compat import (
     array_namespace,
     check_device,
     dtype_name,
+    library_name,
     resolve_device,
     resolve_dtype,
     resolve_namespace,
@@ -22,7 +23,7 @@ from .._compat import (
 from .._compat import device as device_of
 from .._transfer import transfer
 
-__all__ = ["Backward", "Module", "forward_on_data"]
+__all__ = ["Backward", "Module", "check_replacement", "forward_on_data"]
 
 M = TypeVar("M", bound="Module")
 
@@ -158,10 +159,34 @@ class Module:
     def set_parameter(self, name: str, value: Array) -> None:
         """Replace parameter ``name`` (a dotted path in containers).
 
-        Optimizers call this to write updates back, so that the model sees
-        them on every backend, immutable JAX arrays included.
+        The new array must be able to stand in for the old one: an array of
+        the same library, with a floating dtype and the same shape (a size
+        unknown until computed, as Dask's, counts as equal). Its dtype and
+        device may differ; the layers check those against their inputs.
+        A model that keeps what it was given here saves and loads.
+
+        Parameters
+        ----------
+        name : str
+            The parameter's name, as :meth:`named_parameters` gives it
+            (``"0.weight"``).
+        value : array
+            The new parameter, kept as it is (not copied).
+
+        Raises
+        ------
+        KeyError
+            If the model has no parameter ``name``.
+        TypeError
+            If ``value`` is not an array, belongs to another library than
+            the parameter it replaces (move the whole model with
+            :meth:`to` instead), or has no floating dtype.
+        ValueError
+            If ``value`` has another shape; the message names the parameter,
+            the shape expected and the one given.
         """
         module, leaf = self._owner(name)
+        check_replacement(name, module.params[leaf], value)
         module.params[leaf] = value
 
     def set_gradient(self, name: str, value: Array | None) -> None:
@@ -368,6 +393,46 @@ def _target(
             f"{'complex' if was_complex else 'real'} floating dtype"
         )
     return {"xp": xp, "device": where, "dtype": new_dtype}
+
+
+def check_replacement(name: str, current: Array, value: Array) -> None:
+    """Raise unless ``value`` may replace the parameter ``current`` called ``name``.
+
+    What :meth:`Module.set_parameter` and the layers' property setters check:
+    an array of ``current``'s library, of a floating dtype, with its shape
+    (sizes unknown until computed count as equal). Nothing is computed, so
+    Dask arrays and JAX tracers pass as they are.
+
+    Raises
+    ------
+    TypeError
+        For something that is no array, an array of another library, or a
+        dtype that is not floating.
+    ValueError
+        For another shape.
+    """
+    label = f"parameter {name!r}"
+    xp = array_namespace(**{label: value})
+    expected = array_namespace(**{label: current})
+    if xp is not expected:
+        raise TypeError(
+            f"{label} must be an array of {library_name(expected)}, like the parameter it "
+            f"replaces, got an array of {library_name(xp)}; convert it first, or move the "
+            f"whole module to another library with module.to(xp=...)"
+        )
+    if not xp.isdtype(value.dtype, ("real floating", "complex floating")):
+        raise TypeError(
+            f"{label} must have a real or complex floating dtype, got {value.dtype}; "
+            f"convert it first, for example with xp.astype(value, xp.float32)"
+        )
+    shape, given = tuple(current.shape), tuple(value.shape)
+    if len(given) != len(shape) or any(
+        a != b and not (is_unknown(a) or is_unknown(b)) for a, b in zip(shape, given, strict=True)
+    ):
+        raise ValueError(
+            f"{label} must have shape {shape_str(shape)}, the shape of the parameter it "
+            f"replaces, got shape {shape_str(given)}; build a new layer for other sizes"
+        )
 
 
 def forward_on_data(module: Module, x: Array) -> tuple[Array, Backward]:

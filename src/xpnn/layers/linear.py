@@ -160,7 +160,8 @@ class Linear(Module):
 
     @weight.setter
     def weight(self, value: Array) -> None:
-        self.params["weight"] = value
+        # Checked as Module.set_parameter checks: same library, floating, same shape.
+        self.set_parameter("weight", value)
 
     @property
     def bias(self) -> Array | None:
@@ -171,7 +172,7 @@ class Linear(Module):
     def bias(self, value: Array) -> None:
         if "bias" not in self.params:
             raise AttributeError("this Linear was built with bias=False")
-        self.params["bias"] = value
+        self.set_parameter("bias", value)
 
     def forward(self, x: Array, *, input_grad: bool = True) -> tuple[Array, Backward]:
         """Apply the layer and return ``(y, backward)``.
