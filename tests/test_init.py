@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import array_api_compat.numpy as xp
 import numpy as np
 import pytest
 import torch
@@ -123,3 +124,27 @@ def test_linear_takes_initialisers_by_name_or_callable(xp, device):
 def test_linear_rejects_unknown_initialiser():
     with pytest.raises(ValueError, match="weight_init must be one of default, xavier_uniform"):
         Linear(2, 2, weight_init="orthogonal")
+
+
+@pytest.mark.parametrize("dtype_name", ["float32", "float64", "complex64"])
+def test_uniform_draws_in_chunks_the_values_of_one_draw(monkeypatch, dtype_name):
+    def one_draw(shape, bound, dtype):
+        rng = np.random.default_rng(7)
+        if np.dtype(dtype).kind == "c":
+            half = bound / np.sqrt(2.0)
+            real = rng.uniform(-half, half, size=shape)
+            imag = rng.uniform(-half, half, size=shape)
+            return (real + 1j * imag).astype(dtype)
+        return rng.uniform(-bound, bound, size=shape).astype(dtype)
+
+    monkeypatch.setattr(init, "DRAW_CHUNK", 5)  # 37 values: 8 chunks, the last short
+    dtype = getattr(xp, dtype_name)
+    drawn = init.uniform(
+        (37,), bound=0.5, xp=xp, device="cpu", dtype=dtype, rng=np.random.default_rng(7)
+    )
+    assert drawn.dtype == dtype
+    np.testing.assert_array_equal(drawn, one_draw((37,), 0.5, dtype_name))
+    shaped = init.uniform(
+        (6, 7), bound=2.0, xp=xp, device="cpu", dtype=dtype, rng=np.random.default_rng(7)
+    )
+    np.testing.assert_array_equal(shaped, one_draw((6, 7), 2.0, dtype_name))

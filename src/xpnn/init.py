@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ._compat import Array, Device, DType, Namespace
+from ._compat import Array, Device, DType, Namespace, dtype_name
 from ._random import Seed, host_generator, place, standard_normal
 
 __all__ = [
@@ -78,12 +78,34 @@ def uniform(
     array of shape ``shape``
         On ``device`` with dtype ``dtype``.
     """
+    host = np.empty(shape, dtype=np.dtype(dtype_name(xp, dtype)))
     if _is_complex(xp, dtype):
         half = bound / math.sqrt(2.0)
-        real = rng.uniform(-half, half, size=shape)
-        imag = rng.uniform(-half, half, size=shape)
-        return place(real + 1j * imag, xp=xp, device=device, dtype=dtype)
-    return place(rng.uniform(-bound, bound, size=shape), xp=xp, device=device, dtype=dtype)
+        # Every real part first, then every imaginary part: the order of
+        # the draws, which the values of a seed depend on.
+        _fill_uniform(host.real, -half, half, rng)
+        _fill_uniform(host.imag, -half, half, rng)
+    else:
+        _fill_uniform(host, -bound, bound, rng)
+    return xp.asarray(host, dtype=dtype, device=device)
+
+
+#: Doubles drawn at a time: the host holds the tensor in its own dtype and
+#: at most this many float64 draws beside it, not a float64 copy of it all.
+DRAW_CHUNK = 1 << 20
+
+
+def _fill_uniform(out: np.ndarray, low: float, high: float, rng: np.random.Generator) -> None:
+    """Fill ``out`` in place with uniform draws, a chunk at a time.
+
+    The generator's stream is sequential, so chunks give the values one
+    draw of the whole size gives; each chunk is rounded to ``out``'s dtype
+    on assignment, as ``astype`` rounds it.
+    """
+    for start in range(0, out.size, DRAW_CHUNK):
+        stop = min(out.size, start + DRAW_CHUNK)
+        # .flat writes through any view, the real and imaginary parts included.
+        out.flat[start:stop] = rng.uniform(low, high, size=stop - start)
 
 
 def normal(
