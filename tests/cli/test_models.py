@@ -17,6 +17,11 @@ def test_the_estimate_counts_adam_state_activations_and_the_host_draw():
     assert models.training_bytes(widths, 4) == expected
     # float64 doubles all but the host draw, which is float64 already.
     assert models.training_bytes(widths, 8) == 2 * expected - 8 * 64 * 1000
+    # The initializer draws a large weight a chunk at a time.
+    big = (64, 10**6, 10)
+    weights = 64 * 10**6 + 10**6 * 10
+    state = 4 * (weights + 10**6 + 10) + 256 * (64 + 10 + 4 * 10**6)
+    assert models.training_bytes(big, 4) == state * 4 + 8 * 2**20
 
 
 def test_a_model_that_does_not_fit_is_refused_with_both_sizes():

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..init import DRAW_CHUNK
 from ..layers import Linear, ReLU, Sequential
 from .backends import Choice, SelectionError
 
@@ -70,8 +71,8 @@ def training_bytes(
     int
         The parameters, their gradients and the optimizer's buffers (for
         Adam, four times the parameters); the activations of ``rows`` rows
-        and their gradients; and the float64 host copy of the largest
-        weight that the initializer draws before casting.
+        and their gradients; and the float64 draws the initializer holds
+        at once (:data:`xpnn.init.DRAW_CHUNK` of them at most).
 
     Examples
     --------
@@ -84,7 +85,7 @@ def training_bytes(
     # Each hidden layer keeps its output and the activation's, each of them
     # with a gradient; the input and the logits once each.
     activations = rows * (widths[0] + widths[-1] + 4 * sum(widths[1:-1]))
-    host_draw = 8 * max(weights, default=0)
+    host_draw = 8 * min(max(weights, default=0), DRAW_CHUNK)
     return (state + activations) * itemsize + host_draw
 
 
