@@ -638,6 +638,26 @@ def _strict_json(value: Any) -> Any:
     return value
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back inside the block, and deliver them after it.
+
+    The commit of a run (a few renames and a small ``metrics.json``) takes
+    milliseconds; an abort in its middle would leave the new model beside
+    the old metrics. Where signals cannot be blocked (Windows) the block
+    runs as it is.
+    """
+    block = getattr(signal, "pthread_sigmask", None)
+    if block is None:
+        yield
+        return
+    previous = block(signal.SIG_BLOCK, set(_SIGNALS))
+    try:
+        yield
+    finally:
+        block(signal.SIG_SETMASK, previous)
+
+
 def write_outputs(
     output: Path, metrics: dict[str, Any], model: Module, optimizer: Optimizer, history: History
 ) -> None:
@@ -649,7 +669,9 @@ def write_outputs(
     with each of them under ``"files"`` (``"bytes"`` and ``"sha256"``). A
     reader sees the previous run's files or the new ones, each complete;
     only in the instant between the renames can it see a mix, which the
-    digests in ``metrics.json`` reveal (:func:`read_run`). A file of the
+    digests in ``metrics.json`` reveal (:func:`read_run`). SIGINT and
+    SIGTERM wait for the end of that commit, so a second Ctrl-C never
+    stops it halfway. A file of the
     previous run that the new set lacks (``curves.png`` without
     matplotlib) is removed after the commit.
 
@@ -674,12 +696,13 @@ def write_outputs(
         if plot_curves(history, staging / "curves.png"):
             written.append("curves.png")
         files = {name: _digest(staging / name) for name in written}
-        for name in written:
-            os.replace(staging / name, output / name)
-        sync_directory(output)
         record = _strict_json({**metrics, "files": files})
         text = json.dumps(record, indent=2, allow_nan=False) + "\n"
-        atomic_write(output / "metrics.json", lambda file: file.write(text.encode()))
+        with _signals_held():
+            for name in written:
+                os.replace(staging / name, output / name)
+            sync_directory(output)
+            atomic_write(output / "metrics.json", lambda file: file.write(text.encode()))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     for name in RUN_FILES[1:]:
