@@ -389,12 +389,17 @@ class StopRequest:
         if self.signal is not None:
             raise KeyboardInterrupt
         self.signal = signum
-        print(
+        line = (
             "xpnn train: stopping after this step, then saving the last finished epoch "
-            "(press Ctrl-C again to abort without saving)",
-            file=sys.stderr,
-            flush=True,
+            "(press Ctrl-C again to abort without saving)\n"
         )
+        # Straight to the descriptor: the signal may have come in the middle
+        # of a write to sys.stderr (the progress bar's), and a buffered
+        # stream refuses a write from inside its own.
+        try:
+            os.write(sys.stderr.fileno(), line.encode())
+        except (AttributeError, ValueError, OSError):
+            print(line, end="", file=sys.stderr, flush=True)
 
     def requested(self) -> bool:
         """Tell whether a signal asked training to stop."""
