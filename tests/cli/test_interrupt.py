@@ -56,7 +56,8 @@ def test_a_signal_saves_the_last_finished_epoch_and_says_how_to_resume(tmp_path,
     assert f"saved to {tmp_path}; continue with: xpnn train --resume {tmp_path}" in err
     metrics = train.read_run(tmp_path)  # the set checks out
     assert metrics["status"] == "interrupted"
-    assert 0 < metrics["epochs_done"] < int(LONG)
+    # Usually some epochs in; 0 on a slow machine is a valid save too.
+    assert 0 <= metrics["epochs_done"] < int(LONG)
     assert len(metrics["train_loss"]) == len(metrics["val_loss"]) == metrics["epochs_done"]
     _no_leftovers(tmp_path)
 
@@ -95,7 +96,7 @@ def test_a_second_ctrl_c_aborts_at_once_and_tears_nothing(xpnn_command, tmp_path
     # Either the earlier run, whole, or the interrupted one, whole.
     metrics = train.read_run(tmp_path)
     assert (metrics["status"], metrics["epochs_done"]) in {("complete", 1)} | {
-        ("interrupted", n) for n in range(1, int(LONG))
+        ("interrupted", n) for n in range(int(LONG))
     }
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     _no_leftovers(tmp_path)
