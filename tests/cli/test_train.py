@@ -292,3 +292,19 @@ def test_a_diverging_run_exits_1_and_keeps_the_good_run(xpnn_command, tmp_path):
     assert f"nothing written to {tmp_path}" in line
     after = {name: (tmp_path / name).read_bytes() for name in train.RUN_FILES}
     assert after == before
+
+
+def test_the_writability_check_says_what_failed(tmp_path, monkeypatch):
+    # The same checks as the chmod test above, by a failing file system, so
+    # that they run as root too.
+    import tempfile
+
+    def refuse(*args, **options):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    with pytest.raises(SelectionError, match=r"is not writable \(Permission denied\); give a"):
+        train.prepare_output(tmp_path)
+    monkeypatch.setattr(type(tmp_path), "mkdir", refuse)
+    with pytest.raises(SelectionError, match=r"cannot be created \(Permission denied\)"):
+        train.prepare_output(tmp_path / "new")
