@@ -22,13 +22,14 @@ from .layers import (
     Tanh,
 )
 from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
-from .training import History, evaluate, fit
+from .training import DivergedError, History, evaluate, fit
 
 __all__ = [
     "GELU",
     "BCEWithLogitsLoss",
     "CheckpointError",
     "CrossEntropyLoss",
+    "DivergedError",
     "Dropout",
     "History",
     "LeakyReLU",
