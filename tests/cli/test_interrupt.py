@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from xpnn.cli import train
+from xpnn.cli import run_files
 
 # Far more epochs than any test waits for: the signal always lands mid-run.
 LONG = "5000"
@@ -54,7 +54,7 @@ def test_a_signal_saves_the_last_finished_epoch_and_says_how_to_resume(tmp_path,
     assert "Traceback" not in err
     assert "KeyboardInterrupt" not in err
     assert f"saved to {tmp_path}; continue with: xpnn train --resume {tmp_path}" in err
-    metrics = train.read_run(tmp_path)  # the set checks out
+    metrics = run_files.read_run(tmp_path)  # the set checks out
     assert metrics["status"] == "interrupted"
     # Usually some epochs in; 0 on a slow machine is a valid save too.
     assert 0 <= metrics["epochs_done"] < int(LONG)
@@ -70,7 +70,7 @@ def test_a_signal_saves_the_last_finished_epoch_and_says_how_to_resume(tmp_path,
         timeout=600,
     )
     assert resumed.returncode == 0, resumed.stderr
-    after = train.read_run(tmp_path)
+    after = run_files.read_run(tmp_path)
     assert (after["status"], after["epochs_done"]) == ("complete", int(more))
     assert after["train_loss"][:-1] == metrics["train_loss"]
 
@@ -94,7 +94,7 @@ def test_a_second_ctrl_c_aborts_at_once_and_tears_nothing(xpnn_command, tmp_path
     assert code == 130, err
     assert "Traceback" not in err
     # Either the earlier run, whole, or the interrupted one, whole.
-    metrics = train.read_run(tmp_path)
+    metrics = run_files.read_run(tmp_path)
     assert (metrics["status"], metrics["epochs_done"]) in {("complete", 1)} | {
         ("interrupted", n) for n in range(int(LONG))
     }

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from xpnn.cli import main, train
+from xpnn.cli import main, run_files, train
 
 # 1438 training rows in batches of 32: 45 steps an epoch. fit asks
 # should_stop before each epoch and after each step, so question 70 falls
@@ -148,7 +148,7 @@ def test_resume_of_a_folder_without_a_run_is_refused(xpnn_command, tmp_path):
 def test_resume_takes_the_settings_of_the_run(finished, tmp_path, capsys):
     copy = tmp_path / "copy"
     copy.mkdir()
-    for name in train.RUN_FILES:
+    for name in run_files.RUN_FILES:
         (copy / name).write_bytes((finished / name).read_bytes())
     assert _run("--resume", str(copy), "--epochs", "2") == 0
     said = capsys.readouterr().out

@@ -7,8 +7,11 @@ One module per job: :mod:`~xpnn.cli.parser` parses the arguments and holds
 the table of commands; each command runs in a module of its own
 (:mod:`~xpnn.cli.train`, :mod:`~xpnn.cli.export`, :mod:`~xpnn.cli.info`,
 :mod:`~xpnn.cli.check`), helped by :mod:`~xpnn.cli.data` (the data set),
-:mod:`~xpnn.cli.models` (the model), :mod:`~xpnn.cli.cluster` (the Dask
-cluster), :mod:`~xpnn.cli.plot` (the learning curves),
+:mod:`~xpnn.cli.models` (the model and its memory check),
+:mod:`~xpnn.cli.cluster` (the Dask cluster), :mod:`~xpnn.cli.plot` (the
+learning curves), :mod:`~xpnn.cli.run_files` (a run's folder and its files,
+written as one set), :mod:`~xpnn.cli.interrupt` (stopping at a step on
+SIGINT or SIGTERM), :mod:`~xpnn.cli.resume` (continuing a run),
 :mod:`~xpnn.cli.table` (the tables of ``info`` and ``check``),
 :mod:`~xpnn.cli.backends` (backend, device and dtype by name) and
 :mod:`~xpnn.cli.selfcheck` (what ``xpnn check`` runs).

@@ -11,10 +11,12 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .._compat import dtype_name
 from ..testing.matrix import BackendSpec, Unavailable, load_matrix, resolve
 
-__all__ = ["Choice", "SelectionError", "choose", "describe_backends"]
+__all__ = ["Choice", "SelectionError", "choose", "describe_backends", "to_device"]
 
 
 class SelectionError(ValueError):
@@ -154,3 +156,14 @@ def describe_backends() -> list[dict[str, str]]:
 def _version(spec: BackendSpec) -> str:
     module = sys.modules.get(spec.imports[0].split(".")[0])
     return str(getattr(module, "__version__", "?"))
+
+
+def to_device(choice: Choice, host: np.ndarray, integral: bool = False) -> Any:
+    """Copy a host array to ``choice``'s backend and device.
+
+    Features take the chosen dtype; labels (``integral=True``) the
+    device's default index dtype, which the losses take as class indices.
+    """
+    info = choice.xp.__array_namespace_info__()
+    dtype = info.default_dtypes(device=choice.device)["indexing"] if integral else choice.dtype
+    return choice.xp.asarray(host, dtype=dtype, device=choice.device)

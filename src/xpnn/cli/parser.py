@@ -30,6 +30,8 @@ from typing import NoReturn
 from .._version import __version__
 from . import check, export, info, train
 from .cluster import DASK_THREADS, DASK_WORKERS
+from .resume import RESUMED_SETTINGS
+from .run_files import output_directory
 
 __all__ = [
     "COMMANDS",
@@ -243,13 +245,13 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--output",
-        type=train.output_directory,
+        type=output_directory,
         default=Path("xpnn-run"),
         help="directory of the results",
     )
     parser.add_argument(
         "--resume",
-        type=train.output_directory,
+        type=output_directory,
         metavar="DIR",
         help="continue the run saved in DIR (interrupted, or with a larger --epochs), with "
         "its settings",
@@ -261,7 +263,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         help="no progress bar (default: one when tqdm is installed and stderr is a terminal)",
     )
     # --resume takes the run's settings for the options left at their defaults.
-    names = (*train.RESUMED_SETTINGS, "output")
+    names = (*RESUMED_SETTINGS, "output")
     parser.set_defaults(option_defaults={name: parser.get_default(name) for name in names})
     cluster = parser.add_argument_group(
         "Dask cluster", "with --backend dask, training runs on a dask.distributed cluster"

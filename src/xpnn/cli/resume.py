@@ -1,0 +1,147 @@
+"""Continuing a run: its settings from ``metrics.json``, its state from the checkpoint.
+
+``xpnn train --resume DIR`` reads the run in ``DIR``
+(:func:`xpnn.cli.run_files.read_run`), takes its settings
+(:func:`resume_settings`), restores the parameters and the optimizer state
+(:func:`restore`) and the history so far (:func:`history_of`), and trains on
+from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..checkpoint import CheckpointError, load, load_optimizer
+from ..layers import Module
+from ..optim import Optimizer
+from ..training import History
+from .backends import Choice, SelectionError, to_device
+
+__all__ = ["RESUMED_SETTINGS", "history_of", "joined", "restore", "resume_settings"]
+
+#: The options that ``--resume`` takes from the run's ``metrics.json``
+#: (argparse names: ``batch_size`` is ``--batch-size``).
+RESUMED_SETTINGS = (
+    "backend",
+    "device",
+    "dtype",
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "hidden",
+    "seed",
+)
+
+
+def resume_settings(args: argparse.Namespace, previous: dict[str, Any]) -> None:
+    """Give ``args`` the settings of the run being resumed, refusing options that conflict.
+
+    Each of :data:`RESUMED_SETTINGS` is taken from ``previous``. An option
+    given with a value other than its default and other than the run's is
+    refused, except ``--epochs``, which sets a new total (above the epochs
+    done) to train a run further. An option given with its default value
+    cannot be told from one left out, so it takes the run's value.
+    ``--output`` must be left out or name the same folder, and ``--force``
+    does not go with ``--resume``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The arguments of ``xpnn train --resume DIR``; changed in place, its
+        ``output`` set to ``DIR``.
+    previous : dict
+        What :func:`read_run` returned for ``DIR``.
+
+    Raises
+    ------
+    SelectionError
+        For a conflicting option, or nothing left to train.
+    """
+    directory: Path = args.resume
+    defaults: dict[str, Any] = getattr(args, "option_defaults", {})
+    if getattr(args, "force", False):
+        raise SelectionError(
+            "--force and --resume do not go together: --resume continues the run in its "
+            "folder, --force starts a new one over it; give one of them"
+        )
+    output_given = "output" in defaults and args.output != defaults["output"]
+    if output_given and args.output.resolve() != directory.resolve():
+        raise SelectionError(
+            f"--resume {directory} writes back into {directory}, got --output {args.output}; "
+            "leave --output out"
+        )
+    done = int(previous["epochs_done"])
+    for name in RESUMED_SETTINGS:
+        given, recorded = getattr(args, name), previous[name]
+        explicit = name in defaults and given != defaults[name]
+        if name == "epochs" and explicit:
+            if given <= done:
+                raise SelectionError(
+                    f"--epochs {given} is not above the {done} epochs the run in {directory} "
+                    "has done; give a larger total, or leave --epochs out"
+                )
+            continue
+        if explicit and given != recorded:
+            option = "--" + name.replace("_", "-")
+            raise SelectionError(
+                f"{option} {given} conflicts with the run in {directory} ({option} {recorded}); "
+                "leave it out to continue with the run's settings"
+            )
+        setattr(args, name, recorded)
+    if args.epochs <= done:
+        raise SelectionError(
+            f"the run in {directory} is complete ({done} of {args.epochs} epochs); pass "
+            f"--epochs N with N above {done} to train it further"
+        )
+    args.output = directory
+
+
+def restore(checkpoint: Path, choice: Choice, model: Module, optimizer: Optimizer) -> None:
+    """Put the parameters and optimizer state of ``checkpoint`` into the run's own.
+
+    Raises
+    ------
+    SelectionError
+        If the checkpoint does not load or does not fit the run's model.
+    """
+    try:
+        saved = load(checkpoint)
+        for name, value in saved.named_parameters():
+            model.set_parameter(name, to_device(choice, np.asarray(value)))
+        load_optimizer(checkpoint, optimizer)
+    except (CheckpointError, KeyError) as exc:
+        raise SelectionError(f"--resume: {checkpoint} does not fit this run: {exc}") from None
+
+
+def history_of(metrics: dict[str, Any]) -> History:
+    """Return the history a run's ``metrics.json`` records (``null`` losses as NaN)."""
+
+    def floats(values: list[float | None]) -> list[float]:
+        # metrics.json holds null where a float was not finite.
+        return [math.nan if v is None else float(v) for v in values]
+
+    return History(
+        loss=floats(metrics["train_loss"]),
+        accuracy=list(metrics["train_accuracy"]),
+        val_loss=floats(metrics["val_loss"]),
+        val_accuracy=list(metrics["val_accuracy"]),
+        # Per-epoch seconds are not kept in metrics.json, only the total.
+        seconds=[],
+    )
+
+
+def joined(first: History, second: History) -> History:
+    """Return the history of ``first``'s epochs followed by ``second``'s."""
+    return History(
+        loss=first.loss + second.loss,
+        accuracy=first.accuracy + second.accuracy,
+        val_loss=first.val_loss + second.val_loss,
+        val_accuracy=first.val_accuracy + second.val_accuracy,
+        seconds=first.seconds + second.seconds,
+    )
