@@ -367,6 +367,21 @@ def test_gradcheck_with_softmax_relu_and_nested_sequential():
     assert torch.autograd.gradcheck(lambda x, *ps: net(x), (x, *net.parameters()))
 
 
+def test_a_second_backward_needs_retain_graph_as_in_torch():
+    net = TorchModule(smooth_model())
+    x = torch.randn(3, 4, dtype=F64)
+    loss = net(x).sum()  # a sum keeps nothing: only the xpnn node could refuse
+    loss.backward(retain_graph=True)
+    once = [p.grad.clone() for p in net.parameters()]
+    loss.backward()  # torch allows it, and so does the closure: the gradients add
+    for param, grad in zip(net.parameters(), once, strict=True):
+        torch.testing.assert_close(param.grad, 2 * grad)
+    with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+        loss.backward()
+    for param, grad in zip(net.parameters(), once, strict=True):
+        torch.testing.assert_close(param.grad, 2 * grad)
+
+
 def test_function_used_directly_passes_gradcheck():
     model = smooth_model()
     TorchModule(model)  # makes the parameters leaves that require gradients

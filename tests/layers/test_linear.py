@@ -142,8 +142,8 @@ def test_inputs_are_not_modified(xp, device, real_dtype):
     dy = random_array(xp, (5, 3), dtype=real_dtype, device=device, seed=2)
     before = to_numpy(x), to_numpy(dy), to_numpy(layer.weight)
     _, backward = layer.forward(x)
-    backward(dy)
-    backward(dy)
+    backward(dy, retain_graph=True)
+    backward(dy)  # accumulating onto the first call's gradients
     for a, b in zip((x, dy, layer.weight), before, strict=True):
         np.testing.assert_array_equal(to_numpy(a), b)
 

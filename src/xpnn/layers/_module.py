@@ -23,7 +23,14 @@ from .._compat import (
 from .._compat import device as device_of
 from .._transfer import transfer
 
-__all__ = ["Backward", "Module", "check_replacement", "forward_on_data"]
+__all__ = [
+    "Backward",
+    "Module",
+    "backward_again",
+    "call_backward",
+    "check_replacement",
+    "forward_on_data",
+]
 
 M = TypeVar("M", bound="Module")
 
@@ -38,9 +45,71 @@ class _MovableOptimizer(Protocol):
     def replace_buffers(self, buffers: dict[str, dict[str, Array]]) -> None: ...
 
 
-#: ``backward(dy) -> dx``: returned by ``forward``, it holds what the
-#: gradient needs, so layers cache nothing between calls.
-Backward = Callable[[Array], Array | None]
+#: ``backward(dy, *, retain_graph=False) -> dx``: returned by ``forward``, it
+#: holds what the gradient needs, so layers cache nothing between calls. It
+#: may be called once, as PyTorch's graph may be back-propagated once: a
+#: second call raises ``RuntimeError`` rather than add the gradients twice,
+#: unless the earlier calls passed ``retain_graph=True``.
+Backward = Callable[..., Array | None]
+
+
+def backward_again(what: str) -> RuntimeError:
+    """Return the error of a backward closure called after it was used up.
+
+    ``what`` names the module whose ``forward`` returned the closure.
+    """
+    return RuntimeError(
+        f"Trying to backward through the graph a second time: this backward closure of "
+        f"{what} was called already, and a second call would add its gradients again. "
+        f"Call forward again for a new closure, or specify retain_graph=True on the first "
+        f"call, backward(dy, retain_graph=True), to call it again."
+    )
+
+
+_TAKES_RETAIN_GRAPH: dict[object, bool] = {}
+
+
+def call_backward(backward: Backward, dy: Array, *, retain_graph: bool = False) -> Array | None:
+    """Call a backward closure, passing ``retain_graph=True`` where it takes it.
+
+    Containers (:class:`~xpnn.Sequential`) and interop code call the closures
+    of modules they do not know: xpnn's layers take ``retain_graph``, a user
+    module's closure may not. Such a closure is called plainly,
+    ``backward(dy)``, and whether it may be called again is its own affair.
+    Whether a closure takes the keyword is found out once per function
+    (closures made by one ``def`` share their code).
+
+    Parameters
+    ----------
+    backward : callable
+        A closure that a module's ``forward`` returned.
+    dy : array
+        The gradient of the output.
+    retain_graph : bool, default False
+        Keep the closure usable for another call.
+
+    Returns
+    -------
+    array or None
+        What the closure returns.
+    """
+    if not retain_graph:
+        return backward(dy)
+    code = getattr(backward, "__code__", None)
+    takes = _TAKES_RETAIN_GRAPH.get(code) if code is not None else None
+    if takes is None:
+        try:
+            parameters = inspect.signature(backward).parameters.values()
+        except (TypeError, ValueError):  # no signature to read: call it plainly
+            takes = False
+        else:
+            takes = any(
+                p.name == "retain_graph" or p.kind is inspect.Parameter.VAR_KEYWORD
+                for p in parameters
+            )
+        if code is not None:
+            _TAKES_RETAIN_GRAPH[code] = takes
+    return backward(dy, retain_graph=True) if takes else backward(dy)
 
 
 class Module:
@@ -58,6 +127,13 @@ class Module:
     input (a batch of data, as in PyTorch, whose inputs do not require
     gradients): ``backward(dy)`` then accumulates the parameter gradients
     and returns ``None``, and skips the work of ``dx``.
+
+    A closure may be called once, as a PyTorch graph may be
+    back-propagated once: a second call raises ``RuntimeError`` instead of
+    adding the gradients twice. ``backward(dy, retain_graph=True)`` keeps it
+    usable for another call (the call after the last one may leave the
+    keyword out). A call that raises before any arithmetic (a ``dy`` of the
+    wrong shape) does not use the closure up.
     """
 
     params: dict[str, Array]
@@ -76,7 +152,9 @@ class Module:
         """Return the output and a closure that back-propagates through it.
 
         With ``input_grad=False`` the closure returns ``None`` instead of
-        ``dx``, and need not compute it.
+        ``dx``, and need not compute it. The closure,
+        ``backward(dy, *, retain_graph=False)``, may be called once unless
+        ``retain_graph=True`` is passed (see the class).
         """
         raise NotImplementedError
 

@@ -33,7 +33,7 @@ from ..functional.activations import (
     tanh,
     tanh_backward,
 )
-from ._module import Backward, Module
+from ._module import Backward, Module, backward_again
 
 __all__ = ["GELU", "LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "Softmax", "Tanh"]
 
@@ -96,11 +96,13 @@ class _Activation(Module):
             The output, in the namespace, on the device and with the dtype
             of ``x``.
         backward : callable
-            ``backward(dy) -> dx``, with ``dy`` and ``dx`` of the shape of
-            ``x``. It keeps its own forward's input (or output), so several
-            forwards may be back-propagated in any order. It raises
-            ``ValueError`` for dimensions of unknown size (Dask's, after
-            boolean indexing), which ``y`` may have.
+            ``backward(dy, *, retain_graph=False) -> dx``, with ``dy`` and
+            ``dx`` of the shape of ``x``. It keeps its own forward's input
+            (or output), so several forwards may be back-propagated in any
+            order. It raises ``ValueError`` for dimensions of unknown size
+            (Dask's, after boolean indexing), which ``y`` may have. It may be
+            called once, unless the earlier calls passed
+            ``retain_graph=True``; a second call raises ``RuntimeError``.
         """
         options = self._options()
         forward = self._checks.check(self._check, x)
@@ -108,13 +110,30 @@ class _Activation(Module):
         kept = y if self._keeps_output else x
         backward_function = type(self)._backward_function
 
-        if not input_grad:
-            return y, _no_input_grad
+        what = type(self).__name__
+        used = False
 
-        def backward(dy: Array) -> Array:
+        if not input_grad:
+
+            def no_input_grad(dy: Array, *, retain_graph: bool = False) -> None:
+                # No parameters and no dx: nothing to compute, but a closure
+                # is used up all the same, as every other.
+                nonlocal used
+                if used:
+                    raise backward_again(what)
+                used = not retain_graph
+
+            return y, no_input_grad
+
+        def backward(dy: Array, *, retain_graph: bool = False) -> Array:
+            nonlocal used
+            if used:
+                raise backward_again(what)
             # Once per kind of dy and of this forward pass's input.
             checked = self._checks.check(self._check_backward, dy, context=(kept,), forward=forward)
-            return backward_function(dy, kept, checked=checked, **options)
+            dx = backward_function(dy, kept, checked=checked, **options)
+            used = not retain_graph
+            return dx
 
         return y, backward
 
@@ -322,8 +341,3 @@ class LogSoftmax(_Activation):
 
     def _settings(self) -> dict[str, object]:
         return {"axis": self.axis}
-
-
-def _no_input_grad(dy: Array) -> None:
-    """Return nothing: a layer without parameters whose input needs no gradient."""
-    return None

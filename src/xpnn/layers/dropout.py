@@ -13,7 +13,7 @@ from .._checks import (
 )
 from .._compat import Array, Namespace, array_namespace, device
 from .._random import Seed, bernoulli_mask, host_generator
-from ._module import Backward, Module
+from ._module import Backward, Module, backward_again
 
 __all__ = ["Dropout"]
 
@@ -77,31 +77,39 @@ class Dropout(Module):
         """Return ``(y, backward)``; in eval mode or with ``p == 0``, ``y`` is ``x``.
 
         With ``input_grad=False``, ``backward`` returns ``None``: the layer
-        has no parameters, so there is nothing else to compute.
+        has no parameters, so there is nothing else to compute. In eval mode
+        or with ``p == 0``, ``backward(dy)`` returns ``dy`` itself. Like
+        every backward closure, it may be called once unless
+        ``retain_graph=True`` is passed; a second call raises
+        ``RuntimeError``.
         """
         forward = self._checks.check(_check_dropout, x)
+        used = False
         if not self.training or self.p == 0.0:
-            return x, _identity if input_grad else _nothing
-        mask = self._mask(forward.xp, x)
-        if not input_grad:
-            return x * mask, _nothing
+            mask = None
+            y = x
+        else:
+            mask = self._mask(forward.xp, x)
+            y = x * mask
 
-        def backward(dy: Array) -> Array:
-            self._checks.check(_check_dropout_backward, dy, context=(x,), forward=forward)
-            return dy * mask
+        def backward(dy: Array, *, retain_graph: bool = False) -> Array | None:
+            nonlocal used
+            if used:
+                raise backward_again("Dropout")
+            if not input_grad:
+                dx = None
+            elif mask is None:
+                dx = dy
+            else:
+                self._checks.check(_check_dropout_backward, dy, context=(x,), forward=forward)
+                dx = dy * mask
+            used = not retain_graph
+            return dx
 
-        return x * mask, backward
+        return y, backward
 
     def _settings(self) -> dict[str, object]:
         return {"p": self.p}
-
-
-def _identity(dy: Array) -> Array:
-    return dy
-
-
-def _nothing(dy: Array) -> None:
-    return None
 
 
 def _check_dropout(x: Array) -> Checked:

@@ -25,7 +25,7 @@ from ..functional.linear import (
     linear_kernel,
 )
 from ..init import INITIALIZERS, Initializer, Seed, host_generator
-from ._module import Backward, Module, device_repr
+from ._module import Backward, Module, backward_again, device_repr
 
 __all__ = ["Linear"]
 
@@ -194,11 +194,14 @@ class Linear(Module):
         y : array of shape (..., out_features)
             The output.
         backward : callable
-            ``backward(dy) -> dx``. It adds the weight and bias gradients
-            into ``grads`` and returns the input gradient, of shape
-            ``x.shape`` (``None`` with ``input_grad=False``). Each closure
-            keeps its own forward's input, so several forwards may be
-            back-propagated in any order.
+            ``backward(dy, *, retain_graph=False) -> dx``. It adds the weight
+            and bias gradients into ``grads`` and returns the input
+            gradient, of shape ``x.shape`` (``None`` with
+            ``input_grad=False``). Each closure keeps its own forward's
+            input, so several forwards may be back-propagated in any order.
+            It may be called once: a second call raises ``RuntimeError``
+            rather than add the gradients twice, unless the earlier calls
+            passed ``retain_graph=True``.
         """
         weight, bias = self.params["weight"], self.params.get("bias")
         # Checked once per kind of x, weight and bias (xpnn._checks).
@@ -207,7 +210,12 @@ class Linear(Module):
         has_bias = bias is not None
         bias_dtype = None if bias is None else bias.dtype
 
-        def backward(dy: Array) -> Array | None:
+        used = False
+
+        def backward(dy: Array, *, retain_graph: bool = False) -> Array | None:
+            nonlocal used
+            if used:
+                raise backward_again("Linear")
             # Once per kind of dy and of this forward pass's inputs.
             checked = self._checks.check(
                 check_linear_backward, dy, context=(x, weight, bias), forward=forward
@@ -224,6 +232,7 @@ class Linear(Module):
             self._accumulate("weight", dweight)
             if dbias is not None:
                 self._accumulate("bias", dbias)
+            used = not retain_graph
             return dx
 
         return y, backward

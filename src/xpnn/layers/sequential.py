@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._compat import Array
-from ._module import Backward, Module, forward_on_data
+from ._module import Backward, Module, backward_again, call_backward, forward_on_data
 
 __all__ = ["Sequential"]
 
@@ -54,11 +54,17 @@ class Sequential(Module):
     def forward(self, x: Array, *, input_grad: bool = True) -> tuple[Array, Backward]:
         """Run every layer and return ``(y, backward)``.
 
-        ``backward(dy)`` runs the layers' backward closures in reverse order,
-        accumulating each layer's parameter gradients, and returns ``dx``.
-        With ``input_grad=False`` the first layer is told so (a module whose
-        ``forward`` takes no ``input_grad`` computes its ``dx`` anyway), and
-        ``backward`` returns ``None``.
+        ``backward(dy, *, retain_graph=False)`` runs the layers' backward
+        closures in reverse order, accumulating each layer's parameter
+        gradients, and returns ``dx``. With ``input_grad=False`` the first
+        layer is told so (a module whose ``forward`` takes no ``input_grad``
+        computes its ``dx`` anyway), and ``backward`` returns ``None``.
+
+        Like every backward closure it may be called once: a second call
+        raises ``RuntimeError`` rather than add the gradients twice, unless
+        the earlier calls passed ``retain_graph=True``, which is passed on
+        to the layers' closures. A closure of a user's module that takes no
+        ``retain_graph`` keyword is called plainly, ``backward(dy)``.
         """
         backwards = []
         for index, layer in enumerate(self.layers):
@@ -68,9 +74,21 @@ class Sequential(Module):
                 x, layer_backward = layer.forward(x)
             backwards.append(layer_backward)
 
-        def backward(dy: Array) -> Array | None:
-            for layer_backward in reversed(backwards):
-                dy = layer_backward(dy)
+        used = False
+
+        def backward(dy: Array, *, retain_graph: bool = False) -> Array | None:
+            nonlocal used
+            if used:
+                raise backward_again("Sequential")
+            if retain_graph:
+                for layer_backward in reversed(backwards):
+                    dy = call_backward(layer_backward, dy, retain_graph=True)
+            else:
+                for layer_backward in reversed(backwards):
+                    dy = layer_backward(dy)
+                # Used up with its layers' closures. (A layer that raised has
+                # kept its own closure, and those after it are used up.)
+                used = True
             return dy if input_grad else None
 
         return x, backward

@@ -16,7 +16,7 @@ from torch import nn
 from torch.autograd.function import FunctionCtx
 
 from ..._compat import Array, describe_type
-from ...layers import Module
+from ...layers import Module, call_backward
 
 __all__ = ["TorchModule", "XpnnFunction"]
 
@@ -35,6 +35,10 @@ class XpnnFunction(torch.autograd.Function):
     order of ``model.named_parameters()``: passing them is what lets autograd
     know that the output depends on them. :class:`TorchModule` does this for
     you; use this class directly only to build other wrappers.
+
+    A second backward pass through the graph needs ``retain_graph=True`` on
+    the first, as for any torch operation: torch itself refuses it otherwise
+    ("Trying to backward through the graph a second time").
 
     Each backward pass starts from empty xpnn gradients and leaves them empty
     (``model.grads`` holds ``None`` afterwards): torch accumulates into each
@@ -76,6 +80,11 @@ class XpnnFunction(torch.autograd.Function):
                 "*model.parameters(), or use TorchModule(model)"
             )
         y, backward = model.forward(x)
+        # Saved, though the closure holds x already: torch frees what a node
+        # saved once a backward pass without retain_graph=True has gone
+        # through it, and refuses a second pass then, with its own message.
+        # The closure itself is kept usable for every pass torch allows.
+        ctx.save_for_backward(x)
         ctx.model = model  # type: ignore[attr-defined]
         ctx.closure = backward  # type: ignore[attr-defined]
         return y  # type: ignore[no-any-return]
@@ -106,13 +115,18 @@ class XpnnFunction(torch.autograd.Function):
                 "xpnn model: its backward is hand-written, not differentiable; compute the "
                 "gradient without create_graph=True"
             )
+        # Raises "Trying to backward through the graph a second time" after
+        # a pass without retain_graph=True, as any torch operation does.
+        ctx.saved_tensors  # noqa: B018
         model: Module = ctx.model
         needs = ctx.needs_input_grad
         # xpnn accumulates into model.grads; start from nothing so that what
         # comes back is this call's gradient alone, for torch to accumulate.
         model.zero_grad()
         try:
-            dx = ctx.closure(dy)
+            # torch decides how often this node runs (retain_graph is its
+            # own); the closure must not refuse the calls torch allows.
+            dx = call_backward(ctx.closure, dy, retain_graph=True)
             grads = [grad for _, grad in model.named_gradients()]
         finally:
             model.zero_grad()
