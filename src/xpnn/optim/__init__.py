@@ -4,7 +4,7 @@
 their ``torch.optim`` namesakes and work on the parameters of any xpnn
 :class:`~xpnn.Module`, whatever library and device hold them. Parameters that
 may be written are updated in place; immutable (JAX), read-only and lazy
-(Dask) ones are replaced through ``Module.set_parameter``.
+(Dask) ones are replaced in the module that holds them.
 """
 
 from ._base import Optimizer

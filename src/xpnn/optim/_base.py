@@ -22,8 +22,9 @@ decides per array how the new value is stored:
 - immutable arrays (JAX), read-only arrays (a NumPy array with
   ``writeable=False``) and lazy arrays (Dask) get a new array,
   ``scale * x + increment``. A parameter is then written back into the
-  module that holds it (what ``model.set_parameter(name, new)`` does), and a
-  buffer is replaced in the state.
+  module that holds it (what ``model.set_parameter(name, new)`` does, without
+  its checks: the new array has the old one's library, dtype and shape), and
+  a buffer is replaced in the state.
 
 Both branches round identically (``x * scale`` first, then the sum), so the
 choice changes no result. The arithmetic stays in each parameter's dtype:

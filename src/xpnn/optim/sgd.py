@@ -63,7 +63,7 @@ class SGD(Optimizer):
     -----
     Parameters that may be written (NumPy, PyTorch, CuPy, array_api_strict)
     and the momentum buffers are updated in place; JAX, read-only and Dask
-    parameters get new arrays, written back with ``model.set_parameter``.
+    parameters get new arrays, written back into the module that holds them.
     The state of each parameter is its step count and ``momentum_buffer``.
 
     Examples
