@@ -940,6 +940,7 @@ print(xpnn.load(sys.argv[1], xp=jnp, dtype=jnp.float32).weight.dtype)
 """
 
 
+@pytest.mark.backend("jax")
 def test_float64_on_jax_without_x64_says_what_to_pass(tmp_path):
     # The test sessions enable x64 for the whole process: a child without it.
     pytest.importorskip("jax")
@@ -962,6 +963,7 @@ def test_float64_on_jax_without_x64_says_what_to_pass(tmp_path):
     assert cast == "float32"
 
 
+@pytest.mark.backend("torch")
 def test_load_onto_a_device_that_is_not_available_names_it(tmp_path):
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():

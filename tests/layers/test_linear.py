@@ -207,6 +207,7 @@ def test_dtype_the_device_lacks_raises_value_error():
         Linear(2, 2, xp=strict, device="no_float64", dtype=strict.float64)
 
 
+@pytest.mark.backend("torch")
 @pytest.mark.parametrize("dtype", [None, "float32"])
 def test_device_that_is_not_available_is_named(dtype):
     # torch's inspection API lists no dtypes for a device it cannot use.
