@@ -89,7 +89,9 @@ class Linear(Module):
     weight : array of shape (in_features, out_features)
         Initialised uniform in ``±1/sqrt(in_features)``, PyTorch's default.
     bias : array of shape (out_features,) or None
-        Initialised like ``weight``.
+        Initialised like ``weight``. Both may be set to an array of the same
+        library and shape (another floating dtype is fine); anything else
+        raises, as :meth:`~xpnn.Module.set_parameter` does.
     grads : dict of str to array or None
         Accumulated gradients of ``"weight"`` and ``"bias"``; ``None`` until
         a backward pass, and again after :meth:`zero_grad`.
