@@ -21,7 +21,7 @@ SCRIPTS = {
 }
 PAGES = {
     "portability.md": "",
-    "checkpoints.md": "",
+    "checkpoints.md": "the continued run equals the whole run: True",
     "interop-torch.md": "loss",
     "interop-jax.md": "loss after 100 steps",
     "interop-sklearn.md": "loss after 2 more epochs",

@@ -272,3 +272,14 @@ def test_helpers_refuse_mismatched_models_and_estimators():
     assert predict(regressor_model, regressor, x_regression).shape == (120,)
     with pytest.raises(TypeError, match="takes a fitted scikit-learn"):
         predict(model, LogisticRegression(), x)
+
+
+@quick_fit
+@pytest.mark.backend("torch")
+def test_a_device_that_cannot_be_used_is_named():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: 'cuda' can be used")
+    with pytest.raises(ValueError, match="device 'cuda' is not available here") as info:
+        from_sklearn(fitted("multiclass", "relu"), xp=torch, device="cuda")
+    assert "does not support" not in str(info.value)

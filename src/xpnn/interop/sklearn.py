@@ -30,7 +30,15 @@ from typing import Any
 
 import numpy as np
 
-from .._compat import Array, Device, DType, array_namespace, resolve_device, resolve_dtype
+from .._compat import (
+    Array,
+    Device,
+    DType,
+    array_namespace,
+    check_device,
+    resolve_device,
+    resolve_dtype,
+)
 from .._compat import resolve_namespace as _resolve_namespace
 from .._transfer import to_numpy, transfer
 from ..layers import Linear, Module, ReLU, Sequential, Sigmoid, Softmax, Tanh
@@ -173,6 +181,8 @@ def from_sklearn(
     intercepts = [np.asarray(intercept) for intercept in estimator.intercepts_]
     namespace = _resolve_namespace(xp)
     where = resolve_device(namespace, device)
+    # A device that cannot be used says so itself, before any dtype is blamed.
+    check_device(namespace, where)
     try:
         target = resolve_dtype(namespace, coefs[0].dtype.name if dtype is None else dtype, where)
     except ValueError as exc:
