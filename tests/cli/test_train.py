@@ -152,7 +152,8 @@ def test_a_diverging_run_exits_1_and_keeps_the_good_run(xpnn_command, tmp_path):
     assert "Traceback" not in result.stderr
     assert "RuntimeWarning" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("xpnn train: error: training diverged: the mean loss of epoch 1 is ")
+    assert line.startswith("xpnn train: error: training diverged: the loss of step ")
+    assert " of epoch 1 is " in line
     assert "lower the learning rate" in line
     assert f"nothing written to {tmp_path}" in line
     after = {name: (tmp_path / name).read_bytes() for name in run_files.RUN_FILES}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 
 import numpy as np
 import pytest
@@ -80,19 +81,31 @@ def test_a_diverging_run_stops_at_the_end_of_its_epoch_with_the_epoch_and_a_hint
     message = str(caught.value)
     assert isinstance(caught.value, ValueError)
     assert "\n" not in message
-    # Epoch 1's loss is huge but finite; epoch 2's is NaN, read at its
-    # end, after its 4 steps of 8 rows.
-    assert "training diverged: the mean loss of epoch 2 is nan (read at step 8)" in message
+    # Epoch 1's loss is huge but finite; epoch 2's sum, read at its end, is
+    # not, and its step losses, read back then, name the first bad step.
+    assert re.search(r"training diverged: the loss of step [1-4] of epoch 2 is (nan|inf)", message)
     assert "lower the learning rate" in message
 
 
-def test_an_infinite_input_also_ends_in_diverged_error():
-    x = np.ones((8, 4))
-    x[3, 0] = np.inf
+def test_an_infinite_input_names_the_first_step_that_met_it():
+    x = np.ones((16, 4))
+    x[9, 0] = np.inf  # in the third batch of four rows, in order
     model = _model()
-    expected = "training diverged: the mean loss of epoch"
-    with np.errstate(invalid="ignore"), pytest.raises(DivergedError, match=expected):
-        fit(model, MSELoss(), SGD(model, lr=0.1), x, np.zeros((8, 3)), epochs=2, progress=False)
+    # Step 3's loss is finite (tanh(inf) = 1), but its weight gradient,
+    # inf * tanh'(inf) = inf * 0, is NaN: step 4 is the first non-finite loss.
+    expected = r"training diverged: the loss of step 4 of epoch 1 is nan;"
+    with np.errstate(invalid="ignore", over="ignore"), pytest.raises(DivergedError, match=expected):
+        fit(
+            model,
+            MSELoss(),
+            SGD(model, lr=0.1),
+            x,
+            np.zeros((16, 3)),
+            epochs=2,
+            batch_size=4,
+            shuffle=False,
+            progress=False,
+        )
 
 
 class _FakeTerminal(io.StringIO):

@@ -57,6 +57,15 @@ class DivergedError(ValueError):
     """
 
 
+def _first_bad_step(epoch: int, step_losses: list[Array] | None, mean_loss: float) -> str:
+    """Name the first step of ``epoch`` whose loss is not finite, reading the losses back."""
+    for index, value in enumerate(step_losses or []):
+        loss = float(value)
+        if not math.isfinite(loss):
+            return f"the loss of step {index + 1} of epoch {epoch} is {loss}"
+    return f"the mean loss of epoch {epoch} is {mean_loss}"
+
+
 @dataclass
 class History:
     """Per-epoch record of a :func:`fit` run.
@@ -416,6 +425,9 @@ def fit(
             start = time.perf_counter()
             windows = epoch_plan(rng, rows, blocks, interleave, batch_size, shuffle)
             sums: tuple[Array | None, Array | None] = (None, None)
+            # The epoch's step losses, read back only if the epoch diverges,
+            # to name its first bad step. (Dask's are graphs: not kept.)
+            step_losses: list[Array] | None = [] if isinstance(source, EagerSource) else None
             for xb, yb in source.batches(windows, batch_size):
                 prediction, backward = forward_on_data(model, xb)
                 if not labels_checked:
@@ -426,6 +438,8 @@ def fit(
                 backward(dprediction)
                 optimizer.step()
                 step += 1
+                if step_losses is not None:
+                    step_losses.append(value)
                 sums = (
                     add(sums[0], value * xb.shape[0]),
                     add(sums[1], _correct(xp, loss, prediction, yb)),
@@ -437,11 +451,9 @@ def fit(
             total_loss, total_correct = source.end_epoch(*sums)
             mean_loss = total_loss / rows if total_loss is not None else math.nan
             if not math.isfinite(mean_loss):
-                # Steps count from this call's first; the epoch names the run's.
                 raise DivergedError(
-                    f"training diverged: the mean loss of epoch {epoch} is {mean_loss} "
-                    f"(read at step {step}); lower the learning rate (or look for NaN or "
-                    "infinite values in the data)"
+                    f"training diverged: {_first_bad_step(epoch, step_losses, mean_loss)}; "
+                    "lower the learning rate (or look for NaN or infinite values in the data)"
                 )
             history.loss.append(mean_loss)
             history.accuracy.append(total_correct / rows if total_correct is not None else None)
