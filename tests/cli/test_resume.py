@@ -73,6 +73,8 @@ def _compare(resumed, whole, rtol):
 
 def _interrupted_then_resumed(monkeypatch, tmp_path, capsys, *settings):
     whole, parted = tmp_path / "whole", tmp_path / "parted"
+    # What SIGINT did before (a shell's background job starts with it ignored).
+    before = signal.getsignal(signal.SIGINT)
     assert _run(*settings, "--epochs", "3", "--output", str(whole)) == 0
     with monkeypatch.context() as patch:
         _interrupt_at(patch, MID_EPOCH_2)
@@ -82,8 +84,8 @@ def _interrupted_then_resumed(monkeypatch, tmp_path, capsys, *settings):
     stopped = _metrics(parted)
     assert (stopped["status"], stopped["epochs_done"], stopped["epochs"]) == ("interrupted", 1, 3)
     assert len(stopped["train_loss"]) == 1
-    # The default handlers are back once the run returns.
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # The handlers from before are back once the run returns.
+    assert signal.getsignal(signal.SIGINT) is before
     assert _run("--resume", str(parted)) == 0
     return parted, whole
 
