@@ -15,6 +15,9 @@ from xpnn.cli import run_files
 # Far more epochs than any test waits for: the signal always lands mid-run.
 LONG = "5000"
 
+# The xpnn command trains on NumPy whatever the session: one session runs these.
+pytestmark = pytest.mark.backend("numpy")
+
 
 def _start(output, *options):
     process = subprocess.Popen(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import subprocess
 import sys
 
@@ -176,3 +177,15 @@ def test_train_help_lists_the_files_it_writes(xpnn_command):
         assert name in text
     assert "--seed SEED seed of the split" in text
     assert "(default: 0)" in text
+
+
+def test_ctrl_c_outside_a_training_run_ends_without_a_traceback(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    commands = [
+        dataclasses.replace(c, run=interrupted) if c.name == "info" else c for c in parser.COMMANDS
+    ]
+    monkeypatch.setattr(cli, "build_parser", lambda: parser.build_parser(commands))
+    assert cli.main(["info"]) == 130
+    assert capsys.readouterr().err == "xpnn info: interrupted\n"

@@ -23,6 +23,10 @@ from xpnn.cli import main, run_files, train
 # in the middle of epoch 2.
 MID_EPOCH_2 = 70
 
+# The xpnn command trains on NumPy whatever the session: one session runs these
+# (the torch float32 comparison runs in the torch sessions).
+ON_NUMPY = pytest.mark.backend("numpy")
+
 
 def _interrupt_at(monkeypatch, question):
     real_fit = train.fit
@@ -90,6 +94,7 @@ def _interrupted_then_resumed(monkeypatch, tmp_path, capsys, *settings):
     return parted, whole
 
 
+@ON_NUMPY
 def test_interrupted_and_resumed_equals_the_whole_run_bit_for_bit(monkeypatch, tmp_path, capsys):
     parted, whole = _interrupted_then_resumed(monkeypatch, tmp_path, capsys, "--dtype", "float64")
     _compare(parted, whole, rtol=0)
@@ -104,6 +109,7 @@ def test_interrupted_and_resumed_on_torch_float32(monkeypatch, tmp_path, capsys)
     _compare(parted, whole, rtol=1e-6)
 
 
+@ON_NUMPY
 def test_a_complete_run_trained_further_equals_the_longer_run(tmp_path):
     longer, extended = tmp_path / "longer", tmp_path / "extended"
     assert _run("--dtype", "float64", "--epochs", "3", "--output", str(longer)) == 0
@@ -120,6 +126,7 @@ def finished(tmp_path_factory):
     return output
 
 
+@ON_NUMPY
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -140,6 +147,7 @@ def test_resume_refuses_what_does_not_fit_the_run(xpnn_command, finished, option
     assert (finished / "metrics.json").read_bytes() == before
 
 
+@ON_NUMPY
 def test_resume_of_a_folder_without_a_run_is_refused(xpnn_command, tmp_path):
     result = xpnn_command("train", "--resume", str(tmp_path))
     assert result.returncode == 2
@@ -147,6 +155,7 @@ def test_resume_of_a_folder_without_a_run_is_refused(xpnn_command, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@ON_NUMPY
 def test_resume_takes_the_settings_of_the_run(finished, tmp_path, capsys):
     copy = tmp_path / "copy"
     copy.mkdir()
@@ -159,3 +168,17 @@ def test_resume_takes_the_settings_of_the_run(finished, tmp_path, capsys):
     metrics = _metrics(copy)
     assert (metrics["lr"], metrics["epochs"], metrics["epochs_done"]) == (0.01, 2, 2)
     assert metrics["train_loss"][0] == _metrics(finished)["train_loss"][0]
+
+
+@ON_NUMPY
+def test_an_option_given_with_its_default_value_counts_as_given(tmp_path):
+    # 20 is --epochs' default: given, it still sets the new total.
+    run = tmp_path / "run"
+    assert _run("--epochs", "19", "--output", str(run)) == 0
+    assert _run("--resume", str(run), "--epochs", "20") == 0
+    assert _metrics(run)["epochs_done"] == 20
+    # And a default --seed given against the run's is a conflict.
+    assert _run("--resume", str(run), "--epochs", "21", "--seed", "0") == 0
+    other = tmp_path / "other"
+    assert _run("--epochs", "1", "--seed", "5", "--output", str(other)) == 0
+    assert _run("--resume", str(other), "--epochs", "2", "--seed", "0") == 2

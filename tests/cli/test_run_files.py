@@ -16,6 +16,9 @@ from xpnn.cli.backends import SelectionError
 from xpnn.optim import Adam
 from xpnn.training import History
 
+# The xpnn command trains on NumPy whatever the session: one session runs these.
+pytestmark = pytest.mark.backend("numpy")
+
 
 def _one_error_line(result, *fragments):
     assert result.returncode == 2, result.stderr

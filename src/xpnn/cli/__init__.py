@@ -20,6 +20,7 @@ SIGINT or SIGTERM), :mod:`~xpnn.cli.resume` (continuing a run),
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -40,7 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 1 when ``xpnn check`` finds a failure, 2 for bad input
+        0 on success, 1 when ``xpnn check`` finds a failure (or training
+        diverged), 130 when Ctrl-C stopped the command, 2 for bad input
         (also the status of argparse's own errors, which exit instead of
         returning). No arguments at all is bad input: the usage and the
         list of commands go to standard error, and the status is 2.
@@ -60,3 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SelectionError as exc:
         print(f"xpnn {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C where no command handles it (xpnn check, export), or a
+        # second one just as a stopped training run returns: no traceback.
+        print(f"xpnn {args.command}: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT

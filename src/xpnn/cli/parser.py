@@ -30,7 +30,6 @@ from typing import NoReturn
 from .._version import __version__
 from . import check, export, info, train
 from .cluster import DASK_THREADS, DASK_WORKERS
-from .resume import RESUMED_SETTINGS
 from .run_files import output_directory
 
 __all__ = [
@@ -216,35 +215,79 @@ class Command:
     epilog: str | None = None
 
 
+class GivenOption(argparse.Action):
+    """Store an option's value and note, in ``namespace.given``, that it was given.
+
+    ``xpnn train --resume`` takes the run's settings for the options left
+    out; one given with its default value is still given.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        """Store ``values`` under the option's name and add the name to ``given``."""
+        setattr(namespace, self.dest, values)
+        namespace.given = frozenset(getattr(namespace, "given", frozenset())) | {self.dest}
+
+
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", default="numpy", help="array library, a backend of xpnn info")
+    parser.add_argument(
+        "--backend",
+        action=GivenOption,
+        default="numpy",
+        help="array library, a backend of xpnn info",
+    )
     parser.add_argument(
         "--device",
+        action=GivenOption,
         help="device name from the backend matrix (default: the backend's first device present)",
     )
-    parser.add_argument("--dtype", default="float32", help="float32 or float64")
+    parser.add_argument("--dtype", action=GivenOption, default="float32", help="float32 or float64")
     parser.add_argument(
-        "--epochs", type=positive_int, default=20, help="passes over the training rows"
+        "--epochs",
+        action=GivenOption,
+        type=positive_int,
+        default=20,
+        help="passes over the training rows",
     )
     parser.add_argument(
-        "--batch-size", type=positive_int, default=32, help="rows per optimizer step"
+        "--batch-size",
+        action=GivenOption,
+        type=positive_int,
+        default=32,
+        help="rows per optimizer step",
     )
-    parser.add_argument("--lr", type=positive_float, default=3e-3, help="learning rate")
+    parser.add_argument(
+        "--lr", action=GivenOption, type=positive_float, default=3e-3, help="learning rate"
+    )
     parser.add_argument(
         "--optimizer",
+        action=GivenOption,
         choices=train.OPTIMIZERS,
         default="adam",
         help="sgd (momentum 0.9), adam or adamw",
     )
-    parser.add_argument("--hidden", type=positive_int, default=64, help="units of the hidden layer")
+    parser.add_argument(
+        "--hidden",
+        action=GivenOption,
+        type=positive_int,
+        default=64,
+        help="units of the hidden layer",
+    )
     parser.add_argument(
         "--seed",
+        action=GivenOption,
         type=seed,
         default=0,
         help=f"seed of the split, the initial weights and the batch order, 0 to {MAX_SEED}",
     )
     parser.add_argument(
         "--output",
+        action=GivenOption,
         type=output_directory,
         default=Path("xpnn-run"),
         help="directory of the results",
@@ -262,9 +305,8 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no progress bar (default: one when tqdm is installed and stderr is a terminal)",
     )
-    # --resume takes the run's settings for the options left at their defaults.
-    names = (*RESUMED_SETTINGS, "output")
-    parser.set_defaults(option_defaults={name: parser.get_default(name) for name in names})
+    # --resume takes the run's settings for the options left out.
+    parser.set_defaults(given=frozenset())
     cluster = parser.add_argument_group(
         "Dask cluster", "with --backend dask, training runs on a dask.distributed cluster"
     )

@@ -43,12 +43,11 @@ def resume_settings(args: argparse.Namespace, previous: dict[str, Any]) -> None:
     """Give ``args`` the settings of the run being resumed, refusing options that conflict.
 
     Each of :data:`RESUMED_SETTINGS` is taken from ``previous``. An option
-    given with a value other than its default and other than the run's is
-    refused, except ``--epochs``, which sets a new total (above the epochs
-    done) to train a run further. An option given with its default value
-    cannot be told from one left out, so it takes the run's value.
-    ``--output`` must be left out or name the same folder, and ``--force``
-    does not go with ``--resume``.
+    given on the command line (``args.given``, noted by the parser) with a
+    value other than the run's is refused, except ``--epochs``, which sets a
+    new total (above the epochs done) to train a run further. ``--output``
+    must be left out or name the same folder, and ``--force`` does not go
+    with ``--resume``.
 
     Parameters
     ----------
@@ -64,33 +63,32 @@ def resume_settings(args: argparse.Namespace, previous: dict[str, Any]) -> None:
         For a conflicting option, or nothing left to train.
     """
     directory: Path = args.resume
-    defaults: dict[str, Any] = getattr(args, "option_defaults", {})
+    given_options: frozenset[str] = getattr(args, "given", frozenset())
     if getattr(args, "force", False):
         raise SelectionError(
             "--force and --resume do not go together: --resume continues the run in its "
             "folder, --force starts a new one over it; give one of them"
         )
-    output_given = "output" in defaults and args.output != defaults["output"]
-    if output_given and args.output.resolve() != directory.resolve():
+    if "output" in given_options and args.output.resolve() != directory.resolve():
         raise SelectionError(
             f"--resume {directory} writes back into {directory}, got --output {args.output}; "
             "leave --output out"
         )
     done = int(previous["epochs_done"])
     for name in RESUMED_SETTINGS:
-        given, recorded = getattr(args, name), previous[name]
-        explicit = name in defaults and given != defaults[name]
+        value, recorded = getattr(args, name), previous[name]
+        explicit = name in given_options
         if name == "epochs" and explicit:
-            if given <= done:
+            if value <= done:
                 raise SelectionError(
-                    f"--epochs {given} is not above the {done} epochs the run in {directory} "
+                    f"--epochs {value} is not above the {done} epochs the run in {directory} "
                     "has done; give a larger total, or leave --epochs out"
                 )
             continue
-        if explicit and given != recorded:
+        if explicit and value != recorded:
             option = "--" + name.replace("_", "-")
             raise SelectionError(
-                f"{option} {given} conflicts with the run in {directory} ({option} {recorded}); "
+                f"{option} {value} conflicts with the run in {directory} ({option} {recorded}); "
                 "leave it out to continue with the run's settings"
             )
         setattr(args, name, recorded)
