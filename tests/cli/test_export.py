@@ -195,3 +195,22 @@ def test_export_keeps_an_existing_output_unless_forced(xpnn_command, tmp_path):
     assert result.returncode == 0, result.stderr
     assert [value.name for value in onnx.load(output).graph.input] == ["input"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.safetensors"]
+
+
+@pytest.mark.parametrize("where", ["folder", "missing folder"])
+def test_export_refuses_an_output_it_could_not_write_before_exporting(
+    xpnn_command, tmp_path, where
+):
+    checkpoint, _ = _checkpoint(tmp_path)
+    output = tmp_path / "exports"
+    if where == "folder":
+        output.mkdir()
+        expected = f"the output {output} is a folder, expected a file path"
+    else:
+        output = output / "model.onnx"
+        expected = f"the output's folder {output.parent} does not exist"
+    result = xpnn_command("export", str(checkpoint), str(output), "--force")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"xpnn export: error: {expected}")
+    assert ".tmp" not in line

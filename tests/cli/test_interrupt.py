@@ -103,3 +103,26 @@ def test_a_second_ctrl_c_aborts_at_once_and_tears_nothing(xpnn_command, tmp_path
     }
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     _no_leftovers(tmp_path)
+
+
+def test_a_second_signal_inside_the_commit_waits_for_its_end():
+    from xpnn.cli.interrupt import StopRequest, signals_held
+
+    request = StopRequest()
+    done = []
+    with request.installed():
+        signal.raise_signal(signal.SIGINT)  # the first: stop at the next step
+        assert request.requested()
+
+        def commit():
+            with signals_held():
+                signal.raise_signal(signal.SIGTERM)  # the second, mid-commit
+                done.append("renamed")
+                done.append("metrics.json")
+
+        with pytest.raises(KeyboardInterrupt):
+            commit()
+        assert done == ["renamed", "metrics.json"]
+        assert request.aborted_by == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):  # outside the commit: at once
+            signal.raise_signal(signal.SIGINT)

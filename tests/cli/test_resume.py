@@ -182,3 +182,30 @@ def test_an_option_given_with_its_default_value_counts_as_given(tmp_path):
     other = tmp_path / "other"
     assert _run("--epochs", "1", "--seed", "5", "--output", str(other)) == 0
     assert _run("--resume", str(other), "--epochs", "2", "--seed", "0") == 2
+
+
+@ON_NUMPY
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda m: m.pop("epochs_done"),
+        lambda m: m.update(files=[1]),
+        lambda m: m.pop("files"),
+        lambda m: m.pop("hidden"),
+        lambda m: m.update(train_loss=None),
+        lambda m: m.update(hidden=128),  # the checkpoint no longer fits the model
+    ],
+)
+def test_a_damaged_record_is_refused_in_one_line(xpnn_command, finished, damage, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(finished, copy)
+    metrics = _metrics(copy)
+    damage(metrics)
+    (copy / "metrics.json").write_text(json.dumps(metrics))
+    result = xpnn_command("train", "--resume", str(copy), "--epochs", "2")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("xpnn train: error: ")

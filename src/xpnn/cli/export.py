@@ -106,7 +106,8 @@ def check_output_path(checkpoint: Path, output: Path, *, force: bool = False) ->
     ------
     SelectionError
         If ``output`` names the checkpoint (the same path once resolved, or
-        the same file through a link), or exists and ``force`` is False.
+        the same file through a link), is a folder, lies in a folder that
+        does not exist, or exists and ``force`` is False.
 
     Examples
     --------
@@ -121,9 +122,20 @@ def check_output_path(checkpoint: Path, output: Path, *, force: bool = False) ->
             f"the output {output} is the checkpoint being exported; give another path, such "
             f"as {checkpoint.with_suffix('.onnx')}"
         )
+    if output.is_dir():
+        raise SelectionError(
+            f"the output {output} is a folder, expected a file path; give a path such as "
+            f"{output / checkpoint.with_suffix('.onnx').name}"
+        )
     if not force and os.path.lexists(output):
         raise SelectionError(
             f"the output {output} exists; give another path, or --force to replace it"
+        )
+    folder = output.parent
+    if not folder.is_dir():
+        raise SelectionError(
+            f"the output's folder {folder} does not exist (or is no folder); create it first, "
+            "or give another path"
         )
 
 

@@ -23,27 +23,42 @@ __all__ = ["STOP_SIGNALS", "StopRequest", "signals_held"]
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+class _Hold:
+    """How many :func:`signals_held` blocks are open, and the abort they deferred."""
+
+    depth = 0
+    deferred: int | None = None
+
+
 class StopRequest:
     """A signal handler that asks training to stop at the next step, then to abort.
 
     The first SIGINT (Ctrl-C) or SIGTERM sets :attr:`signal`, which
     :meth:`requested` reports to :func:`xpnn.fit` (its ``should_stop``); a
-    second one raises ``KeyboardInterrupt`` at once. Writes are atomic, so
-    aborting leaves the output folder with its previous files or the
-    complete new set.
+    second one raises ``KeyboardInterrupt`` at once, or, inside
+    :func:`signals_held`, as the block ends. Writes are atomic, so aborting
+    leaves the output folder with its previous files or the complete new
+    set.
 
     Attributes
     ----------
     signal : int or None
         The number of the first signal received.
+    aborted_by : int or None
+        The number of the second, which aborted the run.
     """
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self.aborted_by: int | None = None
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         """Handle ``signum``: note the first, abort on the second."""
         if self.signal is not None:
+            self.aborted_by = signum
+            if _Hold.depth:
+                _Hold.deferred = signum
+                return
             raise KeyboardInterrupt
         self.signal = signum
         line = (
@@ -82,19 +97,20 @@ class StopRequest:
 
 @contextlib.contextmanager
 def signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back inside the block, and deliver them after it.
+    """Defer an abort by a :class:`StopRequest` to the end of the block.
 
     The commit of a run (a few renames and a small ``metrics.json``) takes
     milliseconds; an abort in its middle would leave the new model beside
-    the old metrics. Where signals cannot be blocked (Windows) the block
-    runs as it is.
+    the old metrics. A second signal inside the block is noted, and raises
+    ``KeyboardInterrupt`` once the block is done. (Blocking the signals
+    with ``pthread_sigmask`` would not do: it blocks them for one thread,
+    and the process's other threads, BLAS's among them, take them.)
     """
-    block = getattr(signal, "pthread_sigmask", None)
-    if block is None:
-        yield
-        return
-    previous = block(signal.SIG_BLOCK, set(STOP_SIGNALS))
+    _Hold.depth += 1
     try:
         yield
     finally:
-        block(signal.SIG_SETMASK, previous)
+        _Hold.depth -= 1
+        if not _Hold.depth and _Hold.deferred is not None:
+            _Hold.deferred = None
+            raise KeyboardInterrupt

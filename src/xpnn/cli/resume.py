@@ -75,6 +75,12 @@ def resume_settings(args: argparse.Namespace, previous: dict[str, Any]) -> None:
             "leave --output out"
         )
     done = int(previous["epochs_done"])
+    missing = [name for name in RESUMED_SETTINGS if name not in previous]
+    if missing:
+        raise SelectionError(
+            f"--resume {directory}: metrics.json records no {', '.join(missing)}; only runs of "
+            "xpnn train can be continued, start a new one with --force"
+        )
     for name in RESUMED_SETTINGS:
         value, recorded = getattr(args, name), previous[name]
         explicit = name in given_options
@@ -113,7 +119,7 @@ def restore(checkpoint: Path, choice: Choice, model: Module, optimizer: Optimize
         for name, value in saved.named_parameters():
             model.set_parameter(name, to_device(choice, np.asarray(value)))
         load_optimizer(checkpoint, optimizer)
-    except (CheckpointError, KeyError) as exc:
+    except (CheckpointError, KeyError, OSError, TypeError, ValueError) as exc:
         raise SelectionError(f"--resume: {checkpoint} does not fit this run: {exc}") from None
 
 

@@ -31,10 +31,20 @@ from .backends import SelectionError
 from .interrupt import signals_held
 from .plot import plot_curves
 
-__all__ = ["RUN_FILES", "output_directory", "prepare_output", "read_run", "write_outputs"]
+__all__ = [
+    "HISTORY_KEYS",
+    "RUN_FILES",
+    "output_directory",
+    "prepare_output",
+    "read_run",
+    "write_outputs",
+]
 
 #: The files of a run; ``metrics.json`` is the commit record naming the others.
 RUN_FILES = ("metrics.json", "model.safetensors", "curves.png")
+
+#: The per-epoch lists of ``metrics.json``, which ``--resume`` extends.
+HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 #: The hidden folder a run's files are written into before they move into place.
 _STAGING_PREFIX = ".xpnn-staging-"
@@ -140,7 +150,12 @@ def prepare_output(output: Path, *, resume: bool = False, force: bool = False) -
             f"{shown} already holds a run ({', '.join(held)}); pass --force to overwrite it, "
             f"--resume {output} to continue it, or give another --output"
         )
-    _remove_leftovers(output)
+    try:
+        _remove_leftovers(output)
+    except OSError as exc:
+        raise SelectionError(
+            f"{shown} cannot be listed ({exc.strerror}); give a folder you can read and write"
+        ) from None
 
 
 def _remove_leftovers(output: Path) -> None:
@@ -191,7 +206,20 @@ def read_run(directory: Path) -> dict[str, Any]:
             f"{shown}: metrics.json records no run status (written by an older xpnn?); only "
             "runs of this version can be continued"
         )
-    for name, record in metrics.get("files", {}).items():
+    files = metrics.get("files")
+    done = metrics.get("epochs_done")
+    if (
+        not isinstance(files, dict)
+        or "model.safetensors" not in files
+        or not isinstance(done, int)
+        or isinstance(done, bool)
+        or any(not isinstance(metrics.get(key), list) for key in HISTORY_KEYS)
+    ):
+        raise SelectionError(
+            f"{shown}: metrics.json is not the record of an xpnn train run (its 'files', "
+            "'epochs_done' or histories are missing or malformed); start a new run with --force"
+        )
+    for name, record in files.items():
         if _digest(directory / name) != record:
             raise SelectionError(
                 f"{shown}: {name} does not match metrics.json (its size or SHA-256 differs, or "

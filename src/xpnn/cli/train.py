@@ -146,7 +146,7 @@ def train(
             "run, never part of one",
             file=sys.stderr,
         )
-        return 128 + signal.SIGINT
+        return 128 + (request.aborted_by or signal.SIGINT)
 
 
 def _train(
