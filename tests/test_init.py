@@ -148,3 +148,19 @@ def test_uniform_draws_in_chunks_the_values_of_one_draw(monkeypatch, dtype_name)
         (6, 7), bound=2.0, xp=xp, device="cpu", dtype=dtype, rng=np.random.default_rng(7)
     )
     np.testing.assert_array_equal(shaped, one_draw((6, 7), 2.0, dtype_name))
+
+
+def test_a_float32_weight_is_drawn_without_a_float64_copy_of_it():
+    import tracemalloc
+
+    shape = (1000, 2000)  # 8 MB in float32, 16 MB in float64
+    tracemalloc.start()
+    try:
+        init.uniform(
+            shape, bound=0.1, xp=xp, device="cpu", dtype=xp.float32, rng=np.random.default_rng(0)
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The weight and one chunk of float64 draws (and its float32 rounding).
+    assert peak < 4 * 2_000_000 + 12 * init.DRAW_CHUNK + 1_000_000

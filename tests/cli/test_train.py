@@ -103,7 +103,7 @@ def test_labels_go_to_the_index_dtype():
 @pytest.mark.parametrize(
     ("backend", "options", "message"),
     [
-        ("numpy", {"workers": 2}, "--workers need --backend dask, got --backend numpy"),
+        ("numpy", {"workers": 2}, "--workers needs --backend dask, got --backend numpy"),
         (
             "torch",
             {"scheduler": "tcp://x:1", "threads": 1},

@@ -83,7 +83,8 @@ def check_options(
     if backend != "dask":
         if given:
             raise SelectionError(
-                f"{' and '.join(given)} need --backend dask, got --backend {backend}"
+                f"{' and '.join(given)} {'need' if len(given) > 1 else 'needs'} --backend dask, "
+                f"got --backend {backend}"
             )
         return
     if scheduler and len(given) > 1:
