@@ -9,6 +9,29 @@ may be written are updated in place; immutable (JAX), read-only and lazy
 
 from ._base import Optimizer
 from .adam import Adam, AdamW
+from .schedules import (
+    CosineAnnealingLR,
+    ExponentialLR,
+    LinearLR,
+    LRScheduler,
+    MultiStepLR,
+    OneCycleLR,
+    SequentialLR,
+    StepLR,
+)
 from .sgd import SGD
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "AdamW",
+    "CosineAnnealingLR",
+    "ExponentialLR",
+    "LRScheduler",
+    "LinearLR",
+    "MultiStepLR",
+    "OneCycleLR",
+    "Optimizer",
+    "SequentialLR",
+    "StepLR",
+]
