@@ -13,6 +13,12 @@ the output ``y`` for :func:`tanh`, :func:`sigmoid`, :func:`softmax` and
     gelu          dx = dy * (0.5 * (1 + t) + 0.5 * x * (1 - t**2) * du/dx)
     softmax       dx = y * (dy - sum(dy * y, axis))
     log_softmax   dx = dy - exp(y) * sum(dy, axis)
+    silu          dx = dy * s * (1 + x * (1 - s)),   s = sigmoid(x)
+    softplus      dx = dy * where(beta * x > threshold, 1, sigmoid(beta * x))
+    elu           dx = dy * where(x > 0, 1, alpha * exp(x))
+    hardtanh      dx = dy * (min_val < x < max_val)
+    mish          dx = dy * (t + x * sigmoid(x) * (1 - t**2)),   t = tanh(softplus(x))
+    identity      dx = dy
 
 :func:`tanh` and :func:`sigmoid` accept complex numbers and follow
 PyTorch's convention for their gradients (``dx = dy * conj(f'(x))``); the
@@ -40,6 +46,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+from collections.abc import Callable
 
 from .._checks import (
     Checked,
@@ -57,19 +64,34 @@ __all__ = [
     "check_activation",
     "check_activation_backward",
     "check_axis",
+    "check_hardtanh",
+    "check_real_setting",
     "check_slope",
+    "check_softplus",
+    "elu",
+    "elu_backward",
     "gelu",
     "gelu_backward",
+    "hardtanh",
+    "hardtanh_backward",
+    "identity",
+    "identity_backward",
     "leaky_relu",
     "leaky_relu_backward",
     "log_softmax",
     "log_softmax_backward",
+    "mish",
+    "mish_backward",
     "relu",
     "relu_backward",
     "sigmoid",
     "sigmoid_backward",
+    "silu",
+    "silu_backward",
     "softmax",
     "softmax_backward",
+    "softplus",
+    "softplus_backward",
     "tanh",
     "tanh_backward",
 ]
@@ -113,7 +135,7 @@ def check_activation(
     TypeError
         If ``x`` is not an array or has a dtype the activation does not take.
     ValueError
-        If ``axis`` is out of range for ``x``, or ``x`` is 0-d.
+        If ``axis`` is out of range for ``x`` (a 0-d ``x`` takes 0 and -1).
     """
     xp = array_namespace(x=x)
     if complex_ok:
@@ -240,7 +262,7 @@ def check_axis(axis: object, name: str | None = None, a: Array | None = None) ->
     TypeError
         If ``axis`` is not an int.
     ValueError
-        If ``a`` is 0-d, or ``axis`` is out of range for it.
+        If ``axis`` is out of range for ``a`` (a 0-d ``a`` takes 0 and -1).
     """
     if isinstance(axis, bool):
         raise TypeError(f"axis must be an int, got bool {axis}")
@@ -252,9 +274,13 @@ def check_axis(axis: object, name: str | None = None, a: Array | None = None) ->
         return index
     ndim = a.ndim
     if ndim == 0:
+        # PyTorch takes axis 0 or -1 of a 0-d input as the input itself, a
+        # group of one: softmax 1, log-softmax 0.
+        if index in (0, -1):
+            return index
         raise ValueError(
-            f"{name} is a 0-d array, which has no axis {index} to normalise over; "
-            f"reshape scalars with xp.reshape({name}, (1,))"
+            f"{name} is a 0-d array, which has no axis {index} to normalise over: "
+            f"expected axis 0 or -1 (or reshape it with xp.reshape({name}, (1,)))"
         )
     if not -ndim <= index < ndim:
         raise ValueError(
@@ -268,6 +294,15 @@ def _conj_if_complex(xp: Namespace, checked: Checked, a: Array) -> Array:
     return (
         a if checked.same_real_dtype or not xp.isdtype(a.dtype, "complex floating") else xp.conj(a)
     )
+
+
+def _along(reduce: Callable[..., Array], a: Array, axis: int) -> Array:
+    """Reduce ``a`` along ``axis``, keeping it; a 0-d ``a`` is its own group of one.
+
+    The standard defines no axis of a 0-d array, which PyTorch's softmax
+    treats as one group (``softmax(3.0) == 1``).
+    """
+    return a if a.ndim == 0 else reduce(a, axis=axis, keepdims=True)
 
 
 # -- ReLU ------------------------------------------------------------------
@@ -669,7 +704,8 @@ def softmax(x: Array, *, axis: int = -1, checked: Checked | None = None) -> Arra
     Parameters
     ----------
     x : array of shape (..., n, ...)
-        Input with a real floating dtype and at least one dimension;
+        Input with a real floating dtype; a 0-d one, with ``axis`` 0 or -1,
+        is a group of one, as in PyTorch;
         zero-size arrays give zero-size results.
     axis : int, default -1
         The axis to normalise over; negative values count from the end.
@@ -686,7 +722,7 @@ def softmax(x: Array, *, axis: int = -1, checked: Checked | None = None) -> Arra
         If ``x`` is not an array or has no real floating dtype, or if
         ``axis`` is not an int.
     ValueError
-        If ``axis`` is out of range for ``x``, or ``x`` is 0-d.
+        If ``axis`` is out of range for ``x`` (a 0-d ``x`` takes 0 and -1).
 
     Examples
     --------
@@ -704,8 +740,8 @@ def softmax(x: Array, *, axis: int = -1, checked: Checked | None = None) -> Arra
     if is_empty(x):
         # A maximum over no element is undefined; the result holds none.
         return xp.zeros_like(x)
-    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
-    return e / xp.sum(e, axis=axis, keepdims=True)
+    e = xp.exp(x - _along(xp.max, x, axis))
+    return e / _along(xp.sum, e, axis)
 
 
 def softmax_backward(
@@ -745,7 +781,7 @@ def softmax_backward(
     xp, dtype = checked.xp, checked.dtype
     g = as_dtype(xp, dy, dtype)
     y_c = as_dtype(xp, y, dtype)
-    dx = y_c * (g - xp.sum(g * y_c, axis=axis, keepdims=True))
+    dx = y_c * (g - _along(xp.sum, g * y_c, axis))
     return gradient_as(xp, dx, y.dtype)
 
 
@@ -762,7 +798,8 @@ def log_softmax(x: Array, *, axis: int = -1, checked: Checked | None = None) -> 
     Parameters
     ----------
     x : array of shape (..., n, ...)
-        Input with a real floating dtype and at least one dimension;
+        Input with a real floating dtype; a 0-d one, with ``axis`` 0 or -1,
+        is a group of one, as in PyTorch;
         zero-size arrays give zero-size results.
     axis : int, default -1
         The axis to normalise over; negative values count from the end.
@@ -779,7 +816,7 @@ def log_softmax(x: Array, *, axis: int = -1, checked: Checked | None = None) -> 
         If ``x`` is not an array or has no real floating dtype, or if
         ``axis`` is not an int.
     ValueError
-        If ``axis`` is out of range for ``x``, or ``x`` is 0-d.
+        If ``axis`` is out of range for ``x`` (a 0-d ``x`` takes 0 and -1).
 
     Examples
     --------
@@ -792,8 +829,8 @@ def log_softmax(x: Array, *, axis: int = -1, checked: Checked | None = None) -> 
     xp = checked.xp
     if is_empty(x):
         return xp.zeros_like(x)
-    s = x - xp.max(x, axis=axis, keepdims=True)
-    return s - xp.log(xp.sum(xp.exp(s), axis=axis, keepdims=True))
+    s = x - _along(xp.max, x, axis)
+    return s - xp.log(_along(xp.sum, xp.exp(s), axis))
 
 
 def log_softmax_backward(
@@ -832,5 +869,523 @@ def log_softmax_backward(
     )
     xp, dtype = checked.xp, checked.dtype
     g = as_dtype(xp, dy, dtype)
-    dx = g - xp.exp(as_dtype(xp, y, dtype)) * xp.sum(g, axis=axis, keepdims=True)
+    dx = g - xp.exp(as_dtype(xp, y, dtype)) * _along(xp.sum, g, axis)
     return gradient_as(xp, dx, y.dtype)
+
+
+# -- settings of the activations below ---------------------------------------
+
+
+def check_real_setting(value: object, name: str) -> float:
+    """Return the setting ``name`` as a finite Python float, or raise.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a real number (booleans included).
+    ValueError
+        If it is not finite.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    # A plain float keeps the array's dtype (NumPy scalars would promote).
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {number}")
+    return number
+
+
+def check_softplus(beta: object, threshold: object) -> tuple[float, float]:
+    """Return ``(beta, threshold)`` of :func:`softplus` as floats, or raise.
+
+    Raises
+    ------
+    TypeError
+        If either is not a real number.
+    ValueError
+        If either is not finite, or ``beta`` is 0 (the result divides by it).
+    """
+    b = check_real_setting(beta, "beta")
+    if b == 0.0:
+        raise ValueError("beta must be a nonzero real number: softplus divides by it, got 0.0")
+    return b, check_real_setting(threshold, "threshold")
+
+
+def check_hardtanh(min_val: object, max_val: object) -> tuple[float, float]:
+    """Return ``(min_val, max_val)`` of :func:`hardtanh` as floats, or raise.
+
+    Raises
+    ------
+    TypeError
+        If either is not a real number.
+    ValueError
+        If either is not finite, or ``min_val >= max_val``.
+    """
+    low, high = check_real_setting(min_val, "min_val"), check_real_setting(max_val, "max_val")
+    if not low < high:
+        raise ValueError(f"min_val must be less than max_val, got min_val={low}, max_val={high}")
+    return low, high
+
+
+def _sigmoid_real(xp: Namespace, x: Array) -> Array:
+    """Return the logistic sigmoid of a real ``x``, without overflow (as :func:`sigmoid`)."""
+    z = xp.exp(-xp.abs(x))
+    one_plus_z = 1 + z
+    return xp.where(x >= 0, 1 / one_plus_z, z / one_plus_z)
+
+
+def _softplus_real(xp: Namespace, z: Array, zero: Array) -> Array:
+    """``log(1 + exp(z))`` as ``max(z, 0) + log1p(exp(-|z|))``: no exponential overflows."""
+    return xp.maximum(z, zero) + xp.log1p(xp.exp(-xp.abs(z)))
+
+
+# -- SiLU ------------------------------------------------------------------
+
+
+def silu(x: Array, *, checked: Checked | None = None) -> Array:
+    """Apply the sigmoid linear unit (swish): ``y = x * sigmoid(x)``.
+
+    Parameters
+    ----------
+    x : array of any shape
+        Input with a real floating dtype.
+
+    Returns
+    -------
+    y : array of the shape of ``x``
+        In the namespace, on the device and with the dtype of ``x``.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not an array, or has no real floating dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpnn.functional.activations import silu
+    >>> silu(np.array([-1e4, 0.0, 1e4]))
+    array([   -0.,     0., 10000.])
+    """
+    checked = checked or check_activation(x, "silu")
+    return x * _sigmoid_real(checked.xp, x)
+
+
+def silu_backward(dy: Array, x: Array, *, checked: Checked | None = None) -> Array:
+    """Return the input gradient of :func:`silu`.
+
+    ``dx = dy * s * (1 + x * (1 - s))`` with ``s = sigmoid(x)``.
+
+    Parameters
+    ----------
+    dy : array of the shape of ``x``
+        Gradient of the loss with respect to ``y = silu(x)``.
+    x : array of any shape
+        The input of the forward pass.
+
+    Returns
+    -------
+    dx : array of the shape of ``x``
+        In the dtype of ``x``.
+
+    Raises
+    ------
+    TypeError
+        For arrays from different libraries, or dtypes that are not real
+        floating.
+    ValueError
+        For arrays on different devices, or if ``dy`` and ``x`` differ in
+        shape.
+    """
+    checked = checked or check_activation_backward(dy, x, "silu", saved_name="x")
+    xp, dtype = checked.xp, checked.dtype
+    x_c = as_dtype(xp, x, dtype)
+    s = _sigmoid_real(xp, x_c)
+    return gradient_as(xp, as_dtype(xp, dy, dtype) * (s * (1 + x_c * (1 - s))), x.dtype)
+
+
+# -- softplus --------------------------------------------------------------
+
+
+def softplus(
+    x: Array, *, beta: float = 1.0, threshold: float = 20.0, checked: Checked | None = None
+) -> Array:
+    """Apply the softplus: ``y = log(1 + exp(beta * x)) / beta``, or ``x`` past a threshold.
+
+    As ``torch.nn.functional.softplus``: where ``beta * x > threshold`` the
+    result is ``x`` itself (the two differ there by less than
+    ``exp(-threshold) / beta``).
+
+    Parameters
+    ----------
+    x : array of any shape
+        Input with a real floating dtype.
+    beta : float, default 1.0
+        Sharpness; any finite nonzero real number.
+    threshold : float, default 20.0
+        Where ``beta * x`` exceeds it, ``y = x``; any finite real number.
+
+    Returns
+    -------
+    y : array of the shape of ``x``
+        In the namespace, on the device and with the dtype of ``x``.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not an array or has no real floating dtype, or if
+        ``beta`` or ``threshold`` is not a real number.
+    ValueError
+        If ``beta`` or ``threshold`` is not finite, or ``beta`` is 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpnn.functional.activations import softplus
+    >>> softplus(np.array([-1e4, 0.0, 1e4])).round(6)
+    array([0.00000e+00, 6.93147e-01, 1.00000e+04])
+    """
+    b, t = check_softplus(beta, threshold)
+    checked = checked or check_activation(x, "softplus")
+    xp = checked.xp
+    z = x * b
+    # Computed stably everywhere, then replaced past the threshold, as torch.
+    return xp.where(z > t, x, _softplus_real(xp, z, checked.constants) / b)
+
+
+def softplus_backward(
+    dy: Array,
+    x: Array,
+    *,
+    beta: float = 1.0,
+    threshold: float = 20.0,
+    checked: Checked | None = None,
+) -> Array:
+    """Return the input gradient of :func:`softplus`.
+
+    ``dx = dy`` where ``beta * x > threshold``, else
+    ``dy * sigmoid(beta * x)``, as in PyTorch.
+
+    Parameters
+    ----------
+    dy : array of the shape of ``x``
+        Gradient of the loss with respect to ``y = softplus(x)``.
+    x : array of any shape
+        The input of the forward pass.
+    beta, threshold : float
+        The settings of the forward pass.
+
+    Returns
+    -------
+    dx : array of the shape of ``x``
+        In the dtype of ``x``.
+
+    Raises
+    ------
+    TypeError
+        For arrays from different libraries, dtypes that are not real
+        floating, or settings that are not real numbers.
+    ValueError
+        For arrays on different devices, shapes that differ, or settings
+        that are not finite (or ``beta == 0``).
+    """
+    b, t = check_softplus(beta, threshold)
+    checked = checked or check_activation_backward(dy, x, "softplus", saved_name="x")
+    xp, dtype = checked.xp, checked.dtype
+    g = as_dtype(xp, dy, dtype)
+    z = as_dtype(xp, x, dtype) * b
+    return gradient_as(xp, xp.where(z > t, g, g * _sigmoid_real(xp, z)), x.dtype)
+
+
+# -- ELU -------------------------------------------------------------------
+
+
+def elu(x: Array, *, alpha: float = 1.0, checked: Checked | None = None) -> Array:
+    """Apply the exponential linear unit: ``y = x`` where ``x > 0``, else ``alpha * (exp(x) - 1)``.
+
+    Parameters
+    ----------
+    x : array of any shape
+        Input with a real floating dtype.
+    alpha : float, default 1.0
+        The value ``y`` tends to as ``x -> -inf``, negated; any finite real
+        number.
+
+    Returns
+    -------
+    y : array of the shape of ``x``
+        In the namespace, on the device and with the dtype of ``x``.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not an array or has no real floating dtype, or if
+        ``alpha`` is not a real number.
+    ValueError
+        If ``alpha`` is not finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpnn.functional.activations import elu
+    >>> elu(np.array([-1e4, 0.0, 2.0]))
+    array([-1.,  0.,  2.])
+    """
+    a = check_real_setting(alpha, "alpha")
+    checked = checked or check_activation(x, "elu")
+    xp = checked.xp
+    # expm1 is exact near 0; min(x, 0) keeps it from overflowing where
+    # the branch is not taken.
+    return xp.where(x > 0, x, xp.expm1(xp.minimum(x, checked.constants)) * a)
+
+
+def elu_backward(
+    dy: Array, x: Array, *, alpha: float = 1.0, checked: Checked | None = None
+) -> Array:
+    """Return the input gradient of :func:`elu`.
+
+    ``dx = dy`` where ``x > 0``, else ``dy * alpha * exp(x)`` (so at
+    ``x == 0`` the slope is ``alpha``, as in PyTorch).
+
+    Parameters
+    ----------
+    dy : array of the shape of ``x``
+        Gradient of the loss with respect to ``y = elu(x)``.
+    x : array of any shape
+        The input of the forward pass.
+    alpha : float, default 1.0
+        The setting of the forward pass.
+
+    Returns
+    -------
+    dx : array of the shape of ``x``
+        In the dtype of ``x``.
+
+    Raises
+    ------
+    TypeError
+        For arrays from different libraries, dtypes that are not real
+        floating, or an ``alpha`` that is not a real number.
+    ValueError
+        For arrays on different devices, shapes that differ, or an
+        ``alpha`` that is not finite.
+    """
+    a = check_real_setting(alpha, "alpha")
+    checked = checked or check_activation_backward(dy, x, "elu", saved_name="x")
+    xp, dtype = checked.xp, checked.dtype
+    g = as_dtype(xp, dy, dtype)
+    x_c = as_dtype(xp, x, dtype)
+    slope = xp.exp(xp.minimum(x_c, checked.constants)) * a
+    return gradient_as(xp, xp.where(x_c > 0, g, g * slope), x.dtype)
+
+
+# -- hardtanh --------------------------------------------------------------
+
+
+def hardtanh(
+    x: Array, *, min_val: float = -1.0, max_val: float = 1.0, checked: Checked | None = None
+) -> Array:
+    """Clip ``x`` to ``[min_val, max_val]``: ``y = min(max(x, min_val), max_val)``.
+
+    Parameters
+    ----------
+    x : array of any shape
+        Input with a real floating dtype. NaN stays NaN.
+    min_val, max_val : float, default -1.0 and 1.0
+        The bounds; finite real numbers with ``min_val < max_val``.
+
+    Returns
+    -------
+    y : array of the shape of ``x``
+        In the namespace, on the device and with the dtype of ``x``.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not an array or has no real floating dtype, or if a
+        bound is not a real number.
+    ValueError
+        If a bound is not finite, or ``min_val >= max_val``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpnn.functional.activations import hardtanh
+    >>> hardtanh(np.array([-3.0, 0.5, 3.0]))
+    array([-1. ,  0.5,  1. ])
+    """
+    low, high = check_hardtanh(min_val, max_val)
+    checked = checked or check_activation(x, "hardtanh")
+    xp = checked.xp
+    # maximum and minimum with arrays, not clip: array_api_compat's clip for
+    # Dask needs every size known. Both keep NaN.
+    zero = checked.constants
+    return xp.minimum(xp.maximum(x, zero + low), zero + high)
+
+
+def hardtanh_backward(
+    dy: Array,
+    x: Array,
+    *,
+    min_val: float = -1.0,
+    max_val: float = 1.0,
+    checked: Checked | None = None,
+) -> Array:
+    """Return the input gradient of :func:`hardtanh`.
+
+    ``dx = dy`` where ``min_val < x < max_val``, else 0: at either bound
+    the gradient is 0, as in PyTorch.
+
+    Parameters
+    ----------
+    dy : array of the shape of ``x``
+        Gradient of the loss with respect to ``y = hardtanh(x)``.
+    x : array of any shape
+        The input of the forward pass.
+    min_val, max_val : float
+        The bounds of the forward pass.
+
+    Returns
+    -------
+    dx : array of the shape of ``x``
+        In the dtype of ``x``.
+
+    Raises
+    ------
+    TypeError
+        For arrays from different libraries, dtypes that are not real
+        floating, or bounds that are not real numbers.
+    ValueError
+        For arrays on different devices, shapes that differ, or bounds that
+        are not finite or not in order.
+    """
+    low, high = check_hardtanh(min_val, max_val)
+    checked = checked or check_activation_backward(dy, x, "hardtanh", saved_name="x")
+    xp, dtype = checked.xp, checked.dtype
+    zero = checked.constants
+    outside = (x <= low) | (x >= high)
+    return gradient_as(xp, xp.where(outside, zero, as_dtype(xp, dy, dtype)), x.dtype)
+
+
+# -- Mish ------------------------------------------------------------------
+
+
+def mish(x: Array, *, checked: Checked | None = None) -> Array:
+    """Apply Mish: ``y = x * tanh(softplus(x))``.
+
+    Parameters
+    ----------
+    x : array of any shape
+        Input with a real floating dtype.
+
+    Returns
+    -------
+    y : array of the shape of ``x``
+        In the namespace, on the device and with the dtype of ``x``.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not an array, or has no real floating dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpnn.functional.activations import mish
+    >>> mish(np.array([-1e4, 0.0, 1e4]))
+    array([   -0.,     0., 10000.])
+    """
+    checked = checked or check_activation(x, "mish")
+    xp = checked.xp
+    return x * xp.tanh(_softplus_real(xp, x, checked.constants))
+
+
+def mish_backward(dy: Array, x: Array, *, checked: Checked | None = None) -> Array:
+    """Return the input gradient of :func:`mish`.
+
+    ``dx = dy * (t + x * sigmoid(x) * (1 - t**2))`` with
+    ``t = tanh(softplus(x))`` (softplus' derivative is the sigmoid).
+
+    Parameters
+    ----------
+    dy : array of the shape of ``x``
+        Gradient of the loss with respect to ``y = mish(x)``.
+    x : array of any shape
+        The input of the forward pass.
+
+    Returns
+    -------
+    dx : array of the shape of ``x``
+        In the dtype of ``x``.
+
+    Raises
+    ------
+    TypeError
+        For arrays from different libraries, or dtypes that are not real
+        floating.
+    ValueError
+        For arrays on different devices, or if ``dy`` and ``x`` differ in
+        shape.
+    """
+    checked = checked or check_activation_backward(dy, x, "mish", saved_name="x")
+    xp, dtype = checked.xp, checked.dtype
+    x_c = as_dtype(xp, x, dtype)
+    t = xp.tanh(_softplus_real(xp, x_c, checked.constants))
+    derivative = t + x_c * _sigmoid_real(xp, x_c) * (1 - t * t)
+    return gradient_as(xp, as_dtype(xp, dy, dtype) * derivative, x.dtype)
+
+
+# -- identity --------------------------------------------------------------
+
+
+def identity(x: Array, *, checked: Checked | None = None) -> Array:
+    """Return ``x`` itself, as ``torch.nn.Identity`` does (no copy).
+
+    Parameters
+    ----------
+    x : array of any shape
+        Input with a real or complex floating dtype.
+
+    Returns
+    -------
+    y : array
+        ``x``, the same object.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not an array, or has no floating dtype.
+    """
+    if checked is None:
+        check_activation(x, "identity", complex_ok=True)
+    return x
+
+
+def identity_backward(dy: Array, x: Array, *, checked: Checked | None = None) -> Array:
+    """Return the input gradient of :func:`identity`: ``dx = dy``, in ``x``'s dtype.
+
+    Parameters
+    ----------
+    dy : array of the shape of ``x``
+        Gradient of the loss with respect to ``y = x``.
+    x : array of any shape
+        The input of the forward pass.
+
+    Returns
+    -------
+    dx : array of the shape of ``x``
+        ``dy`` itself when it has ``x``'s dtype, else ``dy`` cast to it.
+
+    Raises
+    ------
+    TypeError
+        For arrays from different libraries, dtypes that are not floating,
+        or a complex ``dy`` for a real ``x``.
+    ValueError
+        For arrays on different devices, or if ``dy`` and ``x`` differ in
+        shape.
+    """
+    checked = checked or check_activation_backward(
+        dy, x, "identity", saved_name="x", complex_ok=True
+    )
+    return gradient_as(checked.xp, dy, x.dtype)
