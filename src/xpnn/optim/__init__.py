@@ -9,6 +9,7 @@ may be written are updated in place; immutable (JAX), read-only and lazy
 
 from ._base import Optimizer
 from .adam import Adam, AdamW
+from .clipping import clip_grad_norm_, clip_grad_value_
 from .schedules import (
     CosineAnnealingLR,
     ExponentialLR,
@@ -34,4 +35,6 @@ __all__ = [
     "Optimizer",
     "SequentialLR",
     "StepLR",
+    "clip_grad_norm_",
+    "clip_grad_value_",
 ]
