@@ -309,7 +309,14 @@ def test_the_file_records_format_structure_layout_dtypes_and_optimizer(tmp_path)
     }
     assert json.loads(metadata["optimizer"]) == {
         "class": "Adam",
-        "hyperparameters": {"lr": 0.05, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0},
+        "hyperparameters": {
+            "lr": 0.05,
+            "betas": [0.9, 0.999],
+            "eps": 1e-8,
+            "weight_decay": 0.0,
+            "amsgrad": False,
+            "maximize": False,
+        },
         "steps": {"0.weight": 1, "0.bias": 1, "2.weight": 1, "2.bias": 0},
     }
     stored = safetensors_numpy.load_file(path)

@@ -166,4 +166,7 @@ def test_constructor_checks_arguments(cls, settings, error, match):
 def test_betas_may_be_a_list_and_are_kept_as_a_tuple():
     optimizer = Adam(Linear(2, 2, seed=0), betas=[0.8, 0.99])
     assert optimizer.hyperparameters["betas"] == (0.8, 0.99)
-    assert repr(optimizer) == "Adam(lr=0.001, betas=(0.8, 0.99), eps=1e-08, weight_decay=0.0)"
+    assert repr(optimizer) == (
+        "Adam(lr=0.001, betas=(0.8, 0.99), eps=1e-08, weight_decay=0.0, amsgrad=False, "
+        "maximize=False)"
+    )

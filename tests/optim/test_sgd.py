@@ -328,4 +328,6 @@ def test_exports_and_repr():
     assert set(xpnn.optim.__all__) == {"SGD", "Adam", "AdamW", "Optimizer"}
     assert all(issubclass(cls, Optimizer) for cls in (SGD, Adam, AdamW))
     text = repr(SGD(Linear(2, 2, seed=0), lr=0.1, momentum=0.9))
-    assert text == "SGD(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False)"
+    assert text == (
+        "SGD(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False)"
+    )

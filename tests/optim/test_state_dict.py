@@ -80,10 +80,13 @@ def test_format(xp, device):
         "betas": (0.9, 0.999),
         "eps": 1e-8,
         "weight_decay": 0.0,
+        "amsgrad": False,
+        "maximize": False,
     }
     assert list(saved["state"]) == ["0.weight", "0.bias", "1.weight", "1.bias"]
     entry = saved["state"]["0.weight"]
-    assert list(entry) == ["step", "exp_avg", "exp_avg_sq"]
+    assert list(entry) == ["step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"]
+    assert entry["max_exp_avg_sq"] is None  # amsgrad=False
     assert type(entry["step"]) is int
     assert entry["step"] == 1
     for key in ("exp_avg", "exp_avg_sq"):
@@ -93,7 +96,12 @@ def test_format(xp, device):
         assert buffer.dtype == model[0].weight.dtype
         assert tuple(buffer.shape) == (3, 4)
     for name in ("0.bias", "1.weight", "1.bias"):
-        assert saved["state"][name] == {"step": 0, "exp_avg": None, "exp_avg_sq": None}
+        assert saved["state"][name] == {
+            "step": 0,
+            "exp_avg": None,
+            "exp_avg_sq": None,
+            "max_exp_avg_sq": None,
+        }
 
 
 def test_sgd_without_momentum_keeps_no_buffer(xp, device):

@@ -175,6 +175,10 @@ class Optimizer:
 
     #: Names of the per-parameter buffers, in state-dict order.
     buffer_names: ClassVar[tuple[str, ...]] = ()
+    #: Hyper-parameters added after the first release, with the value that
+    #: gives the old behaviour: a state dict (or checkpoint) saved before they
+    #: existed loads with these values.
+    _added_hyperparameters: ClassVar[tuple[tuple[str, object], ...]] = ()
 
     def __init__(self, model: Module, **hyperparameters: object) -> None:
         if not isinstance(model, Module):
@@ -383,6 +387,9 @@ class Optimizer:
                 f"{top['optimizer']!r}"
             )
         hyper_in = _mapping(f"{where}['hyperparameters']", top["hyperparameters"])
+        missing = {k: v for k, v in self._added_hyperparameters if k not in hyper_in}
+        if missing:
+            hyper_in = {**hyper_in, **missing}
         check_exact_keys(f"{where}['hyperparameters']", hyper_in, tuple(self._hyper))
         try:
             hyper = self._check_hyperparameters(hyper_in)

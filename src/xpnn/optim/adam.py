@@ -6,10 +6,10 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .._compat import Array, Namespace
+from .._compat import Array, Namespace, is_writeable
 from .._compat import device as device_of
 from ..layers import Module
-from ._base import Optimizer, check_at_least, check_real, scale_add
+from ._base import Optimizer, check_at_least, check_bool, check_real, scale_add
 
 __all__ = ["Adam", "AdamW"]
 
@@ -32,6 +32,18 @@ def _by_parts(xp: Namespace, f: Callable[..., Array], *arrays: Array) -> Array:
 
 def _square(g: Array) -> Array:
     return g * g
+
+
+def store(x: Array, new: Array) -> Array:
+    """Write ``new`` into ``x`` where ``x`` may be written; else return ``new``.
+
+    For updates that are not affine (a running maximum), which
+    :func:`~xpnn.optim._base.scale_add` cannot express.
+    """
+    if is_writeable(x):
+        x[...] = new
+        return x
+    return new
 
 
 def _check_betas(value: object) -> tuple[float, float]:
@@ -62,6 +74,11 @@ class Adam(Optimizer):
         p &\leftarrow p - \frac{\eta}{1 - \beta_1^t}
               \, \frac{m}{\sqrt{v} / \sqrt{1 - \beta_2^t} + \epsilon}
 
+    With ``maximize=True`` the gradient's sign is flipped first
+    (:math:`g \leftarrow -g`). With ``amsgrad=True`` the running maximum
+    :math:`\hat v \leftarrow \max(\hat v, v)` (``max_exp_avg_sq``, from 0)
+    replaces :math:`v` in the denominator.
+
     Parameters
     ----------
     model : Module
@@ -77,12 +94,17 @@ class Adam(Optimizer):
     weight_decay : float, default 0.0
         L2 penalty :math:`\lambda` added to the gradient, at least 0. For
         decoupled weight decay use :class:`AdamW`.
+    amsgrad : bool, default False
+        Divide by the running maximum of the second moment (AMSGrad).
+    maximize : bool, default False
+        Maximise the objective: the gradient's sign is flipped first.
 
     Raises
     ------
     TypeError
-        If ``model`` is not an xpnn Module, or a setting is not a number (or
-        ``betas`` not a pair of numbers).
+        If ``model`` is not an xpnn Module, a setting is not a number (or
+        ``betas`` not a pair of numbers), or ``amsgrad`` or ``maximize`` is
+        not a bool.
     ValueError
         If a setting is out of range.
 
@@ -93,7 +115,9 @@ class Adam(Optimizer):
     Notes
     -----
     The state of each parameter is its step count and the moment estimates
-    ``exp_avg`` (:math:`m`) and ``exp_avg_sq`` (:math:`v`), arrays of the
+    ``exp_avg`` (:math:`m`), ``exp_avg_sq`` (:math:`v`) and, with
+    ``amsgrad=True``, ``max_exp_avg_sq`` (:math:`\hat v`; ``None`` without
+    it), arrays of the
     parameter's shape, dtype, library and device, updated in place where the
     library allows it. As in PyTorch, a complex parameter is treated as a
     pair of real numbers per element: :math:`g^2` and the division act on
@@ -112,7 +136,8 @@ class Adam(Optimizer):
     ['weight']
     """
 
-    buffer_names = ("exp_avg", "exp_avg_sq")
+    buffer_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    _added_hyperparameters = (("amsgrad", False), ("maximize", False))
     #: Whether weight decay shrinks the parameter (AdamW) instead of adding
     #: to the gradient (Adam).
     _decoupled = False
@@ -125,8 +150,18 @@ class Adam(Optimizer):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        maximize: bool = False,
     ) -> None:
-        super().__init__(model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        super().__init__(
+            model,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+        )
 
     @classmethod
     def _check_hyperparameters(cls, values: Mapping[str, object]) -> dict[str, Any]:
@@ -135,7 +170,14 @@ class Adam(Optimizer):
             "betas": _check_betas(values["betas"]),
             "eps": check_at_least("eps", values["eps"], 0.0),
             "weight_decay": check_at_least("weight_decay", values["weight_decay"], 0.0),
+            "amsgrad": check_bool("amsgrad", values["amsgrad"]),
+            "maximize": check_bool("maximize", values["maximize"]),
         }
+
+    def _required_buffers(self, hyper: Mapping[str, Any], step: int) -> tuple[str, ...]:
+        if step == 0:
+            return ()
+        return self.buffer_names if hyper["amsgrad"] else ("exp_avg", "exp_avg_sq")
 
     def _update(
         self, xp: Namespace, param: Array, grad: Array, entry: dict[str, Any], step: int
@@ -144,6 +186,8 @@ class Adam(Optimizer):
         beta1, beta2 = self._hyper["betas"]
         eps = self._hyper["eps"]
         weight_decay = self._hyper["weight_decay"]
+        if self._hyper["maximize"]:
+            grad = -grad
         scale = 1.0
         if weight_decay != 0:
             if self._decoupled:
@@ -157,6 +201,13 @@ class Adam(Optimizer):
         exp_avg = scale_add(exp_avg, beta1, (1 - beta1) * grad)
         exp_avg_sq = scale_add(exp_avg_sq, beta2, (1 - beta2) * _by_parts(xp, _square, grad))
         entry["exp_avg"], entry["exp_avg_sq"] = exp_avg, exp_avg_sq
+        second = exp_avg_sq
+        if self._hyper["amsgrad"]:
+            maximum = entry["max_exp_avg_sq"]
+            if maximum is None:
+                maximum = xp.zeros_like(param, device=device_of(param))
+            second = store(maximum, _by_parts(xp, xp.maximum, maximum, exp_avg_sq))
+            entry["max_exp_avg_sq"] = second
         step_size = lr / (1 - beta1**step)
         correction2 = 1 - beta2**step
         # The count is a Python int in eager steps, a 0-d array in a traced
@@ -168,7 +219,7 @@ class Adam(Optimizer):
         def direction(m: Array, v: Array) -> Array:
             return m / (xp.sqrt(v) / correction2_sqrt + eps)
 
-        return scale, _by_parts(xp, direction, exp_avg, exp_avg_sq) * -step_size
+        return scale, _by_parts(xp, direction, exp_avg, second) * -step_size
 
 
 class AdamW(Adam):
@@ -182,7 +233,8 @@ class AdamW(Adam):
         p \leftarrow (1 - \eta \lambda)\, p - \frac{\eta}{1 - \beta_1^t}
               \, \frac{m}{\sqrt{v} / \sqrt{1 - \beta_2^t} + \epsilon}
 
-    with :math:`m` and :math:`v` updated from the raw gradient.
+    with :math:`m` and :math:`v` updated from the raw gradient (negated with
+    ``maximize=True``); ``amsgrad`` as in :class:`Adam`.
 
     Parameters
     ----------
@@ -196,11 +248,16 @@ class AdamW(Adam):
         Added to the denominator, at least 0.
     weight_decay : float, default 1e-2
         Decoupled weight decay :math:`\lambda`, at least 0.
+    amsgrad : bool, default False
+        Divide by the running maximum of the second moment (AMSGrad).
+    maximize : bool, default False
+        Maximise the objective: the gradient's sign is flipped first.
 
     Raises
     ------
     TypeError
-        If ``model`` is not an xpnn Module, or a setting is not a number.
+        If ``model`` is not an xpnn Module, a setting is not a number, or
+        ``amsgrad`` or ``maximize`` is not a bool.
     ValueError
         If a setting is out of range.
 
@@ -219,5 +276,15 @@ class AdamW(Adam):
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        maximize: bool = False,
     ) -> None:
-        super().__init__(model, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        super().__init__(
+            model,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+        )

@@ -21,6 +21,7 @@ class SGD(Optimizer):
 
     .. math::
 
+        g &\leftarrow -g \quad \text{(only with maximize=True)} \\
         g &\leftarrow g + \lambda p \\
         b &\leftarrow \mu b + (1 - \tau) g \quad (b = g \text{ at the first step}) \\
         d &= g + \mu b \text{ (Nesterov) or } b \\
@@ -45,12 +46,14 @@ class SGD(Optimizer):
         L2 penalty :math:`\lambda` added to the gradient, at least 0.
     nesterov : bool, default False
         Use Nesterov momentum; needs ``momentum > 0`` and ``dampening == 0``.
+    maximize : bool, default False
+        Maximise the objective: the gradient's sign is flipped first.
 
     Raises
     ------
     TypeError
         If ``model`` is not an xpnn Module, a number is not a real number, or
-        ``nesterov`` is not a bool.
+        ``nesterov`` or ``maximize`` is not a bool.
     ValueError
         If a number is out of range, or ``nesterov=True`` without momentum
         or with dampening.
@@ -92,6 +95,7 @@ class SGD(Optimizer):
     """
 
     buffer_names = ("momentum_buffer",)
+    _added_hyperparameters = (("maximize", False),)
 
     def __init__(
         self,
@@ -102,6 +106,7 @@ class SGD(Optimizer):
         dampening: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
+        maximize: bool = False,
     ) -> None:
         super().__init__(
             model,
@@ -110,6 +115,7 @@ class SGD(Optimizer):
             dampening=dampening,
             weight_decay=weight_decay,
             nesterov=nesterov,
+            maximize=maximize,
         )
 
     @classmethod
@@ -120,6 +126,7 @@ class SGD(Optimizer):
             "dampening": check_at_least("dampening", values["dampening"], 0.0),
             "weight_decay": check_at_least("weight_decay", values["weight_decay"], 0.0),
             "nesterov": check_bool("nesterov", values["nesterov"]),
+            "maximize": check_bool("maximize", values["maximize"]),
         }
         if checked["nesterov"] and (checked["momentum"] <= 0 or checked["dampening"] != 0):
             raise ValueError(
@@ -136,6 +143,8 @@ class SGD(Optimizer):
     ) -> tuple[float, Array]:
         hyper = self._hyper
         lr, momentum, weight_decay = hyper["lr"], hyper["momentum"], hyper["weight_decay"]
+        if hyper["maximize"]:
+            grad = -grad
         if weight_decay != 0:
             grad = grad + weight_decay * param
         if momentum != 0:
