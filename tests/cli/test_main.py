@@ -36,7 +36,7 @@ from xpnn.cli import parser
         (["train", "--epochs", "0"], "expected a positive integer, got 0"),
         (["train", "--lr", "-1"], "expected a positive finite number, got -1.0"),
         (["train", "--optimizer", "rmsprop"], "invalid choice: 'rmsprop'"),
-        (["train", "--workers", "2"], "--workers need --backend dask, got --backend numpy"),
+        (["train", "--workers", "2"], "--workers needs --backend dask, got --backend numpy"),
         (["check", "--backend", "nope"], "unknown backend 'nope'"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
