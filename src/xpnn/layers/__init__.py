@@ -2,25 +2,45 @@
 
 from ._config import LAYERS, from_config
 from ._module import Backward, Module, call_backward, forward_on_data
-from .activations import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .activations import (
+    ELU,
+    GELU,
+    Hardtanh,
+    Identity,
+    LeakyReLU,
+    LogSoftmax,
+    Mish,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
 from .dropout import Dropout
 from .edges import edge_features
 from .linear import Linear
 from .sequential import Sequential
 
 __all__ = [
+    "ELU",
     "GELU",
     "LAYERS",
     "Backward",
     "Dropout",
+    "Hardtanh",
+    "Identity",
     "LeakyReLU",
     "Linear",
     "LogSoftmax",
+    "Mish",
     "Module",
     "ReLU",
     "Sequential",
+    "SiLU",
     "Sigmoid",
     "Softmax",
+    "Softplus",
     "Tanh",
     "call_backward",
     "edge_features",

@@ -7,7 +7,21 @@ from typing import Any
 
 from .._compat import Device, DType
 from ._module import Module
-from .activations import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .activations import (
+    ELU,
+    GELU,
+    Hardtanh,
+    Identity,
+    LeakyReLU,
+    LogSoftmax,
+    Mish,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
 from .dropout import Dropout
 from .linear import Linear
 from .sequential import Sequential
@@ -27,6 +41,12 @@ LAYERS: dict[str, type[Module]] = {
         GELU,
         Softmax,
         LogSoftmax,
+        SiLU,
+        Softplus,
+        ELU,
+        Hardtanh,
+        Mish,
+        Identity,
         Dropout,
     )
 }

@@ -2,7 +2,8 @@
 
 Each layer applies one function of :mod:`xpnn.functional.activations`, and
 its ``backward`` closure keeps only the array that the derivative needs:
-the input for ``ReLU``, ``LeakyReLU`` and ``GELU``, the output for ``Tanh``,
+the input for ``ReLU``, ``LeakyReLU``, ``GELU``, ``SiLU``, ``Softplus``,
+``ELU``, ``Hardtanh``, ``Mish`` and ``Identity``, the output for ``Tanh``,
 ``Sigmoid``, ``Softmax`` and ``LogSoftmax``.
 """
 
@@ -17,25 +18,54 @@ from ..functional.activations import (
     check_activation,
     check_activation_backward,
     check_axis,
+    check_hardtanh,
+    check_real_setting,
     check_slope,
+    check_softplus,
+    elu,
+    elu_backward,
     gelu,
     gelu_backward,
+    hardtanh,
+    hardtanh_backward,
+    identity,
+    identity_backward,
     leaky_relu,
     leaky_relu_backward,
     log_softmax,
     log_softmax_backward,
+    mish,
+    mish_backward,
     relu,
     relu_backward,
     sigmoid,
     sigmoid_backward,
+    silu,
+    silu_backward,
     softmax,
     softmax_backward,
+    softplus,
+    softplus_backward,
     tanh,
     tanh_backward,
 )
 from ._module import Backward, Module, backward_again
 
-__all__ = ["GELU", "LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "Softmax", "Tanh"]
+__all__ = [
+    "ELU",
+    "GELU",
+    "Hardtanh",
+    "Identity",
+    "LeakyReLU",
+    "LogSoftmax",
+    "Mish",
+    "ReLU",
+    "SiLU",
+    "Sigmoid",
+    "Softmax",
+    "Softplus",
+    "Tanh",
+]
 
 
 class _Activation(Module):
@@ -264,7 +294,8 @@ class GELU(_Activation):
 class Softmax(_Activation):
     """Exponentials normalised to sum to 1 along ``axis``.
 
-    Real floating inputs with at least one dimension.
+    Real floating inputs of any shape; a 0-d input (``axis`` 0 or -1) is a
+    group of one, as in PyTorch.
 
     Parameters
     ----------
@@ -309,7 +340,8 @@ class Softmax(_Activation):
 class LogSoftmax(_Activation):
     """The logarithm of :class:`Softmax`, computed stably.
 
-    Real floating inputs with at least one dimension.
+    Real floating inputs of any shape; a 0-d input (``axis`` 0 or -1) is a
+    group of one, as in PyTorch.
 
     Parameters
     ----------
@@ -341,3 +373,146 @@ class LogSoftmax(_Activation):
 
     def _settings(self) -> dict[str, object]:
         return {"axis": self.axis}
+
+
+class SiLU(_Activation):
+    """The sigmoid linear unit (swish), ``y = x * sigmoid(x)``, elementwise.
+
+    Real floating inputs of any shape.
+    """
+
+    _function = staticmethod(silu)
+    _backward_function = staticmethod(silu_backward)
+    _what = "silu"
+
+
+class Softplus(_Activation):
+    """The softplus, ``y = log(1 + exp(beta * x)) / beta``, elementwise, as ``torch.nn.Softplus``.
+
+    Real floating inputs of any shape. Where ``beta * x > threshold``,
+    ``y = x`` and the gradient is 1.
+
+    Parameters
+    ----------
+    beta : float, default 1.0
+        Sharpness; any finite nonzero real number.
+    threshold : float, default 20.0
+        Past it (in ``beta * x``) the layer is linear; any finite real number.
+
+    Raises
+    ------
+    TypeError
+        If ``beta`` or ``threshold`` is not a real number.
+    ValueError
+        If either is not finite, or ``beta`` is 0.
+    """
+
+    _function = staticmethod(softplus)
+    _backward_function = staticmethod(softplus_backward)
+    _what = "softplus"
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        b, t = check_softplus(beta, threshold)
+        super().__init__()
+        self.beta = b
+        self.threshold = t
+
+    def _options(self) -> dict[str, Any]:
+        return {"beta": self.beta, "threshold": self.threshold}
+
+    def _settings(self) -> dict[str, object]:
+        return {"beta": self.beta, "threshold": self.threshold}
+
+
+class ELU(_Activation):
+    """The exponential linear unit: ``y = x`` where ``x > 0``, else ``alpha * (exp(x) - 1)``.
+
+    Real floating inputs of any shape. The gradient at ``x == 0`` is
+    ``alpha``, as in PyTorch.
+
+    Parameters
+    ----------
+    alpha : float, default 1.0
+        Any finite real number.
+
+    Raises
+    ------
+    TypeError
+        If ``alpha`` is not a real number.
+    ValueError
+        If ``alpha`` is not finite.
+    """
+
+    _function = staticmethod(elu)
+    _backward_function = staticmethod(elu_backward)
+    _what = "elu"
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        a = check_real_setting(alpha, "alpha")
+        super().__init__()
+        self.alpha = a
+
+    def _options(self) -> dict[str, Any]:
+        return {"alpha": self.alpha}
+
+    def _settings(self) -> dict[str, object]:
+        return {"alpha": self.alpha}
+
+
+class Hardtanh(_Activation):
+    """``x`` clipped to ``[min_val, max_val]``, elementwise.
+
+    Real floating inputs of any shape. The gradient is 1 strictly inside
+    the bounds and 0 elsewhere, at the bounds included, as in PyTorch.
+
+    Parameters
+    ----------
+    min_val, max_val : float, default -1.0 and 1.0
+        Finite real numbers with ``min_val < max_val``.
+
+    Raises
+    ------
+    TypeError
+        If a bound is not a real number.
+    ValueError
+        If a bound is not finite, or ``min_val >= max_val``.
+    """
+
+    _function = staticmethod(hardtanh)
+    _backward_function = staticmethod(hardtanh_backward)
+    _what = "hardtanh"
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0) -> None:
+        low, high = check_hardtanh(min_val, max_val)
+        super().__init__()
+        self.min_val = low
+        self.max_val = high
+
+    def _options(self) -> dict[str, Any]:
+        return {"min_val": self.min_val, "max_val": self.max_val}
+
+    def _settings(self) -> dict[str, object]:
+        return {"min_val": self.min_val, "max_val": self.max_val}
+
+
+class Mish(_Activation):
+    """Mish, ``y = x * tanh(softplus(x))``, elementwise.
+
+    Real floating inputs of any shape.
+    """
+
+    _function = staticmethod(mish)
+    _backward_function = staticmethod(mish_backward)
+    _what = "mish"
+
+
+class Identity(_Activation):
+    """The identity: ``y`` is ``x`` itself (no copy), as ``torch.nn.Identity``.
+
+    Real or complex floating inputs of any shape; ``dx = dy``.
+    """
+
+    _function = staticmethod(identity)
+    _backward_function = staticmethod(identity_backward)
+    _what = "identity"
+    _complex_ok = True

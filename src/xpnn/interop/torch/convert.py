@@ -42,16 +42,22 @@ from ..._compat import (
 )
 from ..._transfer import transfer
 from ...layers import (
+    ELU,
     GELU,
     Dropout,
+    Hardtanh,
+    Identity,
     LeakyReLU,
     Linear,
     LogSoftmax,
+    Mish,
     Module,
     ReLU,
     Sequential,
     Sigmoid,
+    SiLU,
     Softmax,
+    Softplus,
     Tanh,
 )
 
@@ -142,6 +148,22 @@ _PAIRS = (
         lambda layer: nn.LogSoftmax(dim=layer.axis),
         check=_check_dim,
     ),
+    _Pair(nn.SiLU, SiLU, lambda m: SiLU(), lambda layer: nn.SiLU()),
+    _Pair(
+        nn.Softplus,
+        Softplus,
+        lambda m: Softplus(m.beta, m.threshold),
+        lambda layer: nn.Softplus(beta=layer.beta, threshold=layer.threshold),
+    ),
+    _Pair(nn.ELU, ELU, lambda m: ELU(m.alpha), lambda layer: nn.ELU(alpha=layer.alpha)),
+    _Pair(
+        nn.Hardtanh,
+        Hardtanh,
+        lambda m: Hardtanh(m.min_val, m.max_val),
+        lambda layer: nn.Hardtanh(layer.min_val, layer.max_val),
+    ),
+    _Pair(nn.Mish, Mish, lambda m: Mish(), lambda layer: nn.Mish()),
+    _Pair(nn.Identity, Identity, lambda m: Identity(), lambda layer: nn.Identity()),
     _Pair(nn.Dropout, Dropout, lambda m: Dropout(m.p), lambda layer: nn.Dropout(layer.p)),
 )
 _BY_TORCH = {pair.torch_type: pair for pair in _PAIRS}
@@ -255,7 +277,9 @@ def from_torch(
         An ``nn.Linear``, or an ``nn.Sequential`` (nested ones included) of
         ``nn.Linear``, ``nn.ReLU``, ``nn.LeakyReLU``, ``nn.Tanh``,
         ``nn.Sigmoid``, ``nn.GELU(approximate="tanh")``, ``nn.Softmax(dim)``,
-        ``nn.LogSoftmax(dim)`` and ``nn.Dropout``. Subclasses are refused,
+        ``nn.LogSoftmax(dim)``, ``nn.SiLU``, ``nn.Softplus``, ``nn.ELU``,
+        ``nn.Hardtanh``, ``nn.Mish``, ``nn.Identity`` and ``nn.Dropout``.
+        Subclasses are refused,
         since their ``forward`` may differ.
     xp : module, optional
         The array library of the copies (``numpy``, ``jax.numpy``,
