@@ -68,7 +68,14 @@ CASES = [
     ),
     Case("tanh", tanh, tanh_backward, True, torch.tanh, complex_ok=True),
     Case("sigmoid", sigmoid, sigmoid_backward, True, torch.sigmoid, complex_ok=True),
-    Case("gelu", gelu, gelu_backward, False, functools.partial(F.gelu, approximate="tanh")),
+    Case("gelu", gelu, gelu_backward, False, F.gelu),
+    Case(
+        "gelu(tanh)",
+        functools.partial(gelu, approximate="tanh"),
+        functools.partial(gelu_backward, approximate="tanh"),
+        False,
+        functools.partial(F.gelu, approximate="tanh"),
+    ),
     Case(
         "softmax",
         softmax,
@@ -273,7 +280,9 @@ def test_stable_at_large_float32_inputs(xp, device):
         want = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
         assert_close(log_softmax(x, axis=axis), want, **same)
     assert_close(sigmoid(x), 0.5 * (1 + np.tanh(host / 2)), **same)
-    assert_close(gelu(x), F.gelu(torch.tensor(host), approximate="tanh").numpy(), **same)
+    assert_close(gelu(x), F.gelu(torch.tensor(host)).numpy(), **same)
+    tanh_form = F.gelu(torch.tensor(host), approximate="tanh").numpy()
+    assert_close(gelu(x, approximate="tanh"), tanh_form, **same)
 
 
 def test_complex_stable_at_large_real_parts(xp, device, complex_dtype):

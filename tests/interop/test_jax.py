@@ -70,7 +70,7 @@ def oracle(kind: str) -> Any:
 
         h = jnp.tanh(linear(x, 0))
         h = jax.nn.relu(linear(h, 2))
-        h = jax.nn.gelu(linear(h, 4), approximate=True)
+        h = jax.nn.gelu(linear(h, 4), approximate=False)
         h = jax.nn.sigmoid(jax.nn.leaky_relu(linear(h, 6), 0.1))
         h = linear(h, 9)
         if kind == "log_softmax":

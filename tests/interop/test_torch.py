@@ -32,7 +32,8 @@ ACTIVATIONS = [
     (lambda: nn.LeakyReLU(0.2), LeakyReLU, {"negative_slope": 0.2}),
     (lambda: nn.Tanh(), Tanh, {}),
     (lambda: nn.Sigmoid(), Sigmoid, {}),
-    (lambda: nn.GELU(approximate="tanh"), GELU, {}),
+    (lambda: nn.GELU(), GELU, {"approximate": "none"}),
+    (lambda: nn.GELU(approximate="tanh"), GELU, {"approximate": "tanh"}),
     (lambda: nn.Softmax(dim=-1), Softmax, {"axis": -1}),
     (lambda: nn.Softmax(dim=0), Softmax, {"axis": 0}),
     (lambda: nn.LogSoftmax(dim=1), LogSoftmax, {"axis": 1}),
@@ -44,6 +45,7 @@ ACTIVATION_IDS = [
     "tanh",
     "sigmoid",
     "gelu",
+    "gelu_tanh",
     "softmax",
     "softmax0",
     "log_softmax",
@@ -298,7 +300,8 @@ def test_to_torch_of_single_layers():
     assert isinstance(to_torch(Linear(2, 3, seed=0)), nn.Linear)
     assert isinstance(to_torch(ReLU()), nn.ReLU)
     assert to_torch(LeakyReLU(0.3)).negative_slope == 0.3
-    assert to_torch(GELU()).approximate == "tanh"
+    assert to_torch(GELU()).approximate == "none"
+    assert to_torch(GELU("tanh")).approximate == "tanh"
     assert to_torch(Softmax(axis=0)).dim == 0
     assert to_torch(LogSoftmax(axis=1)).dim == 1
     assert to_torch(Dropout(0.25)).p == 0.25
@@ -551,8 +554,6 @@ def test_unsupported_module_is_named_with_what_is_supported(monkeypatch):
         from_torch(nn.Sequential(nn.Linear(2, 2), nn.Hardswish()))
     with pytest.raises(TypeError, match=r"BatchNorm1d at '0.1'"):
         from_torch(nn.Sequential(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))))
-    with pytest.raises(ValueError, match=r"approximate='none'.*tanh approximation only"):
-        from_torch(nn.Sequential(nn.Linear(2, 2), nn.GELU()))
     with pytest.raises(ValueError, match=r"Softmax\(dim=None\) at '0'.*explicit dim"):
         from_torch(nn.Sequential(nn.Softmax()))
     with pytest.raises(TypeError, match="from_torch takes a torch.nn.Module, got numpy"):

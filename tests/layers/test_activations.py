@@ -26,7 +26,7 @@ LAYERS: list[tuple[Callable[[], Module], Callable[[torch.Tensor], torch.Tensor],
     (lambda: LeakyReLU(0.2), lambda t: F.leaky_relu(t, 0.2), False),
     (Tanh, torch.tanh, True),
     (Sigmoid, torch.sigmoid, True),
-    (GELU, lambda t: F.gelu(t, approximate="tanh"), False),
+    (GELU, F.gelu, False),
     (Softmax, lambda t: torch.softmax(t, dim=-1), False),
     (lambda: Softmax(axis=0), lambda t: torch.softmax(t, dim=0), False),
     (LogSoftmax, lambda t: torch.log_softmax(t, dim=-1), False),
@@ -160,7 +160,8 @@ def test_call_keeps_nothing_alive():
         (LeakyReLU(1), "LeakyReLU(negative_slope=1.0)"),
         (Tanh(), "Tanh()"),
         (Sigmoid(), "Sigmoid()"),
-        (GELU(), "GELU(approximate='tanh')"),
+        (GELU(), "GELU(approximate='none')"),
+        (GELU("tanh"), "GELU(approximate='tanh')"),
         (Softmax(), "Softmax(axis=-1)"),
         (Softmax(axis=0), "Softmax(axis=0)"),
         (LogSoftmax(), "LogSoftmax(axis=-1)"),
@@ -206,9 +207,9 @@ def test_axis_is_validated(layer_class, bad, kind):
         layer_class(axis=bad)
 
 
-def test_gelu_exact_form_is_refused():
-    with pytest.raises(ValueError, match=r"approximate='tanh' only, got 'none'.*erf"):
-        GELU(approximate="none")
+def test_gelu_form_is_checked():
+    with pytest.raises(ValueError, match=r"approximate must be 'none' \(the exact GELU\)"):
+        GELU(approximate="exact")
 
 
 def test_forward_errors_are_the_functional_ones(xp, device):

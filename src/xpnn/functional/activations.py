@@ -10,7 +10,8 @@ the output ``y`` for :func:`tanh`, :func:`sigmoid`, :func:`softmax` and
     leaky_relu    dx = dy * where(x > 0, 1, negative_slope)
     tanh          dx = dy * conj(1 - y**2)
     sigmoid       dx = dy * conj(y * (1 - y))
-    gelu          dx = dy * (0.5 * (1 + t) + 0.5 * x * (1 - t**2) * du/dx)
+    gelu          dx = dy * (Phi(x) + x * phi(x))         (exact, the default)
+    gelu tanh     dx = dy * (0.5 * (1 + t) + 0.5 * x * (1 - t**2) * du/dx)
     softmax       dx = y * (dy - sum(dy * y, axis))
     log_softmax   dx = dy - exp(y) * sum(dy, axis)
     silu          dx = dy * s * (1 + x * (1 - s)),   s = sigmoid(x)
@@ -59,11 +60,13 @@ from .._checks import (
 )
 from .._compat import Array, Namespace, array_namespace, device
 from ._dtypes import as_dtype, broadcast_zero, gradient_as, is_empty
+from .special import _normal_cdf
 
 __all__ = [
     "check_activation",
     "check_activation_backward",
     "check_axis",
+    "check_gelu_approximate",
     "check_hardtanh",
     "check_real_setting",
     "check_slope",
@@ -103,6 +106,12 @@ _GELU_CUBIC = 0.044715
 # double precision, so clipping x there changes no result; it keeps x**3
 # finite for every finite input.
 _GELU_SATURATION = 10.0
+# GELU, exact form: x * Phi(x), with the density phi(x) = exp(-x**2 / 2) / sqrt(2 pi)
+# in its derivative. From |x| = 40 on, x * phi(x) is 0 in float64 (exp(-800)
+# underflows); clipping x there keeps x * phi(x) from inf * 0 at infinity.
+_GELU_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GELU_DENSITY_END = 40.0
+_GELU_FORMS = ("none", "tanh")
 
 
 # -- validation ------------------------------------------------------------
@@ -620,17 +629,47 @@ def _gelu_parts(xp: Namespace, x: Array) -> tuple[Array, Array]:
     return t, x_sq
 
 
-def gelu(x: Array, *, checked: Checked | None = None) -> Array:
-    """Apply the Gaussian error linear unit in its tanh form.
+def check_gelu_approximate(approximate: object) -> str:
+    """Return ``approximate`` if it names a form of GELU (``"none"``, ``"tanh"``), else raise.
 
-    ``y = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))``, as
-    ``torch.nn.functional.gelu(x, approximate="tanh")``. The exact form
-    needs ``erf``, which the array API standard does not define.
+    Raises
+    ------
+    ValueError
+        If ``approximate`` is neither ``"none"`` nor ``"tanh"``.
+    """
+    if not isinstance(approximate, str) or approximate not in _GELU_FORMS:
+        raise ValueError(
+            f"approximate must be 'none' (the exact GELU) or 'tanh', got {approximate!r}"
+        )
+    return approximate
+
+
+def _clip_symmetric(xp: Namespace, x: Array, bound: float) -> Array:
+    if has_unknown(tuple(x.shape)):
+        # array_api_compat's clip for Dask needs every size known; maximum and
+        # minimum do not, and keep NaN as clip does (clip is faster elsewhere).
+        b = xp.asarray(bound, dtype=x.dtype, device=device(x))
+        return xp.minimum(xp.maximum(x, -b), b)
+    return xp.clip(x, min=-bound, max=bound)
+
+
+def gelu(x: Array, *, approximate: str = "none", checked: Checked | None = None) -> Array:
+    """Apply the Gaussian error linear unit.
+
+    Exact (``approximate="none"``, the default): ``y = x * Phi(x) = x / 2 *
+    (1 + erf(x / sqrt(2)))``, with :func:`xpnn.functional.special.erf`, as
+    ``torch.nn.functional.gelu(x)``; ``Phi`` is computed from ``erfc`` for
+    negative ``x``, without the cancellation of ``1 + erf``. Tanh form
+    (``approximate="tanh"``): ``y = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x +
+    0.044715 * x**3)))``, as ``torch.nn.functional.gelu(x,
+    approximate="tanh")``.
 
     Parameters
     ----------
     x : array of any shape
         Input with a real floating dtype.
+    approximate : {"none", "tanh"}, default "none"
+        The form: exact, or the tanh approximation.
 
     Returns
     -------
@@ -641,23 +680,38 @@ def gelu(x: Array, *, checked: Checked | None = None) -> Array:
     ------
     TypeError
         If ``x`` is not an array, or has no real floating dtype.
+    ValueError
+        If ``approximate`` is neither ``"none"`` nor ``"tanh"``.
 
     Examples
     --------
     >>> import numpy as np
     >>> from xpnn.functional.activations import gelu
     >>> gelu(np.array([-3.0, 0.0, 1.0, 3.0])).round(4)
+    array([-0.004 ,  0.    ,  0.8413,  2.996 ])
+    >>> gelu(np.array([-3.0, 0.0, 1.0, 3.0]), approximate="tanh").round(4)
     array([-0.0036,  0.    ,  0.8412,  2.9964])
     """
+    check_gelu_approximate(approximate)
     checked = checked or check_activation(x, "gelu")
+    if approximate == "none":
+        return x * _normal_cdf(checked.xp, x)
     t, _ = _gelu_parts(checked.xp, x)
     return 0.5 * x * (1 + t)
 
 
-def gelu_backward(dy: Array, x: Array, *, checked: Checked | None = None) -> Array:
-    """Return the input gradient of :func:`gelu` (tanh form).
+def gelu_backward(
+    dy: Array, x: Array, *, approximate: str = "none", checked: Checked | None = None
+) -> Array:
+    """Return the input gradient of :func:`gelu`.
 
-    With ``u = sqrt(2/pi) * (x + 0.044715 * x**3)`` and ``t = tanh(u)``::
+    Exact form, with ``Phi`` the standard normal distribution function and
+    ``phi(x) = exp(-x**2 / 2) / sqrt(2 pi)`` its density::
+
+        dx = dy * (Phi(x) + x * phi(x))
+
+    Tanh form, with ``u = sqrt(2/pi) * (x + 0.044715 * x**3)`` and ``t =
+    tanh(u)``::
 
         dx = dy * (0.5 * (1 + t)
                    + 0.5 * x * (1 - t**2) * sqrt(2/pi) * (1 + 3 * 0.044715 * x**2))
@@ -668,6 +722,8 @@ def gelu_backward(dy: Array, x: Array, *, checked: Checked | None = None) -> Arr
         Gradient of the loss with respect to ``y = gelu(x)``.
     x : array of any shape
         The input of the forward pass.
+    approximate : {"none", "tanh"}, default "none"
+        The form of the forward pass.
 
     Returns
     -------
@@ -680,12 +736,18 @@ def gelu_backward(dy: Array, x: Array, *, checked: Checked | None = None) -> Arr
         For arrays from different libraries, or dtypes that are not real
         floating.
     ValueError
-        For arrays on different devices, or if ``dy`` and ``x`` differ in
-        shape.
+        For arrays on different devices, if ``dy`` and ``x`` differ in
+        shape, or if ``approximate`` is neither ``"none"`` nor ``"tanh"``.
     """
+    check_gelu_approximate(approximate)
     checked = checked or check_activation_backward(dy, x, "gelu", saved_name="x")
     xp, dtype = checked.xp, checked.dtype
     x_c = as_dtype(xp, x, dtype)
+    if approximate == "none":
+        x_d = _clip_symmetric(xp, x_c, _GELU_DENSITY_END)
+        density = _GELU_INV_SQRT_2PI * xp.exp(-0.5 * (x_d * x_d))
+        exact = _normal_cdf(xp, x_c) + x_d * density
+        return gradient_as(xp, as_dtype(xp, dy, dtype) * exact, x.dtype)
     t, x_sq = _gelu_parts(xp, x_c)
     du = _GELU_SCALE * (1 + (3 * _GELU_CUBIC) * x_sq)
     derivative = 0.5 * (1 + t) + (0.5 * x_c) * (1 - t * t) * du

@@ -18,6 +18,7 @@ from ..functional.activations import (
     check_activation,
     check_activation_backward,
     check_axis,
+    check_gelu_approximate,
     check_hardtanh,
     check_real_setting,
     check_slope,
@@ -257,38 +258,38 @@ class Sigmoid(_Activation):
 
 
 class GELU(_Activation):
-    """The Gaussian error linear unit in its tanh form, elementwise.
+    """The Gaussian error linear unit, elementwise, as ``torch.nn.GELU``.
 
-    ``y = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3)))``, as
-    ``torch.nn.GELU(approximate="tanh")``. Real floating inputs of any
-    shape.
+    Exact by default, ``y = x * Phi(x) = x / 2 * (1 + erf(x / sqrt(2)))``
+    (``erf`` is :func:`xpnn.functional.special.erf`); with
+    ``approximate="tanh"``, ``y = 0.5 * x * (1 + tanh(sqrt(2/pi) * (x +
+    0.044715 * x**3)))``. Real floating inputs of any shape.
 
     Parameters
     ----------
-    approximate : {"tanh"}, default "tanh"
-        The only form available: the exact one needs ``erf``, which the
-        array API standard does not define.
+    approximate : {"none", "tanh"}, default "none"
+        The form: exact, or the tanh approximation.
 
     Raises
     ------
     ValueError
-        If ``approximate`` is not ``"tanh"``.
+        If ``approximate`` is neither ``"none"`` nor ``"tanh"``.
     """
 
     _function = staticmethod(gelu)
     _backward_function = staticmethod(gelu_backward)
     _what = "gelu"
 
-    def __init__(self, approximate: str = "tanh") -> None:
-        if approximate != "tanh":
-            raise ValueError(
-                f"GELU supports approximate='tanh' only, got {approximate!r}: the exact form "
-                "needs erf, which the array API standard does not define"
-            )
+    def __init__(self, approximate: str = "none") -> None:
+        form = check_gelu_approximate(approximate)
         super().__init__()
+        self.approximate = form
+
+    def _options(self) -> dict[str, Any]:
+        return {"approximate": self.approximate}
 
     def _settings(self) -> dict[str, object]:
-        return {"approximate": "tanh"}
+        return {"approximate": self.approximate}
 
 
 class Softmax(_Activation):

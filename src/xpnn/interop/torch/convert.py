@@ -97,15 +97,6 @@ class _Pair:
         return self.shown or f"nn.{self.torch_type.__name__}"
 
 
-def _check_gelu(module: nn.GELU, path: str) -> None:
-    if module.approximate != "tanh":
-        raise ValueError(
-            f"nn.GELU(approximate={module.approximate!r}){_where(path)} has no xpnn equal: "
-            "xpnn's GELU is the tanh approximation only (the exact form needs erf, which "
-            "the array API standard does not define); use nn.GELU(approximate='tanh')"
-        )
-
-
 def _check_dim(module: nn.Softmax | nn.LogSoftmax, path: str) -> None:
     if module.dim is None:
         name = type(module).__name__
@@ -130,9 +121,7 @@ _PAIRS = (
         nn.GELU,
         GELU,
         lambda m: GELU(m.approximate),
-        lambda layer: nn.GELU(approximate="tanh"),
-        check=_check_gelu,
-        shown="nn.GELU(approximate='tanh')",
+        lambda layer: nn.GELU(approximate=layer.approximate),
     ),
     _Pair(
         nn.Softmax,
@@ -276,7 +265,7 @@ def from_torch(
     module : torch.nn.Module
         An ``nn.Linear``, or an ``nn.Sequential`` (nested ones included) of
         ``nn.Linear``, ``nn.ReLU``, ``nn.LeakyReLU``, ``nn.Tanh``,
-        ``nn.Sigmoid``, ``nn.GELU(approximate="tanh")``, ``nn.Softmax(dim)``,
+        ``nn.Sigmoid``, ``nn.GELU`` (exact or ``approximate="tanh"``), ``nn.Softmax(dim)``,
         ``nn.LogSoftmax(dim)``, ``nn.SiLU``, ``nn.Softplus``, ``nn.ELU``,
         ``nn.Hardtanh``, ``nn.Mish``, ``nn.Identity`` and ``nn.Dropout``.
         Subclasses are refused,
@@ -313,8 +302,7 @@ def from_torch(
         is not a standard floating one and ``dtype`` is not given. Nothing
         is copied before these checks pass.
     ValueError
-        For ``nn.GELU(approximate="none")`` (xpnn has the tanh form only) and
-        ``nn.Softmax(dim=None)``; for a ``device`` that lacks the dtype.
+        For ``nn.Softmax(dim=None)``; for a ``device`` that lacks the dtype.
 
     Examples
     --------
