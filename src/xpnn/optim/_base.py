@@ -274,11 +274,11 @@ class Optimizer:
         live = []
         arrays: list[Array] = []
         for slot in self.model.parameter_slots():
-            owner, local = slot[1], slot[2]
-            grad = owner.grads.get(local)
+            grads = slot[1].grads
+            grad = grads.get(slot[2])
             if grad is not None:
                 live.append(slot)
-                arrays += (owner.params[local], grad)
+                arrays += (slot[1].params[slot[2]], grad)
         if not live:
             return
         # The checks depend only on the kinds of parameter and gradient (type,
@@ -293,10 +293,13 @@ class Optimizer:
             stateful=tuple([name in state for name in names]),
         )
         update = self._update
-        for index, (name, owner, local) in enumerate(live):
-            xp = checked.constants[index]
-            param, grad = arrays[2 * index], arrays[2 * index + 1]
-            if grad.dtype != param.dtype:
+        index = 0
+        # Per parameter: its namespace and whether its gradient needs a cast,
+        # both decided by the kinds the check saw.
+        for (name, owner, local), (xp, cast) in zip(live, checked.constants, strict=True):
+            param, grad = arrays[index], arrays[index + 1]
+            index += 2
+            if cast:
                 grad = xp.astype(grad, param.dtype)
             entry = state.get(name)
             if entry is None:
@@ -314,15 +317,16 @@ class Optimizer:
         """Check each gradient against its parameter, and existing buffers too.
 
         ``arrays`` alternate parameter and gradient; ``constants`` of the
-        result holds each parameter's namespace.
+        result holds ``(namespace, cast)`` for each parameter, ``cast``
+        telling whether its gradient has another dtype.
         """
-        namespaces = []
+        plan = []
         for index, (name, has_state) in enumerate(zip(names, stateful, strict=True)):
             param, grad = arrays[2 * index], arrays[2 * index + 1]
-            namespaces.append(self._check_gradient(name, param, grad))
+            plan.append((self._check_gradient(name, param, grad), grad.dtype != param.dtype))
             if has_state:
                 self._check_buffers(name, param, self._state[name])
-        return Checked(xp=namespaces[0], constants=tuple(namespaces))
+        return Checked(xp=plan[0][0], constants=tuple(plan))
 
     def zero_grad(self) -> None:
         """Forget the model's accumulated gradients (``model.zero_grad()``)."""
