@@ -25,10 +25,10 @@ def test_repr_names_the_reduction(cls):
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("reduction", ["none", "Mean", "", None, 0])
+@pytest.mark.parametrize("reduction", ["batchmean", "Mean", "", None, 0])
 def test_unknown_reduction_raises_in_init(cls, reduction):
     with pytest.raises(
-        ValueError, match=rf"reduction must be one of 'mean', 'sum', got {reduction!r}"
+        ValueError, match=rf"reduction must be one of 'none', 'mean', 'sum', got {reduction!r}"
     ):
         cls(reduction=reduction)
 
@@ -79,7 +79,7 @@ def test_same_results_as_the_functions(xp, device, real_dtype, reduction):
 
 
 def test_errors_come_from_the_functions():
-    with pytest.raises(TypeError, match=r"xp\.astype\(labels, xp\.int64\)"):
+    with pytest.raises(ValueError, match=r"xp\.astype\(target, xp\.int64\)"):
         CrossEntropyLoss()(np.zeros((2, 3)), np.zeros(2))
     with pytest.raises(ValueError, match=r"target must have the shape of pred"):
         MSELoss()(np.zeros((2, 3)), np.zeros(3))

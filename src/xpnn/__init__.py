@@ -27,7 +27,7 @@ from .layers import (
     Softplus,
     Tanh,
 )
-from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .training import DivergedError, History, evaluate, fit
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "MSELoss",
     "Mish",
     "Module",
+    "NLLLoss",
     "ReLU",
     "Sequential",
     "SiLU",

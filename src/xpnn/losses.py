@@ -7,71 +7,142 @@ form, and ``grad`` is what the model's backward pass takes next.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._checks import CheckBoundary, Checked
-from ._compat import Array
+from ._compat import Array, is_array
+from .functional.cross_entropy import check_options
 from .functional.losses import (
+    REDUCTIONS,
     binary_cross_entropy_with_logits,
     check_cross_entropy,
     check_elementwise_loss,
+    check_nll_loss,
     check_reduction,
     mse_loss,
+    nll_loss,
     softmax_cross_entropy,
 )
 
-__all__ = ["BCEWithLogitsLoss", "CrossEntropyLoss", "Loss", "MSELoss"]
+__all__ = [
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "LabelLoss",
+    "Loss",
+    "MSELoss",
+    "NLLLoss",
+]
 
 
 class Loss:
-    """Base class of the loss objects: a read-only ``reduction`` and checks once per kind.
+    """Base class of the loss objects: read-only settings, and checks once per kind.
 
-    Subclasses name their function of :mod:`xpnn.functional.losses` and its
-    check (``_function``, ``_check``); the inputs are checked once per kind
-    (``xpnn._checks``), then the function runs unchecked.
+    A loss object holds its settings (``reduction``, and options such as
+    ``ignore_index``), the arrays it was given (class weights), and a check
+    boundary. Calling it, ``loss_fn(input, target)``, checks the inputs once
+    per kind (``xpnn._checks``) and returns ``(loss, grad)`` from its function
+    of :mod:`xpnn.functional.losses`.
+
+    Subclasses name that function and its check (``_function``, ``_check``)
+    and pass their options and arrays to ``__init__``; ``_check`` receives
+    the input, the target, the arrays that are not ``None`` (in the order of
+    ``arrays``) and the options as keywords.
     """
 
-    __slots__ = ("_checks", "_reduction")
+    __slots__ = ("_arrays", "_checks", "_held", "_keywords", "_options")
 
     _function: Callable[..., tuple[Array, Array]]
+    #: The reductions this loss accepts.
+    _reductions: tuple[str, ...] = REDUCTIONS
 
-    def __init__(self, reduction: str = "mean") -> None:
-        self._reduction = check_reduction(reduction)
+    def __init__(
+        self,
+        reduction: str = "mean",
+        *,
+        options: Mapping[str, Any] | None = None,
+        arrays: Mapping[str, Array | None] | None = None,
+    ) -> None:
+        self._options: dict[str, Any] = {
+            "reduction": check_reduction(reduction, self._reductions),
+            **(options or {}),
+        }
+        self._arrays: dict[str, Array | None] = dict(arrays or {})
+        for name, value in self._arrays.items():
+            if value is not None and not is_array(value):
+                raise TypeError(
+                    f"{name} must be an array (of the library and on the device of the "
+                    f"inputs), got {type(value).__name__}"
+                )
+        # Only the arrays given enter the check's key: a None would send
+        # every call down the slow path of the key function.
+        self._held = tuple(value for value in self._arrays.values() if value is not None)
+        self._keywords = {**self._options, **self._arrays}
         self._checks = CheckBoundary()
 
     @property
     def reduction(self) -> str:
-        """How the terms are combined: ``'mean'`` or ``'sum'``."""
-        return self._reduction
+        """How the terms are combined: ``'mean'``, ``'sum'`` or ``'none'``."""
+        return str(self._options["reduction"])
 
-    def _check(self, input: Array, target: Array) -> Checked:
+    def _check(self, input: Array, target: Array, *held: Array, **options: Any) -> Checked:
         raise NotImplementedError
 
-    def _options(self) -> dict[str, Any]:
-        return {}
+    def _given(self, held: tuple[Array, ...]) -> dict[str, Array | None]:
+        """Map the arrays a check received back to their names (absent ones are None)."""
+        given = iter(held)
+        return {
+            name: None if value is None else next(given) for name, value in self._arrays.items()
+        }
 
     def __call__(self, input: Array, target: Array) -> tuple[Array, Array]:
-        """Return ``(loss, grad)``: the 0-D loss and its gradient for ``input``."""
-        checked = self._checks.check(self._check, input, target)
-        return type(self)._function(
-            input, target, reduction=self._reduction, checked=checked, **self._options()
-        )
+        """Return ``(loss, grad)``: the loss and its gradient for ``input``.
+
+        ``grad`` is the gradient of the sum of the returned loss terms (see
+        :mod:`xpnn.functional.losses`): of the loss itself unless the
+        reduction is ``'none'``.
+        """
+        checked = self._checks.check(self._check, input, target, *self._held, **self._options)
+        return type(self)._function(input, target, checked=checked, **self._keywords)
 
     def reset_checks(self) -> None:
         """Forget which kinds of input were checked; the next call checks again."""
         self._checks.reset()
 
+    def settings(self) -> dict[str, Any]:
+        """Return the settings by keyword, arrays included: ``type(self)(**settings)`` is a twin."""
+        return {**self._options, **self._arrays}
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(reduction={self._reduction!r})"
+        parts = [f"reduction={self._options['reduction']!r}"]
+        defaults = self._defaults()
+        for name, value in self._options.items():
+            if name != "reduction" and defaults.get(name, object()) != value:
+                parts.append(f"{name}={value!r}")
+        for name, value in self._arrays.items():
+            if value is not None:
+                parts.append(f"{name}=<array of shape {tuple(value.shape)}>")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    @classmethod
+    def _defaults(cls) -> dict[str, Any]:
+        return {
+            name: parameter.default
+            for name, parameter in inspect.signature(cls.__init__).parameters.items()
+            if parameter.default is not inspect.Parameter.empty
+        }
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Loss) or type(other) is not type(self):
             return NotImplemented
-        return self._reduction == other._reduction
+        return self._options == other._options and all(
+            mine is theirs
+            for mine, theirs in zip(self._arrays.values(), other._arrays.values(), strict=True)
+        )
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self._reduction))
+        return hash((type(self).__name__, tuple(self._options.items())))
 
 
 class MSELoss(Loss):
@@ -109,30 +180,91 @@ class MSELoss(Loss):
 
     _function = staticmethod(mse_loss)
 
-    def _check(self, input: Array, target: Array) -> Checked:
+    def _check(self, input: Array, target: Array, *held: Array, **options: Any) -> Checked:
         return check_elementwise_loss(input, target, "mse_loss")
 
 
-class CrossEntropyLoss(Loss):
-    """Softmax cross-entropy with integer class labels.
+class LabelLoss(Loss):
+    """Base class of the losses that take class labels: :class:`CrossEntropyLoss`, :class:`NLLLoss`.
+
+    Besides the settings of :class:`Loss`, they hold ``check_labels``: whether
+    each call reads back whether every label is a class index or
+    ``ignore_index`` (eager arrays only). A compiled step that checked its
+    labels eagerly before its body
+    (:func:`xpnn.functional.losses.check_label_values`) turns it off
+    for the body's length (:class:`xpnn.interop.step.TrainStep`).
+    """
+
+    __slots__ = ("check_labels",)
+
+    def __init__(
+        self,
+        reduction: str = "mean",
+        *,
+        options: Mapping[str, Any],
+        arrays: Mapping[str, Array | None],
+    ) -> None:
+        super().__init__(reduction, options=options, arrays=arrays)
+        self.check_labels = True
+
+    @property
+    def weight(self) -> Array | None:
+        """The weight of each class, shape (C,), or None."""
+        return self._arrays["weight"]
+
+    @property
+    def ignore_index(self) -> int:
+        """The label whose rows are ignored."""
+        return int(self._options["ignore_index"])
+
+    @property
+    def axis(self) -> int:
+        """The class axis of inputs with two or more dimensions (-1: the last; PyTorch's is 1)."""
+        return int(self._options["axis"])
+
+    def __call__(self, input: Array, target: Array) -> tuple[Array, Array]:
+        """Return ``(loss, grad)``: the loss and its gradient for ``input``."""
+        checked = self._checks.check(self._check, input, target, *self._held, **self._options)
+        return type(self)._function(
+            input, target, checked=checked, check_labels=self.check_labels, **self._keywords
+        )
+
+
+class CrossEntropyLoss(LabelLoss):
+    """Softmax cross-entropy, with PyTorch's options.
 
     The functional form is :func:`xpnn.functional.losses.softmax_cross_entropy`.
 
     Parameters
     ----------
-    reduction : {'mean', 'sum'}, default 'mean'
-        Average the rows' losses, or add them up.
+    reduction : {'mean', 'sum', 'none'}, default 'mean'
+        The (weighted) mean of the rows' losses, their sum, or the rows'
+        losses themselves.
+    weight : array of shape (C,), optional
+        A weight per class, in the namespace and on the device of the inputs.
+    ignore_index : int, default -100
+        Rows with this label add nothing, and get a zero gradient.
+    label_smoothing : float, default 0.0
+        In ``[0, 1]``: how much of the uniform distribution the target mixes in.
+    axis : int, default -1
+        **The class axis.** xpnn puts the classes last; PyTorch puts them on
+        axis 1 for inputs of two or more dimensions, which is ``axis=1``
+        here. The two agree for 1-D and 2-D inputs. ``from_torch`` of an
+        ``nn.CrossEntropyLoss`` gives ``axis=1``.
 
     Raises
     ------
+    TypeError
+        For a ``weight`` that is not an array, or options of the wrong type.
     ValueError
-        For an unknown ``reduction``.
+        For an unknown ``reduction``, or ``label_smoothing`` outside ``[0, 1]``.
 
     Notes
     -----
-    ``loss_fn(input, target)`` takes logits of shape (..., C), classes on the
-    last axis, and integer labels of shape ``input.shape[:-1]`` with values in
-    ``[0, C)``, and returns ``(loss, dinput)`` with
+    ``loss_fn(input, target)`` takes logits with the classes on ``axis``, and
+    either integer labels (the shape of ``input`` without the class axis,
+    values in ``[0, C)`` or ``ignore_index``) or class probabilities (the
+    shape of ``input``). It returns ``(loss, dinput)``; with no option set,
     ``dinput = (softmax(input) - onehot(target)) / N``, ``N`` the number of
     rows.
 
@@ -148,25 +280,99 @@ class CrossEntropyLoss(Loss):
     array(4.15888308)
     >>> grad[0]
     array([-0.75,  0.25,  0.25,  0.25])
+    >>> CrossEntropyLoss(label_smoothing=0.1, axis=1)
+    CrossEntropyLoss(reduction='mean', label_smoothing=0.1, axis=1)
     """
 
-    __slots__ = ("check_labels",)
+    __slots__ = ()
 
     _function = staticmethod(softmax_cross_entropy)
 
-    def __init__(self, reduction: str = "mean") -> None:
-        super().__init__(reduction)
-        #: Whether each call reads back whether every label is in range
-        #: (eager arrays only). A compiled step that checked its labels
-        #: eagerly before its body turns it off for the body's length
-        #: (:class:`xpnn.interop.step.TrainStep`).
-        self.check_labels = True
+    def __init__(
+        self,
+        reduction: str = "mean",
+        *,
+        weight: Array | None = None,
+        ignore_index: int = -100,
+        label_smoothing: float = 0.0,
+        axis: int = -1,
+    ) -> None:
+        ignore_index, label_smoothing, axis = check_options(
+            ignore_index=ignore_index, label_smoothing=label_smoothing, axis=axis
+        )
+        super().__init__(
+            reduction,
+            options={
+                "ignore_index": ignore_index,
+                "label_smoothing": label_smoothing,
+                "axis": axis,
+            },
+            arrays={"weight": weight},
+        )
 
-    def _check(self, input: Array, target: Array) -> Checked:
-        return check_cross_entropy(input, target, self._reduction)
+    @property
+    def label_smoothing(self) -> float:
+        """How much of the uniform distribution the target mixes in."""
+        return float(self._options["label_smoothing"])
 
-    def _options(self) -> dict[str, Any]:
-        return {"check_labels": self.check_labels}
+    def _check(self, input: Array, target: Array, *held: Array, **options: Any) -> Checked:
+        return check_cross_entropy(input, target, **self._given(held), **options)
+
+
+class NLLLoss(LabelLoss):
+    """Negative log-likelihood of log-probabilities, as ``torch.nn.NLLLoss``.
+
+    The functional form is :func:`xpnn.functional.losses.nll_loss`. Put a
+    :class:`~xpnn.LogSoftmax` before it, or use :class:`CrossEntropyLoss`,
+    which does both in one stable step.
+
+    Parameters
+    ----------
+    reduction : {'mean', 'sum', 'none'}, default 'mean'
+        The weighted mean (divided by the summed weights of the rows' classes),
+        the sum, or the rows' losses.
+    weight : array of shape (C,), optional
+        A weight per class.
+    ignore_index : int, default -100
+        Rows with this label add nothing, and get a zero gradient.
+    axis : int, default -1
+        The class axis, as for :class:`CrossEntropyLoss` (PyTorch's is 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpnn.losses import NLLLoss
+    >>> loss, grad = NLLLoss()(np.log(np.array([[0.5, 0.5], [0.25, 0.75]])), np.array([0, 1]))
+    >>> loss  # (log(2) + log(4/3)) / 2
+    array(0.49041463)
+    >>> grad
+    array([[-0.5,  0. ],
+           [ 0. , -0.5]])
+    """
+
+    __slots__ = ()
+
+    _function = staticmethod(nll_loss)
+
+    def __init__(
+        self,
+        reduction: str = "mean",
+        *,
+        weight: Array | None = None,
+        ignore_index: int = -100,
+        axis: int = -1,
+    ) -> None:
+        ignore_index, _, axis = check_options(
+            ignore_index=ignore_index, label_smoothing=0.0, axis=axis
+        )
+        super().__init__(
+            reduction,
+            options={"ignore_index": ignore_index, "axis": axis},
+            arrays={"weight": weight},
+        )
+
+    def _check(self, input: Array, target: Array, *held: Array, **options: Any) -> Checked:
+        return check_nll_loss(input, target, **self._given(held), **options)
 
 
 class BCEWithLogitsLoss(Loss):
@@ -207,7 +413,7 @@ class BCEWithLogitsLoss(Loss):
 
     _function = staticmethod(binary_cross_entropy_with_logits)
 
-    def _check(self, input: Array, target: Array) -> Checked:
+    def _check(self, input: Array, target: Array, *held: Array, **options: Any) -> Checked:
         return check_elementwise_loss(
             input, target, "binary_cross_entropy_with_logits", ("logits", "targets")
         )
