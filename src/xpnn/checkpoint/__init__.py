@@ -1,17 +1,21 @@
-"""Save and load models, and their optimizer's state, as safetensors files.
+"""Save and load models, their optimizer's state and schedule, as safetensors files.
 
 A checkpoint is a `safetensors <https://huggingface.co/docs/safetensors>`_
 file, read and written with the ``safetensors`` package: the parameters and
 optimizer buffers as raw tensors, and everything else (the model's
-structure, the dtypes, the optimizer's settings and step counts) as strings
+structure, the dtypes, the optimizer's settings and step counts, the
+schedule's state) as strings
 in the file's ``__metadata__``. Nothing is pickled, so loading a file runs
 no code from it, and any safetensors reader can open it.
 
-- :func:`save` writes a model, and optionally its optimizer, atomically.
+- :func:`save` writes a model, and optionally its optimizer and its
+  learning-rate schedule, atomically.
 - :func:`load` builds the model back, on any library, device and dtype.
 - :func:`load_optimizer` restores the optimizer's state into an optimizer
   made for the loaded model, as ``torch.optim.Optimizer.load_state_dict``
   does in PyTorch.
+- :func:`load_scheduler` restores the learning-rate schedule's state into a
+  schedule made for that optimizer, as ``scheduler.load_state_dict`` does.
 
 Every tensor's SHA-256 digest is saved with it and checked as it is read,
 so a flipped byte in a file is found. Every problem with a file raises
@@ -20,8 +24,9 @@ so a flipped byte in a file is found. Every problem with a file raises
 One job per module: :mod:`~xpnn.checkpoint.format` (the format's constants,
 its error, and the checks of a file's header and metadata),
 :mod:`~xpnn.checkpoint.writer` (:func:`save`), :mod:`~xpnn.checkpoint.build`
-(:func:`load`: the declared shapes, then the model) and
-:mod:`~xpnn.checkpoint.optimizer` (:func:`load_optimizer`).
+(:func:`load`: the declared shapes, then the model),
+:mod:`~xpnn.checkpoint.optimizer` (:func:`load_optimizer`) and
+:mod:`~xpnn.checkpoint.scheduler` (:func:`load_scheduler`).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from .format import (
     CheckpointError,
 )
 from .optimizer import load_optimizer
+from .scheduler import load_scheduler
 from .writer import save
 
 __all__ = [
@@ -47,5 +53,6 @@ __all__ = [
     "CheckpointError",
     "load",
     "load_optimizer",
+    "load_scheduler",
     "save",
 ]

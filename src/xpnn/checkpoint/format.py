@@ -2,10 +2,11 @@
 
 A checkpoint is a safetensors file, read and written with the ``safetensors``
 package. Its ``__metadata__`` holds the format marker and version, the
-model's structure, each tensor's xpnn dtype and digest, and the optimizer's
-record. :func:`open_checkpoint` opens a file and checks all of that, before
-any tensor data are read; :meth:`Contents.array` checks each tensor's data
-against its digest as it reads them.
+model's structure, each tensor's xpnn dtype and digest, the optimizer's
+record and the learning-rate schedule's state. :func:`open_checkpoint`
+opens a file and checks all of that, before any tensor data are read;
+:meth:`Contents.array` checks each tensor's data against its digest as it
+reads them.
 """
 
 from __future__ import annotations
@@ -119,6 +120,9 @@ class Contents:
         The names of the tensors that are parameters, not optimizer buffers.
     optimizer : dict or None
         The optimizer's record, unchecked until :func:`check_optimizer_record`.
+    scheduler : dict or None
+        The learning-rate schedule's state dict, unchecked until
+        :func:`~xpnn.checkpoint.load_scheduler` checks it against a schedule.
     buffers : dict
         Filled in by :func:`check_optimizer_record`: the tensor name of each
         buffer, by parameter name then buffer name.
@@ -135,6 +139,7 @@ class Contents:
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     parameters: list[str] = field(default_factory=list)
     optimizer: dict[str, Any] | None = None
+    scheduler: dict[str, Any] | None = None
     buffers: dict[str, dict[str, str]] = field(default_factory=dict)
     digests: dict[str, str] | None = None
     _digest_names_checked: bool = field(default=False, repr=False)
@@ -291,6 +296,8 @@ def _inspect(file: Any, where: str, *, verify: bool) -> Contents:
         contents.digests = _check_digest_values(_from_json(metadata, "digests", where, dict), where)
     if "optimizer" in metadata:
         contents.optimizer = _from_json(metadata, "optimizer", where, dict)
+    if "scheduler" in metadata:
+        contents.scheduler = _from_json(metadata, "scheduler", where, dict)
     return contents
 
 

@@ -14,7 +14,7 @@ from .._transfer import to_numpy
 from .._version import __version__
 from ..files import atomic_write
 from ..layers import LAYERS, Module
-from ..optim import Optimizer
+from ..optim import LRScheduler, Optimizer
 from .format import (
     FORMAT,
     FORMAT_VERSION,
@@ -28,8 +28,14 @@ from .format import (
 __all__ = ["save"]
 
 
-def save(model: Module, path: PathLike, *, optimizer: Optimizer | None = None) -> None:
-    """Save ``model``, and optionally ``optimizer``'s state, to ``path``.
+def save(
+    model: Module,
+    path: PathLike,
+    *,
+    optimizer: Optimizer | None = None,
+    scheduler: LRScheduler | None = None,
+) -> None:
+    """Save ``model``, and optionally ``optimizer``'s and ``scheduler``'s state, to ``path``.
 
     The file is written to a temporary file in the same directory, flushed
     to disk and renamed onto ``path`` (:func:`xpnn.files.atomic_write`), so
@@ -50,15 +56,23 @@ def save(model: Module, path: PathLike, *, optimizer: Optimizer | None = None) -
     optimizer : xpnn.optim.Optimizer, optional
         An optimizer of ``model`` (``optimizer.model is model``) whose class,
         hyper-parameters, step counts and buffers are saved too.
+    scheduler : xpnn.optim.LRScheduler, optional
+        A learning-rate schedule of ``optimizer`` (``scheduler.optimizer is
+        optimizer``, so ``optimizer=`` is needed too), whose
+        :meth:`~xpnn.optim.LRScheduler.state_dict` (its class, settings and
+        position; a :class:`~xpnn.optim.SequentialLR` with its schedules')
+        is saved in the metadata, for :func:`~xpnn.checkpoint.load_scheduler`.
 
     Raises
     ------
     TypeError
-        If ``model`` is not a Module, ``optimizer`` not an Optimizer, or a
-        parameter or buffer has a dtype a checkpoint cannot hold.
+        If ``model`` is not a Module, ``optimizer`` not an Optimizer,
+        ``scheduler`` not an LRScheduler, or a parameter or buffer has a
+        dtype a checkpoint cannot hold.
     ValueError
         If the model holds a layer that is not one of xpnn's (it could not
-        be built back), or ``optimizer`` optimises another model.
+        be built back), ``optimizer`` optimises another model, or
+        ``scheduler`` comes without ``optimizer`` or drives another one.
     OSError
         If the file cannot be written.
 
@@ -67,6 +81,7 @@ def save(model: Module, path: PathLike, *, optimizer: Optimizer | None = None) -
     Tensors are named as :meth:`Module.named_parameters` names them
     (``"0.weight"``); optimizer buffers as
     ``"optimizer.<parameter>.<buffer>"`` (``"optimizer.0.weight.exp_avg"``).
+    The schedule's state is the metadata's ``"scheduler"``, as JSON.
     Gradients, the training mode and Dropout's random state are not saved.
     The metadata's ``"digests"`` records a SHA-256 digest of every tensor's
     stored bytes, which :func:`~xpnn.load` and
@@ -100,6 +115,8 @@ def save(model: Module, path: PathLike, *, optimizer: Optimizer | None = None) -
                 "optimizer must be an optimizer of this model (optimizer.model is model), got "
                 "one of another model; save each model with its own optimizer"
             )
+    if scheduler is not None:
+        _check_scheduler(scheduler, optimizer)
     _check_layers(model, "model")
 
     # Every tensor with its xpnn dtype name, all checked before any is
@@ -131,6 +148,8 @@ def save(model: Module, path: PathLike, *, optimizer: Optimizer | None = None) -
             },
             "the optimizer's hyperparameters",
         )
+    if scheduler is not None:
+        metadata["scheduler"] = _to_json(scheduler.state_dict(), "the scheduler's state")
     metadata["dtypes"] = json.dumps({name: dtype for name, (_, dtype) in tensors.items()})
     stored = {name: stored_array(array, dtype) for name, (array, dtype) in tensors.items()}
     # Hashed from the host arrays the file is built from, so the digests are
@@ -138,6 +157,24 @@ def save(model: Module, path: PathLike, *, optimizer: Optimizer | None = None) -
     metadata["digests"] = json.dumps({name: tensor_digest(array) for name, array in stored.items()})
     data = safetensors.numpy.save(stored, metadata=metadata)
     atomic_write(path, lambda file: file.write(data))
+
+
+def _check_scheduler(scheduler: object, optimizer: Optimizer | None) -> None:
+    if not isinstance(scheduler, LRScheduler):
+        raise TypeError(
+            f"scheduler must be an xpnn.optim learning-rate schedule (CosineAnnealingLR, "
+            f"OneCycleLR, ...) or None, got {type(scheduler).__name__}"
+        )
+    if optimizer is None:
+        raise ValueError(
+            "scheduler= needs optimizer= too: a schedule is restored with the optimizer it "
+            "drives; pass xpnn.save(model, path, optimizer=optimizer, scheduler=scheduler)"
+        )
+    if scheduler.optimizer is not optimizer:
+        raise ValueError(
+            "scheduler must be a schedule of this optimizer (scheduler.optimizer is "
+            "optimizer), got one of another optimizer"
+        )
 
 
 def _check_layers(module: Module, where: str) -> None:

@@ -272,6 +272,15 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         help="sgd (momentum 0.9), adam or adamw",
     )
     parser.add_argument(
+        "--schedule",
+        action=GivenOption,
+        choices=train.SCHEDULES,
+        default="none",
+        help="learning-rate schedule: none (--lr throughout), cosine (from --lr down to 0 "
+        "along a cosine, stepped each epoch) or onecycle (1cycle peaking at --lr, stepped "
+        "each batch)",
+    )
+    parser.add_argument(
         "--hidden",
         action=GivenOption,
         type=positive_int,
@@ -362,9 +371,9 @@ COMMANDS: tuple[Command, ...] = (
         help="train an MLP on scikit-learn's handwritten digits",
         description="Train Linear-ReLU-Linear on the 8x8 digits that scikit-learn ships.",
         epilog="Writes into the --output directory: metrics.json (test and per-epoch "
-        "scores, and the settings of the run), model.safetensors (the model and the "
-        "optimizer's state, for xpnn export and xpnn.load) and curves.png (the learning "
-        "curves; needs matplotlib).",
+        "scores, and the settings of the run), model.safetensors (the model, the "
+        "optimizer's state and the schedule's, for xpnn export and xpnn.load) and "
+        "curves.png (the learning curves; needs matplotlib).",
         arguments=_train_arguments,
         run=train.run,
     ),

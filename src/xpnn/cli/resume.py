@@ -2,9 +2,9 @@
 
 ``xpnn train --resume DIR`` reads the run in ``DIR``
 (:func:`xpnn.cli.run_files.read_run`), takes its settings
-(:func:`resume_settings`), restores the parameters and the optimizer state
-(:func:`restore`) and the history so far (:func:`history_of`), and trains on
-from the last finished epoch.
+(:func:`resume_settings`), restores the parameters, the optimizer state and
+the learning-rate schedule (:func:`restore`) and the history so far
+(:func:`history_of`), and trains on from the last finished epoch.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint import CheckpointError, load, load_optimizer
+from ..checkpoint import CheckpointError, load, load_optimizer, load_scheduler
 from ..layers import Module
-from ..optim import Optimizer
+from ..optim import LRScheduler, Optimizer
 from ..training import History
 from .backends import Choice, SelectionError, to_device
 
@@ -34,9 +34,14 @@ RESUMED_SETTINGS = (
     "batch_size",
     "lr",
     "optimizer",
+    "schedule",
     "hidden",
     "seed",
 )
+
+#: Settings recorded only since a later version, with the value that runs
+#: written before had: their metrics.json may lack them.
+_ADDED_SETTINGS = {"schedule": "none"}
 
 
 def resume_settings(args: argparse.Namespace, previous: dict[str, Any]) -> None:
@@ -45,7 +50,10 @@ def resume_settings(args: argparse.Namespace, previous: dict[str, Any]) -> None:
     Each of :data:`RESUMED_SETTINGS` is taken from ``previous``. An option
     given on the command line (``args.given``, noted by the parser) with a
     value other than the run's is refused, except ``--epochs``, which sets a
-    new total (above the epochs done) to train a run further. ``--output``
+    new total (above the epochs done) to train a run further, unless the
+    run has a learning-rate schedule, which is made for its own number of
+    epochs (``--schedule`` is recorded since it came; a run without it had
+    none). ``--output``
     must be left out or name the same folder, and ``--force`` does not go
     with ``--resume``.
 
@@ -75,15 +83,23 @@ def resume_settings(args: argparse.Namespace, previous: dict[str, Any]) -> None:
             "leave --output out"
         )
     done = int(previous["epochs_done"])
+    previous = {**_ADDED_SETTINGS, **previous}
     missing = [name for name in RESUMED_SETTINGS if name not in previous]
     if missing:
         raise SelectionError(
             f"--resume {directory}: metrics.json records no {', '.join(missing)}; only runs of "
             "xpnn train can be continued, start a new one with --force"
         )
+    schedule = previous["schedule"]
     for name in RESUMED_SETTINGS:
         value, recorded = getattr(args, name), previous[name]
         explicit = name in given_options
+        if name == "epochs" and explicit and value != recorded and schedule != "none":
+            raise SelectionError(
+                f"--epochs {value} conflicts with the run in {directory}: its {schedule} "
+                f"schedule was made for --epochs {recorded}; leave --epochs out to finish it, "
+                "or start a new run with --force"
+            )
         if name == "epochs" and explicit:
             if value <= done:
                 raise SelectionError(
@@ -98,6 +114,11 @@ def resume_settings(args: argparse.Namespace, previous: dict[str, Any]) -> None:
                 "leave it out to continue with the run's settings"
             )
         setattr(args, name, recorded)
+    if args.epochs <= done and schedule != "none":
+        raise SelectionError(
+            f"the run in {directory} is complete ({done} of {args.epochs} epochs), and its "
+            f"{schedule} schedule with it; start a new run with --force to train longer"
+        )
     if args.epochs <= done:
         raise SelectionError(
             f"the run in {directory} is complete ({done} of {args.epochs} epochs); pass "
@@ -106,8 +127,17 @@ def resume_settings(args: argparse.Namespace, previous: dict[str, Any]) -> None:
     args.output = directory
 
 
-def restore(checkpoint: Path, choice: Choice, model: Module, optimizer: Optimizer) -> None:
-    """Put the parameters and optimizer state of ``checkpoint`` into the run's own.
+def restore(
+    checkpoint: Path,
+    choice: Choice,
+    model: Module,
+    optimizer: Optimizer,
+    scheduler: LRScheduler | None = None,
+) -> None:
+    """Put the parameters, optimizer state and schedule of ``checkpoint`` into the run's own.
+
+    ``scheduler``, the run's schedule built anew, takes the saved one's
+    state after the optimizer: it goes on from the last finished epoch.
 
     Raises
     ------
@@ -119,6 +149,8 @@ def restore(checkpoint: Path, choice: Choice, model: Module, optimizer: Optimize
         for name, value in saved.named_parameters():
             model.set_parameter(name, to_device(choice, np.asarray(value)))
         load_optimizer(checkpoint, optimizer)
+        if scheduler is not None:
+            load_scheduler(checkpoint, scheduler)
     except (CheckpointError, KeyError, OSError, TypeError, ValueError) as exc:
         raise SelectionError(f"--resume: {checkpoint} does not fit this run: {exc}") from None
 

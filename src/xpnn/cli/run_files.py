@@ -25,7 +25,7 @@ from typing import Any
 from ..checkpoint import save
 from ..files import atomic_write, sync_directory
 from ..layers import Module
-from ..optim import Optimizer
+from ..optim import LRScheduler, Optimizer
 from ..training import History
 from .backends import SelectionError
 from .interrupt import signals_held
@@ -248,7 +248,13 @@ def _strict_json(value: Any) -> Any:
 
 
 def write_outputs(
-    output: Path, metrics: dict[str, Any], model: Module, optimizer: Optimizer, history: History
+    output: Path,
+    metrics: dict[str, Any],
+    model: Module,
+    optimizer: Optimizer,
+    history: History,
+    *,
+    scheduler: LRScheduler | None = None,
 ) -> None:
     """Write the run's files into ``output`` as one set: ``metrics.json`` last, naming the rest.
 
@@ -276,11 +282,14 @@ def write_outputs(
         backend, and :func:`xpnn.load_optimizer` resumes training.
     history : History
         The learning curves to draw.
+    scheduler : LRScheduler, optional
+        The run's learning-rate schedule, saved with the optimizer, for
+        :func:`xpnn.checkpoint.load_scheduler`.
     """
     staging = output / f"{_STAGING_PREFIX}{secrets.token_hex(8)}"
     staging.mkdir()
     try:
-        save(model, staging / "model.safetensors", optimizer=optimizer)
+        save(model, staging / "model.safetensors", optimizer=optimizer, scheduler=scheduler)
         written = ["model.safetensors"]
         if plot_curves(history, staging / "curves.png"):
             written.append("curves.png")

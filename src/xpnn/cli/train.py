@@ -16,6 +16,7 @@ continues it to the same end as an uninterrupted run
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import time
@@ -26,7 +27,7 @@ import numpy as np
 from .._version import __version__
 from ..layers import Module
 from ..losses import CrossEntropyLoss
-from ..optim import SGD, Adam, AdamW, Optimizer
+from ..optim import SGD, Adam, AdamW, CosineAnnealingLR, LRScheduler, OneCycleLR, Optimizer
 from ..training import DivergedError, History, evaluate, fit
 from . import cluster
 from .backends import Choice, choose, to_device
@@ -38,15 +39,20 @@ from .run_files import prepare_output, read_run, write_outputs
 
 __all__ = [
     "OPTIMIZERS",
+    "SCHEDULES",
     "build_model",
     "load_data",
     "make_optimizer",
+    "make_scheduler",
     "run",
     "train",
 ]
 
 #: The names ``--optimizer`` takes.
 OPTIMIZERS = ("sgd", "adam", "adamw")
+
+#: The names ``--schedule`` takes; ``"none"`` keeps ``--lr`` throughout.
+SCHEDULES = ("none", "cosine", "onecycle")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,6 +113,32 @@ def make_optimizer(name: str, model: Module, lr: float) -> Optimizer:
     return (Adam if name == "adam" else AdamW)(model, lr=lr)
 
 
+def make_scheduler(
+    name: str, optimizer: Optimizer, lr: float, epochs: int, steps_per_epoch: int
+) -> tuple[LRScheduler | None, str]:
+    """Return the schedule called ``name`` (one of :data:`SCHEDULES`) and when fit steps it.
+
+    ``"cosine"`` anneals from ``lr`` to 0 over the run, stepped once per
+    epoch (``CosineAnnealingLR(T_max=epochs)``, so epoch ``e`` trains at
+    ``lr * (1 + cos(pi * (e - 1) / epochs)) / 2``); ``"onecycle"`` rises
+    from ``lr / 25`` to ``lr`` over the first 30% of the steps and falls to
+    ``lr / 25e4`` at the last one (``OneCycleLR(max_lr=lr,
+    total_steps=epochs * steps_per_epoch)``), stepped after every optimizer
+    step; ``"none"`` gives no schedule.
+
+    Returns
+    -------
+    scheduler : LRScheduler or None
+    interval : str
+        ``"epoch"`` or ``"step"``, for :func:`xpnn.fit`'s ``scheduler_interval``.
+    """
+    if name == "cosine":
+        return CosineAnnealingLR(optimizer, T_max=epochs), "epoch"
+    if name == "onecycle":
+        return OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch), "step"
+    return None, "step"
+
+
 def train(
     args: argparse.Namespace,
     choice: Choice,
@@ -165,17 +197,22 @@ def _train(
     model = build_model(args, choice, data)
     loss = CrossEntropyLoss()
     optimizer = make_optimizer(args.optimizer, model, args.lr)
+    steps_per_epoch = math.ceil(data.x_train.shape[0] / args.batch_size)
+    scheduler, interval = make_scheduler(
+        args.schedule, optimizer, args.lr, args.epochs, steps_per_epoch
+    )
     history, done, seconds_before = History(), 0, 0.0
     if previous is not None:
         checkpoint = args.output / "model.safetensors"
-        restore(checkpoint, choice, model, optimizer)
+        restore(checkpoint, choice, model, optimizer, scheduler)
         history = history_of(previous)
         done, seconds_before = int(previous["epochs_done"]), float(previous["seconds"])
         print(f"resuming the run in {args.output} after epoch {done} of {args.epochs}")
     print(
         f"training {args.hidden}-unit MLP on {data.x_train.shape[0]} {data.name} with "
         f"{choice.backend} ({choice.device_name}, {choice.dtype_name}), {args.optimizer} "
-        f"lr={args.lr:g}, {args.epochs} epochs of batch {args.batch_size}",
+        f"lr={args.lr:g}{_schedule_note(args.schedule)}, {args.epochs} epochs of batch "
+        f"{args.batch_size}",
         flush=True,
     )
     start = time.perf_counter()
@@ -194,6 +231,8 @@ def _train(
                 progress=False if args.no_progress else None,
                 initial_epoch=done,
                 should_stop=request.requested,
+                scheduler=scheduler,
+                scheduler_interval=interval,
             )
     except DivergedError as exc:
         print(
@@ -230,13 +269,14 @@ def _train(
         "batch_size": args.batch_size,
         "lr": args.lr,
         "optimizer": args.optimizer,
+        "schedule": args.schedule,
         "hidden": args.hidden,
         "seed": args.seed,
         "xpnn_version": __version__,
     }
     if on is not None:
         metrics["cluster"] = on.as_dict()
-    write_outputs(args.output, metrics, model, optimizer, history)
+    write_outputs(args.output, metrics, model, optimizer, history, scheduler=scheduler)
     if complete:
         return 0
     assert request.signal is not None
@@ -246,3 +286,7 @@ def _train(
         file=sys.stderr,
     )
     return 128 + request.signal
+
+
+def _schedule_note(schedule: str) -> str:
+    return "" if schedule == "none" else f" with a {schedule} schedule"

@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
+from .._checks import check_exact_keys
 from ._base import Optimizer, check_real
 
 __all__ = [
@@ -153,13 +154,19 @@ class LRScheduler:
             "last_lr": self._last_lr,
         }
 
+    def state_keys(self) -> tuple[str, ...]:
+        """Return the keys of :meth:`state_dict`, which :meth:`load_state_dict` requires."""
+        return ("scheduler", *self.settings, "base_lr", "last_epoch", "step_count", "last_lr")
+
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned; the schedule then continues from there.
 
         The optimizer's learning rate is set to the restored last learning
         rate as well (torch leaves that to the optimizer's own state dict),
         so that the next :meth:`step` gives what the saved schedule would
-        have given.
+        have given. A failed load leaves the schedule, the schedules inside
+        a :class:`SequentialLR`, and the optimizer's learning rate as they
+        were.
 
         Raises
         ------
@@ -169,11 +176,27 @@ class LRScheduler:
         TypeError, ValueError
             If a setting or a counter is not valid.
         """
-        values = self._check_state(state_dict, ())
-        self._restore(values)
+        saved = self._save_attributes()
+        initial_lr = _initial_lrs.get(self.optimizer)
+        try:
+            self._load(state_dict)
+        except BaseException:
+            for scheduler, attributes in saved:
+                vars(scheduler).clear()
+                vars(scheduler).update(attributes)
+            if initial_lr is not None:
+                _initial_lrs[self.optimizer] = initial_lr
+            raise
         self.optimizer.lr = self._last_lr
 
-    def _check_state(self, state_dict: object, extra: tuple[str, ...]) -> Mapping[str, Any]:
+    def _load(self, state_dict: Mapping[str, Any]) -> None:
+        self._restore(self._check_state(state_dict))
+
+    def _save_attributes(self) -> list[tuple[LRScheduler, dict[str, Any]]]:
+        """Return what a load changes: the attributes of this schedule (and those inside)."""
+        return [(self, dict(vars(self)))]
+
+    def _check_state(self, state_dict: object) -> Mapping[str, Any]:
         if not isinstance(state_dict, Mapping):
             raise ValueError(f"state_dict must be a dict, got {type(state_dict).__name__}")
         name = type(self).__name__
@@ -181,14 +204,7 @@ class LRScheduler:
             raise ValueError(
                 f"state_dict is of scheduler {state_dict.get('scheduler')!r}, expected {name!r}"
             )
-        expected = {"scheduler", *self.settings, "base_lr", "last_epoch", "step_count", "last_lr"}
-        expected.update(extra)
-        keys = set(state_dict)
-        if keys != expected:
-            raise ValueError(
-                f"state_dict of {name} must have the keys {sorted(expected)}; missing "
-                f"{sorted(expected - keys)}, unknown {sorted(keys - expected)}"
-            )
+        check_exact_keys(f"state_dict of {name}", state_dict, self.state_keys())
         return state_dict
 
     def _restore(self, values: Mapping[str, Any]) -> None:
@@ -658,6 +674,11 @@ class SequentialLR(LRScheduler):
             scheduler.step()
         self._last_lr = scheduler.get_last_lr()[0]
 
+    @property
+    def schedulers(self) -> tuple[LRScheduler, ...]:
+        """The schedules run one after another, in order."""
+        return tuple(self._schedulers)
+
     def state_dict(self) -> dict[str, Any]:
         """Return the position and the state dicts of the schedules, as plain data."""
         return {
@@ -665,15 +686,27 @@ class SequentialLR(LRScheduler):
             "schedulers": [scheduler.state_dict() for scheduler in self._schedulers],
         }
 
-    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned, the schedules' states included."""
-        values = self._check_state(state_dict, ("schedulers",))
+    def state_keys(self) -> tuple[str, ...]:
+        """Return the keys of :meth:`state_dict`: a schedule's, and ``"schedulers"``."""
+        return (*super().state_keys(), "schedulers")
+
+    def _load(self, state_dict: Mapping[str, Any]) -> None:
+        values = self._check_state(state_dict)
         inner = values["schedulers"]
-        if not isinstance(inner, Sequence) or len(inner) != len(self._schedulers):
+        if (
+            isinstance(inner, str | bytes)
+            or not isinstance(inner, Sequence)
+            or len(inner) != len(self._schedulers)
+        ):
             raise ValueError(
                 f"state_dict['schedulers'] must be a list of {len(self._schedulers)} state dicts"
             )
         for scheduler, saved in zip(self._schedulers, inner, strict=True):
-            scheduler.load_state_dict(saved)
+            scheduler._load(saved)
         self._restore(values)
-        self.optimizer.lr = self._last_lr
+
+    def _save_attributes(self) -> list[tuple[LRScheduler, dict[str, Any]]]:
+        saved = super()._save_attributes()
+        for scheduler in self._schedulers:
+            saved.extend(scheduler._save_attributes())
+        return saved

@@ -30,7 +30,17 @@ from ..losses import BCEWithLogitsLoss, CrossEntropyLoss
 from .plan import epoch_plan
 from .sources import BatchSource, EagerSource, add
 
-__all__ = ["DivergedError", "History", "Loss", "Optimizer", "evaluate", "fit", "open_source"]
+__all__ = [
+    "SCHEDULER_INTERVALS",
+    "DivergedError",
+    "History",
+    "Loss",
+    "Optimizer",
+    "Scheduler",
+    "evaluate",
+    "fit",
+    "open_source",
+]
 
 #: ``loss(prediction, target) -> (value, dprediction)``, as the classes in
 #: :mod:`xpnn.losses` are.
@@ -45,6 +55,24 @@ class Optimizer(Protocol):
 
     def zero_grad(self) -> None:
         """Forget the accumulated gradients."""
+
+
+class Scheduler(Protocol):
+    """What :func:`fit` needs of a learning-rate schedule (any :mod:`xpnn.optim` one)."""
+
+    def step(self) -> None:
+        """Advance the schedule and set the optimizer's next learning rate."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the schedule's state, to roll back to."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+#: When :func:`fit` steps its ``scheduler``: after every optimizer step, or
+#: after every epoch.
+SCHEDULER_INTERVALS = ("step", "epoch")
 
 
 class DivergedError(ValueError):
@@ -233,9 +261,9 @@ def _terminal_columns() -> int:
 
 
 class _Snapshot:
-    """The parameters and optimizer state at the end of an epoch, to roll back to."""
+    """The parameters, optimizer and schedule state at the end of an epoch, to roll back to."""
 
-    def __init__(self, model: Module, optimizer: Any) -> None:
+    def __init__(self, model: Module, optimizer: Any, scheduler: Scheduler | None) -> None:
         # Arrays that later steps update in place are copied; immutable ones
         # (JAX, Dask) are kept as they are, since no step changes them.
         self.parameters = {
@@ -243,11 +271,15 @@ class _Snapshot:
             for name, p in model.named_parameters()
         }
         self.optimizer_state = optimizer.state_dict()
+        self.scheduler_state = scheduler.state_dict() if scheduler is not None else None
 
-    def restore(self, model: Module, optimizer: Any) -> None:
+    def restore(self, model: Module, optimizer: Any, scheduler: Scheduler | None) -> None:
         for name, value in self.parameters.items():
             model.set_parameter(name, value)
         optimizer.load_state_dict(self.optimizer_state)
+        if scheduler is not None and self.scheduler_state is not None:
+            # After the optimizer: the schedule sets the learning rate it had.
+            scheduler.load_state_dict(self.scheduler_state)
 
 
 def _check_labels_up_front(xp: Namespace, loss: Loss, y: Array, prediction: Array) -> None:
@@ -278,6 +310,8 @@ def fit(
     progress: bool | None = None,
     initial_epoch: int = 0,
     should_stop: Callable[[], bool] | None = None,
+    scheduler: Scheduler | None = None,
+    scheduler_interval: str = "step",
 ) -> History:
     """Train ``model`` with mini-batches and return the per-epoch history.
 
@@ -340,7 +374,22 @@ def fit(
         epochs is returned. It needs an optimizer with ``state_dict()`` and
         ``load_state_dict()`` (every :mod:`xpnn.optim` optimizer), since
         each epoch's end is kept to roll back to. ``xpnn train`` passes a
-        flag that its Ctrl-C (SIGINT) and SIGTERM handlers set.
+        flag that its Ctrl-C (SIGINT) and SIGTERM handlers set. A
+        ``scheduler`` goes back to the end of that epoch too.
+    scheduler : LRScheduler, optional
+        A learning-rate schedule of ``optimizer`` (any of
+        :mod:`xpnn.optim.schedules`), whose ``step()`` ``fit`` calls after
+        every ``optimizer.step()`` or after every epoch, as
+        ``scheduler_interval`` says. ``fit`` steps it only: to continue a
+        run with ``initial_epoch``, restore the schedule's state too
+        (:func:`xpnn.checkpoint.load_scheduler`), and it goes on from
+        where it stopped.
+    scheduler_interval : {'step', 'epoch'}, default 'step'
+        When to step ``scheduler``: after each optimizer step (as
+        :class:`~xpnn.optim.OneCycleLR` expects, with ``total_steps`` =
+        epochs x steps per epoch, ``ceil(rows / batch_size)``), or after
+        each epoch, once its validation is done (as
+        :class:`~xpnn.optim.CosineAnnealingLR` with ``T_max`` = epochs).
 
     Returns
     -------
@@ -395,6 +444,26 @@ def fit(
             "should_stop needs an optimizer with state_dict() and load_state_dict(), to roll "
             f"back to the last finished epoch; got {type(optimizer).__name__}"
         )
+    if scheduler_interval not in SCHEDULER_INTERVALS:
+        raise ValueError(
+            f"scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}"
+        )
+    if scheduler is not None and not callable(getattr(scheduler, "step", None)):
+        raise TypeError(
+            "scheduler must be a learning-rate schedule with step() (CosineAnnealingLR, "
+            f"OneCycleLR, ...) or None, got {type(scheduler).__name__}"
+        )
+    if (
+        scheduler is not None
+        and should_stop is not None
+        and not (hasattr(scheduler, "state_dict") and hasattr(scheduler, "load_state_dict"))
+    ):
+        raise TypeError(
+            "should_stop needs a scheduler with state_dict() and load_state_dict(), to roll "
+            f"back to the last finished epoch; got {type(scheduler).__name__}"
+        )
+    per_step = scheduler if scheduler_interval == "step" else None
+    per_epoch = scheduler if scheduler_interval == "epoch" else None
     xp = array_namespace(x=x, y=y)
     rows = _rows("x", x)
     if _rows("y", y) != rows:
@@ -421,7 +490,7 @@ def fit(
         for epoch in range(initial_epoch + 1, epochs + 1):
             if should_stop is not None and should_stop():
                 break
-            snapshot = _Snapshot(model, optimizer) if should_stop is not None else None
+            snapshot = _Snapshot(model, optimizer, scheduler) if should_stop is not None else None
             start = time.perf_counter()
             windows = epoch_plan(rng, rows, blocks, interleave, batch_size, shuffle)
             sums: tuple[Array | None, Array | None] = (None, None)
@@ -437,6 +506,8 @@ def fit(
                 optimizer.zero_grad()
                 backward(dprediction)
                 optimizer.step()
+                if per_step is not None:
+                    per_step.step()
                 step += 1
                 if step_losses is not None:
                     step_losses.append(value)
@@ -446,7 +517,7 @@ def fit(
                 )
                 sums = source.after_step(*sums)
                 if should_stop is not None and snapshot is not None and should_stop():
-                    snapshot.restore(model, optimizer)
+                    snapshot.restore(model, optimizer, scheduler)
                     return history
             total_loss, total_correct = source.end_epoch(*sums)
             mean_loss = total_loss / rows if total_loss is not None else math.nan
@@ -462,6 +533,8 @@ def fit(
                 history.val_loss.append(val_loss)
                 history.val_accuracy.append(val_accuracy)
             history.seconds.append(time.perf_counter() - start)
+            if per_epoch is not None:
+                per_epoch.step()
             if bar is not None:
                 shown = {"loss": f"{history.loss[-1]:.4f}"}
                 if history.val_accuracy and history.val_accuracy[-1] is not None:
