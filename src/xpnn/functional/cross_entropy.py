@@ -572,6 +572,20 @@ def _log_softmax_parts(xp: Namespace, c: CrossEntropyConstants, z: Array) -> tup
     return exps / sums, xp.log(sums) - shifted
 
 
+def _weighted(
+    xp: Namespace, c: CrossEntropyConstants, q: Array, nlp: Array, onehot: Array | None
+) -> Array:
+    """Return ``q * nlp`` with 0 wherever ``q`` is 0, even where ``nlp`` is infinite.
+
+    A class with a -inf logit has ``nlp = inf``; a zero weight must silence
+    it without computing ``0 * inf``. ``onehot``, where given, is the mask
+    and ``q`` itself (the plain case): no product is needed.
+    """
+    if onehot is not None:
+        return xp.where(onehot, nlp, c.zero)
+    return q * xp.where(q != 0, nlp, c.zero)
+
+
 def _indices(
     xp: Namespace,
     c: CrossEntropyConstants,
@@ -631,7 +645,7 @@ def _indices(
         if weight is not None:
             uniform = uniform * as_dtype(xp, weight, input.dtype)
         q = (1 - label_smoothing) * q + uniform
-    terms = xp.sum(xp.where(q != 0, q * nlp, c.zero), axis=-1)
+    terms = xp.sum(_weighted(xp, c, q, nlp, onehot if c.plain else None), axis=-1)
     grad = -q if probs is None else (q @ c.ones) * probs - q
     if c.lazy:
         # A label out of range that is not ignore_index matches no class:
@@ -640,11 +654,15 @@ def _indices(
         nan = xp.full_like(terms, math.nan, device=device(terms))
         terms = xp.where(bad, nan, terms)
         grad = xp.where(bad[..., None], xp.full_like(grad, math.nan, device=device(grad)), grad)
-    loss = reduce_terms(xp, terms, divisor, reduction, input)
     if reduction == "mean" and not isinstance(divisor, int):
-        # All rows ignored: torch's gradient is zero there, not 0 / 0.
-        one = xp.ones_like(divisor, device=device(divisor))
-        divisor = xp.where(divisor == 0, one, divisor)
+        # Every row ignored: torch's loss is NaN and its gradient zero, and
+        # neither should divide by zero on the way.
+        empty = divisor == 0
+        divisor = xp.where(empty, xp.ones_like(divisor, device=device(divisor)), divisor)
+        loss = reduce_terms(xp, terms, divisor, reduction, input)
+        loss = xp.where(empty, xp.full_like(loss, math.nan, device=device(loss)), loss)
+    else:
+        loss = reduce_terms(xp, terms, divisor, reduction, input)
     return loss, scale_gradient(grad, divisor, reduction)
 
 
@@ -664,7 +682,7 @@ def _probabilities(
     if weight is not None:
         q = q * as_dtype(xp, weight, logits.dtype)
     probs, nlp = _log_softmax_parts(xp, c, logits)
-    terms = xp.sum(xp.where(q != 0, q * nlp, c.zero), axis=-1)
+    terms = xp.sum(_weighted(xp, c, q, nlp, None), axis=-1)
     grad = (q @ c.ones) * probs - q
     return reduce_terms(xp, terms, c.rows, reduction, logits), scale_gradient(
         grad, c.rows, reduction
