@@ -29,7 +29,7 @@ from typing import Any
 from .._compat import Array, DType, Namespace, array_namespace, device, dtype_name
 from ..functional.losses import check_label_values
 from ..layers import Dropout, Module, edge_features, forward_on_data
-from ..losses import CrossEntropyLoss
+from ..losses import LabelLoss
 from ..losses import Loss as LossObject
 from ..optim import Optimizer
 from .binding import bound, check_params, distinct_parameter_names
@@ -63,7 +63,7 @@ def _threaded(optimizer: Optimizer, loss_fn: Loss, state: State) -> Iterator[Non
         optimizer.replace_state(saved)
         if isinstance(loss_fn, LossObject):
             loss_fn.reset_checks()
-        if isinstance(loss_fn, CrossEntropyLoss) and check_labels is not None:
+        if isinstance(loss_fn, LabelLoss) and check_labels is not None:
             loss_fn.check_labels = check_labels
 
 
@@ -172,7 +172,7 @@ class TrainStep:
         # and the loss skips its own check.
         self._classes = (
             edge_features(model, last=True)
-            if compile_body is not None and isinstance(loss_fn, CrossEntropyLoss)
+            if compile_body is not None and isinstance(loss_fn, LabelLoss) and loss_fn.axis == -1
             else None
         )
 
@@ -226,8 +226,8 @@ class TrainStep:
         model, optimizer = self.model, self.optimizer
         with bound(model, params), _threaded(optimizer, self.loss_fn, state):
             if self._classes is not None:
-                assert isinstance(self.loss_fn, CrossEntropyLoss)
-                check_label_values(y, self._classes)
+                assert isinstance(self.loss_fn, LabelLoss)
+                check_label_values(y, self._classes, self.loss_fn.ignore_index)
                 self.loss_fn.check_labels = False
             result = body(x, y)
             new_params = dict(model.named_parameters())
