@@ -26,7 +26,7 @@ import numpy as np
 from .._compat import Array, Namespace, array_namespace, is_lazy, is_writeable, library_of
 from ..functional.losses import check_label_values
 from ..layers import Module, forward_on_data
-from ..losses import BCEWithLogitsLoss, CrossEntropyLoss
+from ..losses import BCEWithLogitsLoss, LabelLoss
 from .plan import epoch_plan
 from .sources import BatchSource, EagerSource, add
 
@@ -128,7 +128,10 @@ def _rows(name: str, x: Array) -> int:
 def _correct(xp: Namespace, loss: Loss, prediction: Array, target: Array) -> Array | None:
     """Count correct predictions as a 0-d array, or None if not a classifier."""
     if xp.isdtype(target.dtype, "integral"):
-        hits = xp.argmax(prediction, axis=-1) == target
+        # The class axis of the loss (PyTorch's layout puts it on axis 1);
+        # rows at ignore_index count as misses.
+        axis = _class_axis(loss, prediction)
+        hits = xp.argmax(prediction, axis=axis) == target
     elif isinstance(loss, BCEWithLogitsLoss):
         # Binary targets with logits: the decision threshold is logit 0.
         hits = (prediction > 0) == (target > 0.5)
@@ -285,12 +288,20 @@ class _Snapshot:
 def _check_labels_up_front(xp: Namespace, loss: Loss, y: Array, prediction: Array) -> None:
     """Check every class label of the data against the model's classes, before any update.
 
-    Only class indices for :class:`~xpnn.losses.CrossEntropyLoss`, whose
-    number of classes is the prediction's last axis; lazy labels are not
+    Only class indices of a :class:`~xpnn.losses.LabelLoss`, whose number
+    of classes is the size of the prediction's class axis; lazy labels are not
     read (see :func:`~xpnn.functional.losses.check_label_values`).
     """
-    if isinstance(loss, CrossEntropyLoss) and xp.isdtype(y.dtype, "integral") and prediction.ndim:
-        check_label_values(y, int(prediction.shape[-1]))
+    if isinstance(loss, LabelLoss) and xp.isdtype(y.dtype, "integral") and prediction.ndim:
+        classes = int(prediction.shape[_class_axis(loss, prediction)])
+        check_label_values(y, classes, loss.ignore_index)
+
+
+def _class_axis(loss: Loss, prediction: Array) -> int:
+    """Return the class axis of ``prediction`` for ``loss``: its own for label losses, else -1."""
+    if isinstance(loss, LabelLoss) and prediction.ndim > 1:
+        return loss.axis
+    return -1
 
 
 def fit(
