@@ -60,6 +60,8 @@ from ...layers import (
     Softplus,
     Tanh,
 )
+from ...losses import Loss
+from .losses import is_torch_loss, loss_from_torch, loss_to_torch
 
 __all__ = ["from_torch", "to_torch"]
 
@@ -257,7 +259,7 @@ def from_torch(
     xp: object | None = None,
     device: Device | str | None = None,
     dtype: DType | str | None = None,
-) -> Module:
+) -> Any:
     """Copy a PyTorch model into the equal xpnn model.
 
     Parameters
@@ -269,7 +271,11 @@ def from_torch(
         ``nn.LogSoftmax(dim)``, ``nn.SiLU``, ``nn.Softplus``, ``nn.ELU``,
         ``nn.Hardtanh``, ``nn.Mish``, ``nn.Identity`` and ``nn.Dropout``.
         Subclasses are refused,
-        since their ``forward`` may differ.
+        since their ``forward`` may differ. Or a loss module with an xpnn
+        twin of the same name (``nn.CrossEntropyLoss``, ``nn.NLLLoss``,
+        ``nn.MSELoss``, ...), converted with its options and class weights
+        (:mod:`xpnn.interop.torch.losses`): the two label losses become
+        ``axis=1``, **torch's class axis**, where xpnn's default is the last.
     xp : module, optional
         The array library of the copies (``numpy``, ``jax.numpy``,
         ``array_api_strict``, ...). PyTorch when omitted.
@@ -323,6 +329,9 @@ def from_torch(
             f"from_torch takes a torch.nn.Module, got {describe_type(module)}; for an xpnn model "
             "there is nothing to convert"
         )
+    if is_torch_loss(module):
+        with torch.no_grad():
+            return loss_from_torch(module, xp=xp, device=device, dtype=dtype)
     _check_torch(module, "", dtype)
     if xp is not None:
         resolve_namespace(xp)  # a wrong xp fails before anything is copied
@@ -421,7 +430,7 @@ def _to_torch(
 
 
 def to_torch(
-    model: Module,
+    model: Module | Loss,
     *,
     device: torch.device | str | int | None = None,
     dtype: torch.dtype | str | None = None,
@@ -430,10 +439,11 @@ def to_torch(
 
     Parameters
     ----------
-    model : xpnn.Module
+    model : xpnn.Module or xpnn.losses.Loss
         A :class:`~xpnn.Linear`, an activation, :class:`~xpnn.Dropout`, or a
         :class:`~xpnn.Sequential` of those (nested ones included), with
-        parameters of any library on any device.
+        parameters of any library on any device. Or a loss with a torch
+        twin; a label loss must have ``axis=1``, torch's class axis.
     device : torch.device or str or int, optional
         Where the torch parameters live. When omitted: the device of each
         parameter that is a torch tensor, else torch's default device
@@ -471,10 +481,13 @@ def to_torch(
     >>> net[0].weight.shape, net[0].weight.dtype
     (torch.Size([4, 3]), torch.float32)
     """
+    if isinstance(model, Loss):
+        with torch.no_grad():
+            return loss_to_torch(model, device=device, dtype=dtype)
     if not isinstance(model, Module):
         raise TypeError(
-            f"to_torch takes an xpnn.Module, got {describe_type(model)}; build the model with "
-            "xpnn's layers, or use from_torch for the other direction"
+            f"to_torch takes an xpnn.Module or loss, got {describe_type(model)}; build the model "
+            "with xpnn's layers, or use from_torch for the other direction"
         )
     _check_xpnn(model, "")
     where = None if device is None else torch.device(device)
