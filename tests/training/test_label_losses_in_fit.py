@@ -46,3 +46,10 @@ def test_labels_out_of_range_are_refused_before_any_update(xp, device, real_dtyp
     with pytest.raises(ValueError, match=r"or ignore_index \(-100\), got 3"):
         xpnn.fit(model, xpnn.CrossEntropyLoss(), SGD(model, lr=0.1), x, y, epochs=1)
     np.testing.assert_array_equal(to_numpy(model.parameters()[0]), before)
+
+
+def test_fit_refuses_a_loss_without_reduction(xp, device, real_dtype):
+    x, y = _data(xp, device, real_dtype, [0, 1])
+    model = _model(xp, device, real_dtype)
+    with pytest.raises(ValueError, match=r"fit needs a loss that returns one number per batch"):
+        xpnn.fit(model, xpnn.CrossEntropyLoss("none"), SGD(model, lr=0.1), x, y, epochs=1)

@@ -445,6 +445,12 @@ def fit(
         raise ValueError(
             f"initial_epoch must be an int from 0 to epochs ({epochs}), got {initial_epoch!r}"
         )
+    if getattr(loss, "reduction", "mean") == "none":
+        raise ValueError(
+            f"fit needs a loss that returns one number per batch, got {loss!r}; use "
+            "reduction='mean' (or 'sum'), and reduction='none' where the per-row losses "
+            "themselves are wanted"
+        )
     _check_count("batch_size", batch_size)
     _check_count("block_rows", block_rows, optional=True)
     _check_count("interleave", interleave)
