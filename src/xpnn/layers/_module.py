@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
 
-from .._checks import CheckBoundary, is_unknown, shape_str
+from .._checks import CheckBoundary, has_unknown, is_unknown, shape_str
 from .._compat import (
     Array,
     Device,
@@ -14,7 +14,9 @@ from .._compat import (
     Namespace,
     array_namespace,
     check_device,
+    describe_type,
     dtype_name,
+    is_array,
     library_name,
     resolve_device,
     resolve_dtype,
@@ -25,6 +27,7 @@ from .._transfer import transfer
 
 __all__ = [
     "Backward",
+    "IncompatibleKeys",
     "Module",
     "backward_again",
     "call_backward",
@@ -112,6 +115,27 @@ def call_backward(backward: Backward, dy: Array, *, retain_graph: bool = False) 
     return backward(dy, retain_graph=True) if takes else backward(dy)
 
 
+class IncompatibleKeys(NamedTuple):
+    """What :meth:`Module.load_state_dict` returns, as PyTorch's ``_IncompatibleKeys``.
+
+    Both lists are empty after a strict load (a strict load with keys to
+    report raises instead).
+    """
+
+    #: The model's keys the state dict lacked (those entries kept their values).
+    missing_keys: list[str]
+    #: The state dict's keys the model has no entry for (ignored).
+    unexpected_keys: list[str]
+
+    def __repr__(self) -> str:
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return (
+            f"IncompatibleKeys(missing_keys={self.missing_keys!r}, "
+            f"unexpected_keys={self.unexpected_keys!r})"
+        )
+
+
 class Module:
     """Base class of xpnn layers and models.
 
@@ -119,7 +143,9 @@ class Module:
     gradients in ``grads``, both dictionaries keyed by parameter name.
     Gradients start as ``None`` (nothing accumulated), as in PyTorch.
     Containers such as :class:`~xpnn.Sequential` hold child modules and name
-    their parameters with dotted paths (``"0.weight"``).
+    their parameters with dotted paths (``"0.weight"``), as PyTorch does;
+    :meth:`state_dict` and :meth:`load_state_dict` exchange them by those
+    names in PyTorch's layouts.
 
     Subclasses implement ``forward(x, *, input_grad=True) -> (y, backward)``;
     calling the module, ``module(x)``, returns ``y`` alone and keeps nothing
@@ -139,6 +165,11 @@ class Module:
     params: dict[str, Array]
     grads: dict[str, Array | None]
     training: bool
+
+    #: Local names of the parameters this layer stores as the transpose (the
+    #: last two axes swapped) of PyTorch's layout; state dicts hold PyTorch's
+    #: (:meth:`state_dict`). ``Linear`` lists ``"weight"``.
+    _torch_transposed: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
         self.params = {}
@@ -271,6 +302,173 @@ class Module:
         """Replace the accumulated gradient of parameter ``name``."""
         module, leaf = self._owner(name)
         module.grads[leaf] = value
+
+    # -- state dicts, in PyTorch's names and layouts --------------------------
+
+    def _local_state(self) -> dict[str, Array]:
+        """Return this module's own state-dict entries, children excluded, in xpnn's layout.
+
+        The parameters, by default. A layer with buffers (a BatchNorm's
+        running statistics) returns them too, after its parameters, in
+        PyTorch's order, and takes them back in :meth:`_load_local_state`.
+        """
+        return self.params
+
+    def _load_local_state(self, local: str, value: Array) -> None:
+        """Store ``value`` as this module's entry ``local`` of :meth:`_local_state`.
+
+        ``value`` is already checked and converted: a new array in xpnn's
+        layout, with the namespace, device, dtype and shape of the entry.
+        """
+        self.set_parameter(local, value)
+
+    def _state_slots(self) -> list[tuple[str, Module, str, Array]]:
+        """Return ``(name, owner, local_name, current)`` for every state-dict entry, in order."""
+        slots: list[tuple[str, Module, str, Array]] = []
+        self._collect_state("", slots)
+        return slots
+
+    def _collect_state(self, prefix: str, slots: list[tuple[str, Module, str, Array]]) -> None:
+        for local, value in self._local_state().items():
+            slots.append((prefix + local, self, local, value))
+        for name, child in self.named_children():
+            child._collect_state(f"{prefix}{name}.", slots)
+
+    def state_dict(self) -> dict[str, Array]:
+        """Return a copy of every parameter, by PyTorch's name and in PyTorch's layout.
+
+        The names are those of :meth:`named_parameters`, which are those of
+        the equal ``torch.nn`` model (``"0.weight"``, ``"0.bias"``, ...), and
+        the layouts are PyTorch's: a :class:`~xpnn.Linear` weight comes as
+        ``(out_features, in_features)``, the transpose of what the layer
+        holds. So ``to_torch(model).state_dict()`` and ``model.state_dict()``
+        have the same keys and shapes, and either loads into the other
+        model.
+
+        Returns
+        -------
+        dict of str to array
+            In the order of :meth:`named_parameters`. Each value is a new
+            array of the parameter's own namespace, device and dtype, sharing
+            no memory with it (transposed ones laid out contiguously where the
+            library allows): writing into it leaves the model as it was, and
+            later training steps leave it as it was. (PyTorch's
+            ``state_dict()`` returns views of the parameters instead; xpnn's
+            layouts differ, and its optimizers write in place.) JAX may hand
+            back a parameter itself where nothing is transposed: its arrays
+            are immutable, so nobody can write through it.
+
+        Examples
+        --------
+        >>> from xpnn import Linear, ReLU, Sequential
+        >>> model = Sequential(Linear(3, 4, seed=0), ReLU(), Linear(4, 2, seed=1))
+        >>> {name: value.shape for name, value in model.state_dict().items()}
+        {'0.weight': (4, 3), '0.bias': (4,), '2.weight': (2, 4), '2.bias': (2,)}
+        """
+        return {
+            name: _copy_of(value, transposed=local in owner._torch_transposed)
+            for name, owner, local, value in self._state_slots()
+        }
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True
+    ) -> IncompatibleKeys:
+        """Load parameters from a state dict in PyTorch's names and layouts.
+
+        The inverse of :meth:`state_dict`; it also takes
+        ``torch_model.state_dict()`` of the equal ``torch.nn`` model. Every
+        value is checked before any parameter changes, so a load that raises
+        leaves the model as it was. Each loaded parameter is replaced, as
+        :meth:`set_parameter` replaces it, by a new array: arrays taken from
+        the model before the load keep the old values, and the model keeps
+        no reference to the values given (JAX's immutable arrays excepted,
+        which nobody can write into).
+
+        Parameters
+        ----------
+        state_dict : mapping of str to array
+            Arrays of any library xpnn supports (NumPy, PyTorch tensors,
+            CuPy, JAX, Dask, array_api_strict, ...), with real or complex
+            floating dtypes, in PyTorch's layout (a Linear weight as
+            ``(out_features, in_features)``). Each is converted to its
+            parameter's namespace, device and dtype (float64 values load
+            into a float32 model, rounded), through DLPack where the libraries
+            speak it and through the host otherwise. Complex values load only
+            into complex parameters.
+        strict : bool, default True
+            Require the keys to be exactly those of :meth:`state_dict`. With
+            ``strict=False`` missing entries keep their values and unexpected
+            ones are ignored; both are reported in the result.
+
+        Returns
+        -------
+        IncompatibleKeys
+            ``(missing_keys, unexpected_keys)``, a named tuple as PyTorch's
+            (both lists empty after a strict load).
+
+        Raises
+        ------
+        TypeError
+            If ``state_dict`` is no mapping, if a value is no array (the
+            message names its key), or has no floating dtype, or is complex
+            for a real parameter.
+        ValueError
+            With ``strict=True``, if keys are missing or unexpected: one
+            error lists both, as PyTorch's does. With any ``strict``, if
+            values have other shapes than expected: one error lists every
+            such key with the shape given and the shape expected, in
+            PyTorch's layout.
+
+        Examples
+        --------
+        >>> from xpnn import Linear, ReLU, Sequential
+        >>> model = Sequential(Linear(3, 4, seed=0), ReLU(), Linear(4, 2, seed=1))
+        >>> other = Sequential(Linear(3, 4, seed=2), ReLU(), Linear(4, 2, seed=3))
+        >>> other.load_state_dict(model.state_dict())
+        <All keys matched successfully>
+        >>> bool((other[0].weight == model[0].weight).all())
+        True
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(
+                f"state_dict must be a mapping of names to arrays (a dict, as "
+                f"model.state_dict() returns), got {describe_type(state_dict)}"
+            )
+        slots = self._state_slots()
+        expected = {name for name, *_ in slots}
+        missing = [name for name, *_ in slots if name not in state_dict]
+        unexpected = [key for key in state_dict if key not in expected]
+        heading = f"Error(s) in loading state_dict for {type(self).__name__}:"
+        if strict and (missing or unexpected):
+            lines = [heading]
+            if missing:
+                lines.append(f"\tMissing key(s) in state_dict: {', '.join(map(repr, missing))}.")
+            if unexpected:
+                lines.append(
+                    f"\tUnexpected key(s) in state_dict: {', '.join(map(repr, unexpected))}."
+                )
+            lines.append(
+                f"The model's keys are {', '.join(repr(name) for name, *_ in slots) or 'none'}; "
+                "pass strict=False to load the matching keys and ignore the others."
+            )
+            raise ValueError("\n".join(lines))
+        loads: list[tuple[Module, str, Array]] = []
+        mismatches: list[str] = []
+        for name, owner, local, current in slots:
+            if name not in state_dict:
+                continue
+            loaded = _loaded(
+                name, state_dict[name], current, transposed=local in owner._torch_transposed
+            )
+            if isinstance(loaded, str):
+                mismatches.append(loaded)
+            else:
+                loads.append((owner, local, loaded))
+        if mismatches:
+            raise ValueError("\n\t".join([heading, *mismatches]))
+        for owner, local, value in loads:
+            owner._load_local_state(local, value)
+        return IncompatibleKeys(missing, unexpected)
 
     def reset_checks(self) -> None:
         """Forget which kinds of input this module and those inside it checked.
@@ -471,6 +669,71 @@ def _target(
             f"{'complex' if was_complex else 'real'} floating dtype"
         )
     return {"xp": xp, "device": where, "dtype": new_dtype}
+
+
+def _torch_shape(shape: tuple[Any, ...], transposed: bool) -> tuple[Any, ...]:
+    return (*shape[:-2], shape[-1], shape[-2]) if transposed else shape
+
+
+def _copy_of(value: Array, *, transposed: bool) -> Array:
+    """Return a new array holding ``value`` (its matrix transpose if ``transposed``)."""
+    xp = array_namespace(value=value)
+    view = xp.matrix_transpose(value) if transposed else value
+    shape = tuple(view.shape)
+    if has_unknown(shape):
+        return xp.asarray(view, copy=True)
+    # reshape(copy=True) lays the copy out contiguously (NumPy, PyTorch), where
+    # asarray(copy=True) keeps a transpose's strides: safetensors refuses
+    # non-contiguous torch tensors.
+    return xp.reshape(view, shape, copy=True)
+
+
+def _loaded(name: str, value: Any, current: Array, *, transposed: bool) -> Array | str:
+    """Return ``value`` ready to replace ``current``, or the line saying why its shape is wrong.
+
+    The result is a new array in xpnn's layout with ``current``'s namespace,
+    device and dtype. Raises ``TypeError`` for what no shape could fix.
+    """
+    label = f"state_dict[{name!r}]"
+    if not is_array(value):
+        raise TypeError(
+            f"{label} must be an array (numpy, torch, cupy, jax, dask, array_api_strict, ...), "
+            f"got {describe_type(value)}; wrap data with xp.asarray(...) first"
+        )
+    source = array_namespace(**{label: value})
+    xp = array_namespace(**{f"parameter {name!r}": current})
+    if not source.isdtype(value.dtype, ("real floating", "complex floating")):
+        raise TypeError(
+            f"{label} must have a real or complex floating dtype, like the parameter it "
+            f"loads into, got {value.dtype}"
+        )
+    if source.isdtype(value.dtype, "complex floating") and not xp.isdtype(
+        current.dtype, "complex floating"
+    ):
+        raise TypeError(
+            f"{label} is complex ({value.dtype}), but the parameter {name!r} is real "
+            f"({current.dtype}): loading would drop the imaginary parts; move the model to a "
+            f"complex dtype first, model.to(dtype='complex128')"
+        )
+    shape, given = _torch_shape(tuple(current.shape), transposed), tuple(value.shape)
+    if len(given) != len(shape) or any(
+        a != b and not (is_unknown(a) or is_unknown(b)) for a, b in zip(shape, given, strict=True)
+    ):
+        line = (
+            f"size mismatch for {name!r}: the state dict has shape {shape_str(given)}, the "
+            f"model expects {shape_str(shape)}"
+        )
+        if transposed and given == tuple(current.shape) and given != shape:
+            line += (
+                " (PyTorch's layout; the value given has the layout xpnn's layer holds, "
+                "its transpose: state dicts hold PyTorch's, as model.state_dict() gives them)"
+            )
+        return line + "."
+    moved = transfer(value, xp=xp, device=device_of(current), dtype=current.dtype)
+    if transposed or moved is value:  # a transpose, or the caller's own array: copy
+        moved = _copy_of(moved, transposed=transposed)
+    check_replacement(name, current, moved)
+    return moved
 
 
 def check_replacement(name: str, current: Array, value: Array) -> None:

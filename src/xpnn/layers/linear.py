@@ -109,6 +109,10 @@ class Linear(Module):
     ((4, 3), (3, 2))
     """
 
+    # (in_features, out_features) here, (out_features, in_features) in torch:
+    # state dicts hold torch's layout (Module.state_dict).
+    _torch_transposed = frozenset({"weight"})
+
     def __init__(
         self,
         in_features: int,

@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from .._checks import CheckBoundary, Checked, check_exact_keys, check_known_shape
@@ -147,6 +147,19 @@ def _snapshot(x: Array | None) -> Array | None:
     return xp.asarray(x, copy=True, device=device_of(x))
 
 
+def _not_a_module(optimizer: str, model: object) -> str:
+    """Return the message for an optimizer given ``model`` that is no Module."""
+    message = f"model must be an xpnn Module (Linear, Sequential, ...), got {type(model).__name__}"
+    if isinstance(model, (list, tuple, Iterator)):
+        # torch.optim's habit: torch.optim.SGD(net.parameters(), lr=0.1).
+        message += (
+            f": xpnn optimizers take the model itself, e.g. {optimizer}(model, lr=0.1), not "
+            f"model.parameters(); they read each parameter and its gradient from the model by "
+            f"name at every step"
+        )
+    return message
+
+
 class Optimizer:
     """Base class of xpnn's optimizers.
 
@@ -182,10 +195,7 @@ class Optimizer:
 
     def __init__(self, model: Module, **hyperparameters: object) -> None:
         if not isinstance(model, Module):
-            raise TypeError(
-                f"model must be an xpnn Module (Linear, Sequential, ...), got "
-                f"{type(model).__name__}"
-            )
+            raise TypeError(_not_a_module(type(self).__name__, model))
         self._hyper: dict[str, Any] = self._check_hyperparameters(hyperparameters)
         self.model = model
         self._state: dict[str, dict[str, Any]] = {}
