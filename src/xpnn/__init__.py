@@ -27,12 +27,23 @@ from .layers import (
     Softplus,
     Tanh,
 )
-from .losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
+from .losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
 from .training import DivergedError, History, evaluate, fit
 
 __all__ = [
     "ELU",
     "GELU",
+    "BCELoss",
     "BCEWithLogitsLoss",
     "CheckpointError",
     "CrossEntropyLoss",
@@ -40,7 +51,10 @@ __all__ = [
     "Dropout",
     "Hardtanh",
     "History",
+    "HuberLoss",
     "Identity",
+    "KLDivLoss",
+    "L1Loss",
     "LeakyReLU",
     "Linear",
     "LogSoftmax",
@@ -52,6 +66,7 @@ __all__ = [
     "Sequential",
     "SiLU",
     "Sigmoid",
+    "SmoothL1Loss",
     "Softmax",
     "Softplus",
     "Tanh",

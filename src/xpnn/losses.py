@@ -15,24 +15,37 @@ from ._checks import CheckBoundary, Checked
 from ._compat import Array, is_array
 from .functional.cross_entropy import check_options
 from .functional.losses import (
+    KL_REDUCTIONS,
     REDUCTIONS,
+    binary_cross_entropy,
     binary_cross_entropy_with_logits,
+    check_bool_option,
     check_cross_entropy,
     check_elementwise_loss,
     check_nll_loss,
     check_reduction,
+    check_scale_option,
+    huber_loss,
+    kl_div,
+    l1_loss,
     mse_loss,
     nll_loss,
+    smooth_l1_loss,
     softmax_cross_entropy,
 )
 
 __all__ = [
+    "BCELoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
+    "HuberLoss",
+    "KLDivLoss",
+    "L1Loss",
     "LabelLoss",
     "Loss",
     "MSELoss",
     "NLLLoss",
+    "SmoothL1Loss",
 ]
 
 
@@ -150,8 +163,9 @@ class MSELoss(Loss):
 
     Parameters
     ----------
-    reduction : {'mean', 'sum'}, default 'mean'
-        Average the squared errors over every element, or add them up.
+    reduction : {'mean', 'sum', 'none'}, default 'mean'
+        Average the squared errors over every element, add them up, or
+        return them, one per element.
 
     Raises
     ------
@@ -162,7 +176,8 @@ class MSELoss(Loss):
     -----
     ``loss_fn(input, target)`` takes predictions and targets of one shape,
     both real floating, and returns ``(loss, dinput)`` with
-    ``dinput = 2 * (input - target) / N``.
+    ``dinput = 2 * (input - target) / N`` (``N = 1`` unless the reduction
+    is ``'mean'``).
 
     Examples
     --------
@@ -383,11 +398,19 @@ class BCEWithLogitsLoss(Loss):
 
     Parameters
     ----------
-    reduction : {'mean', 'sum'}, default 'mean'
-        Average the elements' losses, or add them up.
+    reduction : {'mean', 'sum', 'none'}, default 'mean'
+        Average the elements' losses, add them up, or return them.
+    weight : array, optional
+        A weight per element, broadcast to the input's shape, in the
+        namespace and on the device of the inputs.
+    pos_weight : array, optional
+        A weight of the positive targets, broadcast to the input's shape:
+        shape ``(C,)`` weighs each class of the last axis, as in PyTorch.
 
     Raises
     ------
+    TypeError
+        For a ``weight`` or ``pos_weight`` that is not an array.
     ValueError
         For an unknown ``reduction``.
 
@@ -395,7 +418,7 @@ class BCEWithLogitsLoss(Loss):
     -----
     ``loss_fn(input, target)`` takes logits and targets in ``[0, 1]`` of one
     shape, both real floating, and returns ``(loss, dinput)`` with
-    ``dinput = (sigmoid(input) - target) / N``.
+    ``dinput = (sigmoid(input) - target) / N`` without weights.
 
     Examples
     --------
@@ -407,13 +430,309 @@ class BCEWithLogitsLoss(Loss):
     >>> loss, grad = loss_fn(np.array([0.0, 0.0]), np.array([1.0, 0.0]))
     >>> loss, grad  # log(2); (0.5 - t) / 2
     (array(0.69314718), array([-0.25,  0.25]))
+    >>> weighted = BCEWithLogitsLoss("none", pos_weight=np.array([3.0, 1.0]))
+    >>> weighted
+    BCEWithLogitsLoss(reduction='none', pos_weight=<array of shape (2,)>)
+    >>> weighted(np.zeros((1, 2)), np.ones((1, 2)))[0]  # 3 log(2), log(2)
+    array([[2.07944154, 0.69314718]])
     """
 
     __slots__ = ()
 
     _function = staticmethod(binary_cross_entropy_with_logits)
 
+    def __init__(
+        self,
+        reduction: str = "mean",
+        *,
+        weight: Array | None = None,
+        pos_weight: Array | None = None,
+    ) -> None:
+        super().__init__(reduction, arrays={"weight": weight, "pos_weight": pos_weight})
+
+    @property
+    def weight(self) -> Array | None:
+        """The weight of each element (broadcast to the input), or None."""
+        return self._arrays["weight"]
+
+    @property
+    def pos_weight(self) -> Array | None:
+        """The weight of the positive targets (broadcast to the input), or None."""
+        return self._arrays["pos_weight"]
+
     def _check(self, input: Array, target: Array, *held: Array, **options: Any) -> Checked:
         return check_elementwise_loss(
-            input, target, "binary_cross_entropy_with_logits", ("logits", "targets")
+            input,
+            target,
+            "binary_cross_entropy_with_logits",
+            ("logits", "targets"),
+            **self._given(held),
         )
+
+
+class L1Loss(Loss):
+    """Mean absolute error, :func:`xpnn.functional.losses.l1_loss`.
+
+    Parameters
+    ----------
+    reduction : {'mean', 'sum', 'none'}, default 'mean'
+        Average the absolute errors over every element, add them up, or
+        return them.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``reduction``.
+
+    Notes
+    -----
+    ``loss_fn(input, target)`` takes predictions and targets of one shape,
+    both real floating, and returns ``(loss, dinput)`` with
+    ``dinput = sign(input - target) / N``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpnn.losses import L1Loss
+    >>> loss_fn = L1Loss("sum")
+    >>> loss_fn
+    L1Loss(reduction='sum')
+    >>> loss_fn(np.array([1.0, -2.0, 0.0]), np.zeros(3))
+    (array(3.), array([ 1., -1.,  0.]))
+    """
+
+    __slots__ = ()
+
+    _function = staticmethod(l1_loss)
+
+    def _check(self, input: Array, target: Array, *held: Array, **options: Any) -> Checked:
+        return check_elementwise_loss(input, target, "l1_loss")
+
+
+class HuberLoss(Loss):
+    """Huber loss: quadratic for errors below ``delta``, linear beyond.
+
+    The functional form is :func:`xpnn.functional.losses.huber_loss`.
+
+    Parameters
+    ----------
+    reduction : {'mean', 'sum', 'none'}, default 'mean'
+        Average the terms over every element, add them up, or return them.
+    delta : float, default 1.0
+        Where the loss turns from quadratic to linear; > 0.
+
+    Raises
+    ------
+    TypeError
+        For a ``delta`` that is not a real number.
+    ValueError
+        For an unknown ``reduction``, or ``delta <= 0``.
+
+    Notes
+    -----
+    ``loss_fn(input, target)`` takes predictions and targets of one shape,
+    both real floating, and returns ``(loss, dinput)`` with
+    ``dinput = clip(input - target, -delta, delta) / N``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpnn.losses import HuberLoss
+    >>> loss_fn = HuberLoss("none", delta=2.0)
+    >>> loss_fn
+    HuberLoss(reduction='none', delta=2.0)
+    >>> loss_fn(np.array([1.0, -3.0]), np.zeros(2))  # 0.5 * 1, 2 * (3 - 1)
+    (array([0.5, 4. ]), array([ 1., -2.]))
+    """
+
+    __slots__ = ()
+
+    _function = staticmethod(huber_loss)
+
+    def __init__(self, reduction: str = "mean", *, delta: float = 1.0) -> None:
+        super().__init__(reduction, options={"delta": check_scale_option("delta", delta)})
+
+    @property
+    def delta(self) -> float:
+        """Where the loss turns from quadratic to linear."""
+        return float(self._options["delta"])
+
+    def _check(self, input: Array, target: Array, *held: Array, **options: Any) -> Checked:
+        return check_elementwise_loss(input, target, "huber_loss")
+
+
+class SmoothL1Loss(Loss):
+    """Smooth L1 loss: the Huber loss with ``delta = beta``, divided by ``beta``.
+
+    The functional form is :func:`xpnn.functional.losses.smooth_l1_loss`.
+
+    Parameters
+    ----------
+    reduction : {'mean', 'sum', 'none'}, default 'mean'
+        Average the terms over every element, add them up, or return them.
+    beta : float, default 1.0
+        Where the loss turns from quadratic to linear; >= 0, and 0 gives the
+        L1 loss, as in PyTorch.
+
+    Raises
+    ------
+    TypeError
+        For a ``beta`` that is not a real number.
+    ValueError
+        For an unknown ``reduction``, or ``beta < 0``.
+
+    Notes
+    -----
+    ``loss_fn(input, target)`` takes predictions and targets of one shape,
+    both real floating, and returns ``(loss, dinput)`` with
+    ``dinput = clip((input - target) / beta, -1, 1) / N``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpnn.losses import SmoothL1Loss
+    >>> loss_fn = SmoothL1Loss("none", beta=0.5)
+    >>> loss_fn
+    SmoothL1Loss(reduction='none', beta=0.5)
+    >>> loss_fn(np.array([0.25, -3.0]), np.zeros(2))  # 0.5 * 0.25**2 / 0.5, 3 - 0.25
+    (array([0.0625, 2.75  ]), array([ 0.5, -1. ]))
+    """
+
+    __slots__ = ()
+
+    _function = staticmethod(smooth_l1_loss)
+
+    def __init__(self, reduction: str = "mean", *, beta: float = 1.0) -> None:
+        super().__init__(
+            reduction, options={"beta": check_scale_option("beta", beta, zero_ok=True)}
+        )
+
+    @property
+    def beta(self) -> float:
+        """Where the loss turns from quadratic to linear (0: the L1 loss)."""
+        return float(self._options["beta"])
+
+    def _check(self, input: Array, target: Array, *held: Array, **options: Any) -> Checked:
+        return check_elementwise_loss(input, target, "smooth_l1_loss")
+
+
+class BCELoss(Loss):
+    """Binary cross-entropy of probabilities, as ``torch.nn.BCELoss``.
+
+    The functional form is :func:`xpnn.functional.losses.binary_cross_entropy`.
+    Prefer :class:`BCEWithLogitsLoss` on logits: it is stable where the
+    sigmoid saturates.
+
+    Parameters
+    ----------
+    reduction : {'mean', 'sum', 'none'}, default 'mean'
+        Average the terms over every element, add them up, or return them.
+    weight : array, optional
+        A weight per element, broadcast to the input's shape, in the
+        namespace and on the device of the inputs.
+
+    Raises
+    ------
+    TypeError
+        For a ``weight`` that is not an array.
+    ValueError
+        For an unknown ``reduction``.
+
+    Notes
+    -----
+    ``loss_fn(input, target)`` takes probabilities and targets in ``[0, 1]``
+    of one shape, both real floating (eager arrays out of range raise
+    ``ValueError``, as in PyTorch), and returns ``(loss, dinput)`` with
+    ``dinput = weight * (input - target) / max(input (1 - input), 1e-12) / N``.
+    Each logarithm is floored at -100, as in PyTorch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpnn.losses import BCELoss
+    >>> loss_fn = BCELoss(weight=np.array([1.0, 2.0]))
+    >>> loss_fn
+    BCELoss(reduction='mean', weight=<array of shape (2,)>)
+    >>> loss, grad = loss_fn(np.array([0.5, 0.5]), np.array([1.0, 0.0]))
+    >>> loss, grad  # 3 log(2) / 2; (-2, 4) / 2
+    (array(1.03972077), array([-1.,  2.]))
+    """
+
+    __slots__ = ()
+
+    _function = staticmethod(binary_cross_entropy)
+
+    def __init__(self, reduction: str = "mean", *, weight: Array | None = None) -> None:
+        super().__init__(reduction, arrays={"weight": weight})
+
+    @property
+    def weight(self) -> Array | None:
+        """The weight of each element (broadcast to the input), or None."""
+        return self._arrays["weight"]
+
+    def _check(self, input: Array, target: Array, *held: Array, **options: Any) -> Checked:
+        return check_elementwise_loss(
+            input, target, "binary_cross_entropy", ("probs", "targets"), **self._given(held)
+        )
+
+
+class KLDivLoss(Loss):
+    """Kullback-Leibler divergence of log-probabilities from a target, as ``torch.nn.KLDivLoss``.
+
+    The functional form is :func:`xpnn.functional.losses.kl_div`.
+
+    Parameters
+    ----------
+    reduction : {'mean', 'batchmean', 'sum', 'none'}, default 'mean'
+        ``'mean'`` averages the terms over every element (PyTorch's default);
+        ``'batchmean'`` divides their sum by the size of the first axis,
+        which gives the mean divergence of the rows; ``'sum'`` adds them up;
+        ``'none'`` returns them.
+    log_target : bool, default False
+        Whether the target holds log-probabilities rather than probabilities.
+
+    Raises
+    ------
+    TypeError
+        For a ``log_target`` that is not a bool.
+    ValueError
+        For an unknown ``reduction``.
+
+    Notes
+    -----
+    ``loss_fn(input, target)`` takes log-probabilities and a target of one
+    shape, both real floating, and returns ``(loss, dinput)`` with
+    ``dinput = -target / N`` (``-exp(target) / N`` with ``log_target``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xpnn.losses import KLDivLoss
+    >>> loss_fn = KLDivLoss("batchmean", log_target=True)
+    >>> loss_fn
+    KLDivLoss(reduction='batchmean', log_target=True)
+    >>> log_probs = np.log(np.array([[0.25, 0.75]]))
+    >>> loss, grad = loss_fn(log_probs, np.log(np.array([[0.5, 0.5]])))
+    >>> loss  # 0.5 log(2) + 0.5 log(2/3)
+    array(0.14384104)
+    >>> grad
+    array([[-0.5, -0.5]])
+    """
+
+    __slots__ = ()
+
+    _function = staticmethod(kl_div)
+    _reductions = KL_REDUCTIONS
+
+    def __init__(self, reduction: str = "mean", *, log_target: bool = False) -> None:
+        super().__init__(
+            reduction, options={"log_target": check_bool_option("log_target", log_target)}
+        )
+
+    @property
+    def log_target(self) -> bool:
+        """Whether the target holds log-probabilities."""
+        return bool(self._options["log_target"])
+
+    def _check(self, input: Array, target: Array, *held: Array, **options: Any) -> Checked:
+        return check_elementwise_loss(input, target, "kl_div", ("log_probs", "target"))

@@ -34,9 +34,19 @@ from .activations import (
     tanh_backward,
 )
 from .linear import linear, linear_backward
-from .losses import binary_cross_entropy_with_logits, mse_loss, softmax_cross_entropy
+from .losses import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    huber_loss,
+    kl_div,
+    l1_loss,
+    mse_loss,
+    smooth_l1_loss,
+    softmax_cross_entropy,
+)
 
 __all__ = [
+    "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "elu",
     "elu_backward",
@@ -44,8 +54,11 @@ __all__ = [
     "gelu_backward",
     "hardtanh",
     "hardtanh_backward",
+    "huber_loss",
     "identity",
     "identity_backward",
+    "kl_div",
+    "l1_loss",
     "leaky_relu",
     "leaky_relu_backward",
     "linear",
@@ -61,6 +74,7 @@ __all__ = [
     "sigmoid_backward",
     "silu",
     "silu_backward",
+    "smooth_l1_loss",
     "softmax",
     "softmax_backward",
     "softmax_cross_entropy",
