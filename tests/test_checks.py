@@ -112,7 +112,7 @@ def test_losses_check_every_new_kind_after_a_remembered_call():
     loss_fn(on1((4, 3)), labels)
     with pytest.raises(ValueError, match="CPU_DEVICE"):
         loss_fn(on1((4, 3)), strict.asarray([0, 1, 2, 0]))
-    with pytest.raises(ValueError, match="labels must have shape"):
+    with pytest.raises(ValueError, match="target must have shape"):
         loss_fn(on1((5, 3)), labels)
     with pytest.raises(ValueError, match=r"class indices in \[0, 3\).*got 7"):
         loss_fn(on1((4, 3)), strict.asarray([0, 7, 2, 0], device=DEVICE1))  # values, every call
@@ -171,9 +171,9 @@ CALLS = {
     "ReLU.forward(x)": (lambda bad: xpnn.ReLU().forward(bad), "x"),
     "ReLU backward(dy)": (lambda bad: xpnn.ReLU().forward(np.ones((2, 3)))[1](bad), "dy"),
     "CrossEntropyLoss(logits)": (lambda bad: xpnn.CrossEntropyLoss()(bad, _labels()), "logits"),
-    "CrossEntropyLoss(labels)": (
+    "CrossEntropyLoss(target)": (
         lambda bad: xpnn.CrossEntropyLoss()(np.ones((2, 3)), bad),
-        "labels",
+        "target",
     ),
     "MSELoss(pred)": (lambda bad: xpnn.MSELoss()(bad, np.ones((2, 3))), "pred"),
     "MSELoss(target)": (lambda bad: xpnn.MSELoss()(np.ones((2, 3)), bad), "target"),

@@ -144,6 +144,7 @@ class Loss:
             name: parameter.default
             for name, parameter in inspect.signature(cls.__init__).parameters.items()
             if parameter.default is not inspect.Parameter.empty
+            and name not in ("options", "arrays")  # the base class's, not settings
         }
 
     def __eq__(self, other: object) -> bool:
@@ -331,7 +332,7 @@ class CrossEntropyLoss(LabelLoss):
         return float(self._options["label_smoothing"])
 
     def _check(self, input: Array, target: Array, *held: Array, **options: Any) -> Checked:
-        return check_cross_entropy(input, target, **self._given(held), **options)
+        return check_cross_entropy(input, target, self._given(held)["weight"], **options)
 
 
 class NLLLoss(LabelLoss):
@@ -360,7 +361,7 @@ class NLLLoss(LabelLoss):
     >>> loss, grad = NLLLoss()(np.log(np.array([[0.5, 0.5], [0.25, 0.75]])), np.array([0, 1]))
     >>> loss  # (log(2) + log(4/3)) / 2
     array(0.49041463)
-    >>> grad
+    >>> grad + 0.0  # -onehot / 2 (+ 0.0 turns -0.0 into 0.0 for printing)
     array([[-0.5,  0. ],
            [ 0. , -0.5]])
     """
@@ -387,7 +388,7 @@ class NLLLoss(LabelLoss):
         )
 
     def _check(self, input: Array, target: Array, *held: Array, **options: Any) -> Checked:
-        return check_nll_loss(input, target, **self._given(held), **options)
+        return check_nll_loss(input, target, self._given(held)["weight"], **options)
 
 
 class BCEWithLogitsLoss(Loss):

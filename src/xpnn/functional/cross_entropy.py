@@ -300,8 +300,8 @@ def nll_loss(
     >>> log_probs = np.log(np.array([[0.5, 0.5], [0.25, 0.75]]))
     >>> loss, grad = nll_loss(log_probs, np.array([0, 1]), weight=np.array([1.0, 3.0]))
     >>> loss  # (log(2) + 3 log(4/3)) / 4
-    array(0.38905226)
-    >>> grad
+    array(0.38904835)
+    >>> grad + 0.0  # -weight[y] onehot(y) / 4 (+ 0.0 prints -0.0 as 0.0)
     array([[-0.25,  0.  ],
            [ 0.  , -0.75]])
     """
@@ -599,7 +599,8 @@ def _indices(
     softmax: bool,
 ) -> tuple[Array, Array]:
     """Loss and gradient for class-index targets, classes on the last axis."""
-    onehot = as_dtype(xp, labels, c.class_index.dtype)[..., None] == c.class_index
+    class_index: Array = c.class_index  # set for class indices
+    onehot = as_dtype(xp, labels, class_index.dtype)[..., None] == class_index
     if c.ignore_in_range:
         onehot = onehot & (labels != ignore_index)[..., None]
     # The divisor of an unweighted mean: the rows not ignored. Eager labels
