@@ -11,6 +11,8 @@ from .checkpoint import CheckpointError, load, load_optimizer, save
 from .layers import (
     ELU,
     GELU,
+    BatchNorm1d,
+    BatchNorm2d,
     Dropout,
     Hardtanh,
     Identity,
@@ -45,6 +47,8 @@ __all__ = [
     "GELU",
     "BCELoss",
     "BCEWithLogitsLoss",
+    "BatchNorm1d",
+    "BatchNorm2d",
     "CheckpointError",
     "CrossEntropyLoss",
     "DivergedError",

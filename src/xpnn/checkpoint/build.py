@@ -82,6 +82,8 @@ def load(
         check_optimizer_record(contents)
         for name in contents.parameters:
             model.set_parameter(name, contents.array(name))
+        for name in contents.model_buffers:
+            model.set_buffer(name, contents.array(name))
     return model.to(xp, device, dtype)
 
 
@@ -106,10 +108,13 @@ def _as_size(value: object) -> int:
         return 0
 
 
-def declared_shapes(config: object, prefix: str = "") -> dict[str, tuple[int, ...]]:
+def declared_shapes(
+    config: object, prefix: str = "", *, buffers: bool = False
+) -> dict[str, tuple[int, ...]]:
     """Return the parameter shapes ``config`` declares, without building anything.
 
-    Only :class:`~xpnn.Linear` holds parameters among xpnn's layers. Knowing
+    :class:`~xpnn.Linear` and the batch norms hold parameters among xpnn's
+    layers (``buffers=True``: the batch norms' buffers instead). Knowing
     their shapes up front keeps a forged structure (a Linear of 10**9 by
     10**9) from allocating before it is compared with the file's tensors.
     Malformed entries count for nothing here: ``from_config`` rejects them
@@ -131,11 +136,21 @@ def declared_shapes(config: object, prefix: str = "") -> dict[str, tuple[int, ..
         shapes: dict[str, tuple[int, ...]] = {f"{prefix}weight": (fan_in, fan_out)}
         if settings.get("bias", True):
             shapes[f"{prefix}bias"] = (fan_out,)
-        return shapes
+        return {} if buffers else shapes
+    if kind in ("BatchNorm1d", "BatchNorm2d") and isinstance(settings, Mapping):
+        channels = (_as_size(settings.get("num_features")),)
+        if buffers:
+            if not settings.get("track_running_stats", True):
+                return {}
+            names = ("running_mean", "running_var")
+            return {**{prefix + n: channels for n in names}, f"{prefix}num_batches_tracked": ()}
+        if not settings.get("affine", True):
+            return {}
+        return {f"{prefix}weight": channels, f"{prefix}bias": channels}
     shapes = {}
     if kind == "Sequential" and isinstance(children, list):
         for index, child in enumerate(children):
-            shapes.update(declared_shapes(child, f"{prefix}{index}."))
+            shapes.update(declared_shapes(child, f"{prefix}{index}.", buffers=buffers))
     return shapes
 
 
@@ -150,12 +165,21 @@ def build_model(contents: Contents) -> Module:
         shapes first, so that nothing larger than the file is allocated).
     """
     stored = {name: contents.shapes[name] for name in contents.parameters}
+    stored_buffers = {name: contents.shapes[name] for name in contents.model_buffers}
     try:
         declared = declared_shapes(contents.config)
+        declared_buffers = declared_shapes(contents.config, buffers=True)
     except RecursionError:
         raise contents.fail(
             "has metadata 'config' nested too deeply to be an xpnn model; the file is corrupt"
         ) from None
+    if sum(math.prod(shape) for shape in declared_buffers.values()) > sum(
+        math.prod(shape) for shape in stored_buffers.values()
+    ):
+        raise contents.fail(
+            f"does not hold the buffers of the model its metadata 'config' describes: "
+            f"{mismatch(declared_buffers, stored_buffers).replace('parameters', 'buffers')}"
+        )
     if sum(math.prod(shape) for shape in declared.values()) > sum(
         math.prod(shape) for shape in stored.values()
     ):
@@ -174,5 +198,11 @@ def build_model(contents: Contents) -> Module:
         raise contents.fail(
             f"does not hold the parameters of the model its metadata 'config' describes: "
             f"{mismatch(needed, stored)}"
+        )
+    needed = {name: tuple(int(s) for s in buffer.shape) for name, buffer in model.named_buffers()}
+    if needed != stored_buffers:
+        raise contents.fail(
+            f"does not hold the buffers of the model its metadata 'config' describes: "
+            f"{mismatch(needed, stored_buffers).replace('parameters', 'buffers')}"
         )
     return model

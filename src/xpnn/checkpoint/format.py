@@ -27,6 +27,7 @@ from safetensors import SafetensorError, safe_open
 from .._version import __version__
 
 __all__ = [
+    "BUFFER_DTYPES",
     "DIGEST_ALGORITHM",
     "FORMAT",
     "FORMAT_VERSION",
@@ -74,10 +75,19 @@ HOST_DTYPES: dict[str, np.dtype[Any]] = {
     "complex128": np.dtype(np.complex128),
 }
 
+#: The dtypes a buffer may have besides: a counter (``num_batches_tracked``) is int64.
+BUFFER_DTYPES: dict[str, np.dtype[Any]] = {**HOST_DTYPES, "int64": np.dtype(np.int64)}
+
 #: How each is stored, as the format's dtype codes. The format has no
 #: complex128: it is stored as F64 with a trailing axis of 2 (real,
 #: imaginary), and the metadata's "dtypes" says so.
-STORED_DTYPES = {"float32": "F32", "float64": "F64", "complex64": "C64", "complex128": "F64"}
+STORED_DTYPES = {
+    "float32": "F32",
+    "float64": "F64",
+    "complex64": "C64",
+    "complex128": "F64",
+    "int64": "I64",
+}
 
 PathLike = str | os.PathLike[str]
 
@@ -117,7 +127,12 @@ class Contents:
         The shape of every tensor as xpnn holds it (complex128 without its
         trailing axis of 2).
     parameters : list of str
-        The names of the tensors that are parameters, not optimizer buffers.
+        The names of the tensors that are parameters, not optimizer buffers
+        nor the model's buffers.
+    model_buffers : list of str
+        The names of the tensors that are the model's buffers (a BatchNorm's
+        running statistics), as the metadata's ``"buffers"`` lists them;
+        empty for files written before xpnn had buffers.
     optimizer : dict or None
         The optimizer's record, unchecked until :func:`check_optimizer_record`.
     scheduler : dict or None
@@ -138,6 +153,7 @@ class Contents:
     dtypes: dict[str, str]
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     parameters: list[str] = field(default_factory=list)
+    model_buffers: list[str] = field(default_factory=list)
     optimizer: dict[str, Any] | None = None
     scheduler: dict[str, Any] | None = None
     buffers: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -291,6 +307,14 @@ def _inspect(file: Any, where: str, *, verify: bool) -> Contents:
         config=_from_json(metadata, "config", where, dict),
         dtypes=_from_json(metadata, "dtypes", where, dict),
     )
+    if "buffers" in metadata:
+        names = _from_json(metadata, "buffers", where, list)
+        if not all(isinstance(name, str) for name in names) or len(set(names)) != len(names):
+            raise CheckpointError(
+                f"{where} has metadata 'buffers' that is not a list of distinct tensor names; "
+                f"the file is corrupt"
+            )
+        contents.model_buffers = names
     _check_dtypes(contents)
     if verify and "digests" in metadata:
         contents.digests = _check_digest_values(_from_json(metadata, "digests", where, dict), where)
@@ -353,12 +377,20 @@ def _check_dtypes(contents: Contents) -> None:
             f"{' and '.join(parts)}; tensors were removed or added by another tool, or the "
             f"file is corrupt"
         )
+    buffers = set(contents.model_buffers)
+    missing = [name for name in contents.model_buffers if name not in stored]
+    if missing:
+        raise contents.fail(
+            f"lists buffers it does not hold: {name_list(missing)} (metadata 'buffers'); "
+            f"the file is corrupt"
+        )
     for name, tensor in stored.items():
         dtype = recorded[name]
-        if dtype not in HOST_DTYPES:
+        allowed = BUFFER_DTYPES if name in buffers else HOST_DTYPES
+        if dtype not in allowed:
             raise contents.fail(
                 f"records dtype {dtype!r} for tensor {name!r}; checkpoints hold "
-                f"{', '.join(HOST_DTYPES)}"
+                f"{', '.join(allowed)}"
             )
         shape = tuple(int(size) for size in tensor.get_shape())
         if dtype == "complex128":
@@ -375,7 +407,7 @@ def _check_dtypes(contents: Contents) -> None:
                 f"stores {dtype} tensor {name!r} as {code}; expected {STORED_DTYPES[dtype]}"
             )
         contents.shapes[name] = shape
-        if not name.startswith(OPTIMIZER_PREFIX):
+        if not name.startswith(OPTIMIZER_PREFIX) and name not in buffers:
             contents.parameters.append(name)
 
 

@@ -16,6 +16,7 @@ from ..files import atomic_write
 from ..layers import LAYERS, Module
 from ..optim import LRScheduler, Optimizer
 from .format import (
+    BUFFER_DTYPES,
     FORMAT,
     FORMAT_VERSION,
     HOST_DTYPES,
@@ -125,6 +126,12 @@ def save(
     params = dict(model.named_parameters())
     for name, param in params.items():
         tensors[name] = param, _dtype_of(f"parameter {name!r}", param)
+    # The model's buffers (a BatchNorm's running statistics), by their dotted
+    # names; the metadata's "buffers" tells them from parameters.
+    buffer_names = []
+    for name, buffer in model.named_buffers():
+        tensors[name] = buffer, _dtype_of(f"buffer {name!r}", buffer, buffer=True)
+        buffer_names.append(name)
     metadata = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
@@ -132,6 +139,8 @@ def save(
         "config": _to_json(model.config(), "model.config()"),
         "weight_layout": WEIGHT_LAYOUT,
     }
+    if buffer_names:  # files of models without buffers stay as they were
+        metadata["buffers"] = json.dumps(buffer_names)
     if optimizer is not None:
         # The live buffers, not state_dict()'s snapshots: each is copied to
         # the host once, and never twice on its device.
@@ -195,13 +204,15 @@ def _to_json(value: object, what: str) -> str:
         raise ValueError(f"{what} must be made of finite JSON values to be saved: {exc}") from None
 
 
-def _dtype_of(label: str, array: Array) -> str:
+def _dtype_of(label: str, array: Array, *, buffer: bool = False) -> str:
     xp = array_namespace(**{label: array})
+    if buffer and xp.isdtype(array.dtype, "integral"):
+        return "int64"  # counters: stored as int64 whatever the library keeps
     try:
         name = dtype_name(xp, array.dtype)
     except TypeError:  # a dtype outside the standard's, such as float16
         name = str(array.dtype)
-    if name not in HOST_DTYPES:
+    if name not in (BUFFER_DTYPES if buffer else HOST_DTYPES):
         raise TypeError(
             f"{label} has dtype {name}; checkpoints hold {', '.join(HOST_DTYPES)} arrays, cast "
             f"it first (model.to(dtype=...))"
@@ -220,6 +231,8 @@ def stored_array(array: Array, dtype: str) -> npt.NDArray[Any]:
     # safetensors.numpy.save reads each array's memory as one block, so
     # every array it gets must be C-contiguous.
     host = np.asarray(array if library_of(array) == "numpy" else to_numpy(array), order="C")
+    if dtype == "int64":
+        return np.asarray(host, dtype=np.int64, order="C")
     if dtype != "complex128":
         return host
     parts = np.empty((*host.shape, 2), dtype=np.float64)

@@ -44,8 +44,11 @@ from .losses import (
     smooth_l1_loss,
     softmax_cross_entropy,
 )
+from .normalization import batch_norm, batch_norm_backward
 
 __all__ = [
+    "batch_norm",
+    "batch_norm_backward",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "elu",

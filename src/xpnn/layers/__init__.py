@@ -20,6 +20,7 @@ from .activations import (
 from .dropout import Dropout
 from .edges import edge_features
 from .linear import Linear
+from .normalization import BatchNorm1d, BatchNorm2d
 from .sequential import Sequential
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "GELU",
     "LAYERS",
     "Backward",
+    "BatchNorm1d",
+    "BatchNorm2d",
     "Dropout",
     "Hardtanh",
     "Identity",

@@ -24,6 +24,7 @@ from .activations import (
 )
 from .dropout import Dropout
 from .linear import Linear
+from .normalization import BatchNorm1d, BatchNorm2d
 from .sequential import Sequential
 
 __all__ = ["LAYERS", "from_config"]
@@ -48,6 +49,8 @@ LAYERS: dict[str, type[Module]] = {
         Mish,
         Identity,
         Dropout,
+        BatchNorm1d,
+        BatchNorm2d,
     )
 }
 

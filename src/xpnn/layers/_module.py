@@ -31,6 +31,7 @@ __all__ = [
     "Module",
     "backward_again",
     "call_backward",
+    "check_buffer_replacement",
     "check_replacement",
     "forward_on_data",
 ]
@@ -164,6 +165,7 @@ class Module:
 
     params: dict[str, Array]
     grads: dict[str, Array | None]
+    buffers: dict[str, Array]
     training: bool
 
     #: Local names of the parameters this layer stores as the transpose (the
@@ -174,6 +176,9 @@ class Module:
     def __init__(self) -> None:
         self.params = {}
         self.grads = {}
+        # State that is no parameter: no gradient, no optimizer (a BatchNorm's
+        # running statistics). Replaced by new arrays, never written into.
+        self.buffers = {}
         self.training = True
         # What the checks of this module's inputs concluded, by kind of
         # input (see xpnn._checks): a training loop's steps are checked once.
@@ -251,6 +256,64 @@ class Module:
         for name, owner, local in self.parameter_slots():
             yield name, owner.grads.get(local)
 
+    def buffer_slots(self) -> list[tuple[str, Module, str]]:
+        """Return ``(name, owner, local_name)`` for every buffer, in order.
+
+        ``owner.buffers[local_name]`` is the buffer called ``name``
+        (``"1.running_mean"``), as :meth:`parameter_slots` does for parameters.
+        """
+        slots: list[tuple[str, Module, str]] = []
+        self._collect_buffer_slots("", slots)
+        return slots
+
+    def _collect_buffer_slots(self, prefix: str, slots: list[tuple[str, Module, str]]) -> None:
+        for local in self.buffers:
+            slots.append((prefix + local, self, local))
+        for name, child in self.named_children():
+            child._collect_buffer_slots(f"{prefix}{name}.", slots)
+
+    def named_buffers(self) -> Iterator[tuple[str, Array]]:
+        """Yield ``(name, array)`` for every buffer, children included.
+
+        Buffers are the state that is no parameter: they get no gradient and
+        no optimizer updates them (a BatchNorm's ``running_mean``,
+        ``running_var`` and ``num_batches_tracked``). Layers replace them
+        with new arrays as they change, never writing into them, so an
+        array taken from here keeps its values. :meth:`to` moves them,
+        :meth:`state_dict` and checkpoints hold them.
+        """
+        for name, owner, local in self.buffer_slots():
+            yield name, owner.buffers[local]
+
+    def set_buffer(self, name: str, value: Array) -> None:
+        """Replace buffer ``name`` (a dotted path in containers).
+
+        Checked as :meth:`set_parameter` checks: an array of the buffer's
+        library, of its shape, and of its kind of dtype (floating for the
+        running statistics, integer for ``num_batches_tracked``). Kept as
+        it is (not copied).
+
+        Raises
+        ------
+        KeyError
+            If the model has no buffer ``name``.
+        TypeError
+            If ``value`` is no array, belongs to another library, or has
+            another kind of dtype.
+        ValueError
+            If ``value`` has another shape.
+        """
+        module, leaf = self._buffer_owner(name)
+        check_buffer_replacement(name, module.buffers[leaf], value)
+        module.buffers[leaf] = value
+
+    def _buffer_owner(self, name: str) -> tuple[Module, str]:
+        for full, owner, local in self.buffer_slots():
+            if full == name:
+                return owner, local
+        known = ", ".join(n for n, _ in self.named_buffers()) or "none"
+        raise KeyError(f"{type(self).__name__} has no buffer {name!r}; it has {known}")
+
     def _owner(self, name: str) -> tuple[Module, str]:
         """Return the module that holds parameter ``name`` and its local name."""
         module: Module = self
@@ -312,7 +375,9 @@ class Module:
         running statistics) returns them too, after its parameters, in
         PyTorch's order, and takes them back in :meth:`_load_local_state`.
         """
-        return self.params
+        if not self.buffers:
+            return self.params
+        return {**self.params, **self.buffers}
 
     def _load_local_state(self, local: str, value: Array) -> None:
         """Store ``value`` as this module's entry ``local`` of :meth:`_local_state`.
@@ -320,7 +385,10 @@ class Module:
         ``value`` is already checked and converted: a new array in xpnn's
         layout, with the namespace, device, dtype and shape of the entry.
         """
-        self.set_parameter(local, value)
+        if local in self.buffers:
+            self.set_buffer(local, value)
+        else:
+            self.set_parameter(local, value)
 
     def _state_slots(self) -> list[tuple[str, Module, str, Array]]:
         """Return ``(name, owner, local_name, current)`` for every state-dict entry, in order."""
@@ -588,9 +656,22 @@ class Module:
                 moved_buffers[name] = {
                     key: transfer(buffer, **where) for key, buffer in buffers[name].items()
                 }
+        moved_own_buffers = [
+            (
+                owner,
+                local,
+                transfer(
+                    owner.buffers[local],
+                    **_buffer_target(name, owner.buffers[local], target, device, dtype),
+                ),
+            )
+            for name, owner, local in self.buffer_slots()
+        ]
         for owner, local, param, grad in moved:
             owner.params[local] = param
             owner.grads[local] = grad
+        for owner, local, buffer in moved_own_buffers:
+            owner.buffers[local] = buffer
         if optimizer is not None:
             optimizer.replace_buffers(moved_buffers)
         return self
@@ -671,6 +752,65 @@ def _target(
     return {"xp": xp, "device": where, "dtype": new_dtype}
 
 
+def _buffer_target(
+    name: str,
+    buffer: Array,
+    target: Namespace | None,
+    device: Device | str | None,
+    dtype: DType | str | None,
+) -> dict[str, Any]:
+    """Resolve where buffer ``name`` goes; an integer buffer stays integer."""
+    source = array_namespace(**{f"buffer {name!r}": buffer})
+    if source.isdtype(buffer.dtype, ("real floating", "complex floating")):
+        return _target(name, buffer, target, device, dtype)
+    xp = source if target is None else target
+    if device is not None:
+        where = resolve_device(xp, device)
+    elif xp is source:
+        where = device_of(buffer)
+    else:
+        where = xp.__array_namespace_info__().default_device()
+    check_device(xp, where)
+    info = xp.__array_namespace_info__()
+    current = dtype_name(source, buffer.dtype)
+    kept = info.dtypes(device=where).get(current)
+    new_dtype = kept if kept is not None else info.default_dtypes(device=where)["integral"]
+    return {"xp": xp, "device": where, "dtype": new_dtype}
+
+
+def check_buffer_replacement(name: str, current: Array, value: Array) -> None:
+    """Raise unless ``value`` may replace the buffer ``current`` called ``name``.
+
+    An array of ``current``'s library, of its shape, floating where it is
+    floating and integer where it is integer. Nothing is computed.
+    """
+    label = f"buffer {name!r}"
+    if not is_array(value):
+        raise TypeError(f"{label} must be an array, got {describe_type(value)}")
+    xp = array_namespace(**{label: value})
+    expected = array_namespace(**{label: current})
+    if xp is not expected:
+        raise TypeError(
+            f"{label} must be an array of {library_name(expected)}, like the buffer it "
+            f"replaces, got an array of {library_name(xp)}; convert it first, or move the "
+            f"whole module to another library with module.to(xp=...)"
+        )
+    kind = "real floating" if xp.isdtype(current.dtype, "real floating") else "integral"
+    if not xp.isdtype(value.dtype, kind):
+        raise TypeError(
+            f"{label} must have a {kind} dtype, like the buffer it replaces "
+            f"({current.dtype}), got {value.dtype}"
+        )
+    shape, given = tuple(current.shape), tuple(value.shape)
+    if len(given) != len(shape) or any(
+        a != b and not (is_unknown(a) or is_unknown(b)) for a, b in zip(shape, given, strict=True)
+    ):
+        raise ValueError(
+            f"{label} must have shape {shape_str(shape)}, the shape of the buffer it "
+            f"replaces, got shape {shape_str(given)}"
+        )
+
+
 def _torch_shape(shape: tuple[Any, ...], transposed: bool) -> tuple[Any, ...]:
     return (*shape[:-2], shape[-1], shape[-2]) if transposed else shape
 
@@ -702,6 +842,20 @@ def _loaded(name: str, value: Any, current: Array, *, transposed: bool) -> Array
         )
     source = array_namespace(**{label: value})
     xp = array_namespace(**{f"parameter {name!r}": current})
+    if xp.isdtype(current.dtype, "integral"):  # a counter buffer (num_batches_tracked)
+        if not source.isdtype(value.dtype, "integral"):
+            raise TypeError(
+                f"{label} must have an integer dtype, like the buffer it loads into "
+                f"({current.dtype}), got {value.dtype}"
+            )
+        if tuple(value.shape) != tuple(current.shape):
+            return (
+                f"size mismatch for {name!r}: the state dict has shape "
+                f"{shape_str(tuple(value.shape))}, the model expects "
+                f"{shape_str(tuple(current.shape))}."
+            )
+        moved = transfer(value, xp=xp, device=device_of(current), dtype=current.dtype)
+        return _copy_of(moved, transposed=False) if moved is value else moved
     if not source.isdtype(value.dtype, ("real floating", "complex floating")):
         raise TypeError(
             f"{label} must have a real or complex floating dtype, like the parameter it "
