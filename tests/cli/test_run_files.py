@@ -98,7 +98,12 @@ def test_the_files_of_a_run_are_one_set(numpy_run):
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["status"] == "complete"
     assert metrics["epochs_done"] == metrics["epochs"]
-    assert set(metrics["files"]) == {"model.safetensors", "curves.png"}
+    assert set(metrics["files"]) == {
+        "model.safetensors",
+        "curves.png",
+        "confusion.png",
+        "mistakes.png",
+    }
     for name, record in metrics["files"].items():
         content = (output / name).read_bytes()
         assert record == {"bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}

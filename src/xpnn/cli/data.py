@@ -99,6 +99,7 @@ def digits(seed: int) -> Dataset:
         x_test=features[cut:],
         y_test=labels[cut:],
         classes=10,
+        image_shape=(1, 8, 8),
     )
 
 

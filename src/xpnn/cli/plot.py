@@ -1,13 +1,80 @@
-"""The learning curves of ``xpnn train``: ``curves.png``, when matplotlib is installed."""
+"""The pictures of ``xpnn train``, when matplotlib is installed.
+
+``curves.png`` (the learning curves) for every task; for classification,
+``confusion.png`` (the confusion matrix of the test split) and
+``mistakes.png`` (the test images the model got most confidently wrong).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from ..files import atomic_write
 from ..training import History
 
-__all__ = ["plot_curves"]
+__all__ = ["Predictions", "plot_confusion", "plot_curves", "plot_mistakes"]
+
+#: The most mistakes ``mistakes.png`` shows.
+MISTAKES_SHOWN = 24
+
+
+class Predictions:
+    """The test split's labels and what the model made of them, on the host.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of shape (n,)
+        True class indices.
+    probabilities : numpy.ndarray of shape (n, classes)
+        The model's softmax probabilities.
+    images : numpy.ndarray of shape (n, features)
+        The inputs, for the pictures of mistakes.
+    image_shape : tuple of int or None
+        ``(channels, height, width)`` of one input; None for inputs that are
+        no images (then ``mistakes.png`` is not drawn).
+    """
+
+    def __init__(
+        self,
+        labels: np.ndarray,
+        probabilities: np.ndarray,
+        images: np.ndarray,
+        image_shape: tuple[int, ...] | None,
+    ) -> None:
+        self.labels = labels
+        self.probabilities = probabilities
+        self.predicted = np.argmax(probabilities, axis=1)
+        self.images = images
+        self.image_shape = image_shape
+
+    @property
+    def classes(self) -> int:
+        """The number of classes."""
+        return int(self.probabilities.shape[1])
+
+
+def _pyplot(path: Path) -> Any:
+    """Return matplotlib.pyplot for files, or None after saying that the picture is skipped."""
+    try:
+        import matplotlib
+
+        # No display needed: the figure goes to a file only.
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"{path.name} skipped: matplotlib is not installed (pip install 'xpnn[demo]')")
+        return None
+    return plt
+
+
+def _save(plt: Any, figure: Any, path: Path) -> None:
+    try:
+        atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=100))
+    finally:
+        plt.close(figure)
 
 
 def plot_curves(history: History, path: Path) -> bool:
@@ -28,14 +95,8 @@ def plot_curves(history: History, path: Path) -> bool:
         matplotlib is not installed: the curves are optional, the run's
         metrics and model are not.
     """
-    try:
-        import matplotlib
-
-        # No display needed: the figure goes to a file only.
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"{path.name} skipped: matplotlib is not installed (pip install 'xpnn[demo]')")
+    plt = _pyplot(path)
+    if plt is None:
         return False
     epochs = range(1, len(history.loss) + 1)
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
@@ -48,8 +109,87 @@ def plot_curves(history: History, path: Path) -> bool:
     right.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     right.legend()
     figure.tight_layout()
-    try:
-        atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=100))
-    finally:
-        plt.close(figure)
+    _save(plt, figure, path)
+    return True
+
+
+def plot_confusion(predictions: Predictions, path: Path) -> bool:
+    """Draw the test split's confusion matrix: counts, true class by row, predicted by column.
+
+    Each cell shows its count; the colour is the share of its row, so that
+    classes of different sizes read alike. Returns False when matplotlib is
+    missing, as :func:`plot_curves`.
+    """
+    plt = _pyplot(path)
+    if plt is None:
+        return False
+    classes = predictions.classes
+    counts = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(counts, (predictions.labels, predictions.predicted), 1)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.5 * classes + 1.5)
+    figure, axes = plt.subplots(figsize=(size + 1, size))
+    image = axes.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    for row in range(classes):
+        for column in range(classes):
+            if counts[row, column]:
+                dark = shares[row, column] > 0.5
+                axes.text(
+                    column,
+                    row,
+                    str(counts[row, column]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if dark else "black",
+                )
+    axes.set(
+        xticks=range(classes),
+        yticks=range(classes),
+        xlabel="predicted class",
+        ylabel="true class",
+        title=f"test split: {int(np.trace(counts))}/{int(counts.sum())} right",
+    )
+    figure.colorbar(image, ax=axes, label="share of the true class")
+    figure.tight_layout()
+    _save(plt, figure, path)
+    return True
+
+
+def plot_mistakes(predictions: Predictions, path: Path) -> bool:
+    """Draw the test images classified worst: wrong, with the most confidence in the wrong class.
+
+    Up to :data:`MISTAKES_SHOWN` images in a grid, each titled with its true
+    label, the predicted one and the probability the model gave the
+    prediction. Returns False, drawing nothing, when the inputs are no
+    images, when nothing is wrong, or when matplotlib is missing.
+    """
+    shape = predictions.image_shape
+    wrong = np.flatnonzero(predictions.predicted != predictions.labels)
+    if shape is None or wrong.size == 0:
+        return False
+    plt = _pyplot(path)
+    if plt is None:
+        return False
+    confidence = predictions.probabilities[wrong, predictions.predicted[wrong]]
+    shown = wrong[np.argsort(-confidence, kind="stable")][:MISTAKES_SHOWN]
+    columns = min(8, shown.size)
+    rows = -(-shown.size // columns)
+    figure, grid = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.9 * rows), squeeze=False)
+    for axes in grid.flat:
+        axes.axis("off")
+    for axes, index in zip(grid.flat, shown, strict=False):
+        image = predictions.images[index].reshape(shape)
+        # One channel is drawn in grey; more are drawn as colour.
+        picture = image[0] if shape[0] == 1 else np.moveaxis(image, 0, -1)
+        axes.imshow(picture, cmap="gray_r" if shape[0] == 1 else None)
+        predicted = predictions.predicted[index]
+        probability = predictions.probabilities[index, predicted]
+        axes.set_title(
+            f"true {predictions.labels[index]}\nsaid {predicted} ({probability:.0%})",
+            fontsize=9,
+        )
+    figure.suptitle(f"the {shown.size} test images classified worst, of {wrong.size} wrong")
+    figure.tight_layout()
+    _save(plt, figure, path)
     return True

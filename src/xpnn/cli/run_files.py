@@ -29,7 +29,7 @@ from ..optim import LRScheduler, Optimizer
 from ..training import History
 from .backends import SelectionError
 from .interrupt import signals_held
-from .plot import plot_curves
+from .plot import Predictions, plot_confusion, plot_curves, plot_mistakes
 
 __all__ = [
     "HISTORY_KEYS",
@@ -41,7 +41,13 @@ __all__ = [
 ]
 
 #: The files of a run; ``metrics.json`` is the commit record naming the others.
-RUN_FILES = ("metrics.json", "model.safetensors", "curves.png")
+RUN_FILES = (
+    "metrics.json",
+    "model.safetensors",
+    "curves.png",
+    "confusion.png",
+    "mistakes.png",
+)
 
 #: The per-epoch lists of ``metrics.json``, which ``--resume`` extends.
 HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
@@ -255,6 +261,7 @@ def write_outputs(
     history: History,
     *,
     scheduler: LRScheduler | None = None,
+    predictions: Predictions | None = None,
 ) -> None:
     """Write the run's files into ``output`` as one set: ``metrics.json`` last, naming the rest.
 
@@ -285,6 +292,9 @@ def write_outputs(
     scheduler : LRScheduler, optional
         The run's learning-rate schedule, saved with the optimizer, for
         :func:`xpnn.checkpoint.load_scheduler`.
+    predictions : Predictions, optional
+        The test split's labels and probabilities, for ``confusion.png`` and
+        (for images) ``mistakes.png``.
     """
     staging = output / f"{_STAGING_PREFIX}{secrets.token_hex(8)}"
     staging.mkdir()
@@ -293,6 +303,11 @@ def write_outputs(
         written = ["model.safetensors"]
         if plot_curves(history, staging / "curves.png"):
             written.append("curves.png")
+        if predictions is not None:
+            if plot_confusion(predictions, staging / "confusion.png"):
+                written.append("confusion.png")
+            if plot_mistakes(predictions, staging / "mistakes.png"):
+                written.append("mistakes.png")
         files = {name: _digest(staging / name) for name in written}
         record = _strict_json({**metrics, "files": files})
         text = json.dumps(record, indent=2, allow_nan=False) + "\n"

@@ -28,12 +28,14 @@ from .._version import __version__
 from ..layers import Module
 from ..losses import CrossEntropyLoss
 from ..optim import SGD, Adam, AdamW, CosineAnnealingLR, LRScheduler, OneCycleLR, Optimizer
+from ..testing import to_numpy
 from ..training import DivergedError, History, evaluate, fit
 from . import cluster
 from .backends import Choice, choose, to_device
 from .data import Dataset, digits
 from .interrupt import StopRequest
 from .models import mlp
+from .plot import Predictions
 from .resume import history_of, joined, restore, resume_settings
 from .run_files import prepare_output, read_run, write_outputs
 
@@ -276,7 +278,15 @@ def _train(
     }
     if on is not None:
         metrics["cluster"] = on.as_dict()
-    write_outputs(args.output, metrics, model, optimizer, history, scheduler=scheduler)
+    write_outputs(
+        args.output,
+        metrics,
+        model,
+        optimizer,
+        history,
+        scheduler=scheduler,
+        predictions=_predictions(model, data, test_data[0]),
+    )
     if complete:
         return 0
     assert request.signal is not None
@@ -290,3 +300,16 @@ def _train(
 
 def _schedule_note(schedule: str) -> str:
     return "" if schedule == "none" else f" with a {schedule} schedule"
+
+
+def _predictions(model: Module, data: Dataset, x_test: Any) -> Predictions:
+    """Return the test split's labels and the model's softmax probabilities, on the host."""
+    logits = to_numpy(model(x_test)).astype(np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exps = np.exp(shifted)
+    return Predictions(
+        labels=data.y_test,
+        probabilities=exps / exps.sum(axis=1, keepdims=True),
+        images=data.x_test,
+        image_shape=data.image_shape,
+    )
