@@ -175,7 +175,7 @@ def plot_mistakes(predictions: Predictions, path: Path) -> bool:
     shown = wrong[np.argsort(-confidence, kind="stable")][:MISTAKES_SHOWN]
     columns = min(8, shown.size)
     rows = -(-shown.size // columns)
-    figure, grid = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.9 * rows), squeeze=False)
+    figure, grid = plt.subplots(rows, columns, figsize=(1.6 * columns, 2.3 * rows), squeeze=False)
     for axes in grid.flat:
         axes.axis("off")
     for axes, index in zip(grid.flat, shown, strict=False):
