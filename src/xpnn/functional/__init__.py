@@ -33,6 +33,7 @@ from .activations import (
     tanh,
     tanh_backward,
 )
+from .convolution import conv1d, conv1d_backward, conv2d, conv2d_backward
 from .linear import linear, linear_backward
 from .losses import (
     binary_cross_entropy,
@@ -73,6 +74,10 @@ __all__ = [
     "batch_norm_backward",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "conv1d",
+    "conv1d_backward",
+    "conv2d",
+    "conv2d_backward",
     "elu",
     "elu_backward",
     "gelu",

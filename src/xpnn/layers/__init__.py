@@ -17,6 +17,7 @@ from .activations import (
     Softplus,
     Tanh,
 )
+from .convolution import Conv1d, Conv2d
 from .dropout import Dropout
 from .edges import edge_features
 from .linear import Linear
@@ -30,6 +31,8 @@ __all__ = [
     "Backward",
     "BatchNorm1d",
     "BatchNorm2d",
+    "Conv1d",
+    "Conv2d",
     "Dropout",
     "Hardtanh",
     "Identity",

@@ -22,6 +22,7 @@ from .activations import (
     Softplus,
     Tanh,
 )
+from .convolution import Conv1d, Conv2d
 from .dropout import Dropout
 from .linear import Linear
 from .normalization import BatchNorm1d, BatchNorm2d
@@ -34,6 +35,8 @@ LAYERS: dict[str, type[Module]] = {
     cls.__name__: cls
     for cls in (
         Linear,
+        Conv1d,
+        Conv2d,
         Sequential,
         ReLU,
         LeakyReLU,
@@ -113,7 +116,7 @@ def _build(config: object, where: str, placement: dict[str, Any]) -> Module:
     if children:
         raise ValueError(f"{where}['children'] must be empty for {kind}, got {len(children)}")
     extra: dict[str, Any] = {}
-    if kind == "Linear":
+    if kind in ("Linear", "Conv1d", "Conv2d"):
         extra = {**placement, "weight_init": "zeros", "bias_init": "zeros"}
     try:
         return LAYERS[kind](**settings, **extra)
