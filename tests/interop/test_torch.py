@@ -552,8 +552,8 @@ def test_unsupported_module_is_named_with_what_is_supported(monkeypatch):
         from_torch(nn.Conv1d(1, 1, 3))
     with pytest.raises(TypeError, match=r"Hardswish at '1'.*it converts nn.Linear"):
         from_torch(nn.Sequential(nn.Linear(2, 2), nn.Hardswish()))
-    with pytest.raises(TypeError, match=r"BatchNorm1d at '0.1'"):
-        from_torch(nn.Sequential(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))))
+    with pytest.raises(TypeError, match=r"BatchNorm3d at '0.1'"):
+        from_torch(nn.Sequential(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm3d(2))))
     with pytest.raises(ValueError, match=r"Softmax\(dim=None\) at '0'.*explicit dim"):
         from_torch(nn.Sequential(nn.Softmax()))
     with pytest.raises(TypeError, match="from_torch takes a torch.nn.Module, got numpy"):

@@ -28,7 +28,7 @@ from typing import Any
 
 from .._compat import Array, DType, Namespace, array_namespace, device, dtype_name
 from ..functional.losses import check_label_values
-from ..layers import Dropout, Module, edge_features, forward_on_data
+from ..layers import BatchNorm1d, BatchNorm2d, Dropout, Module, edge_features, forward_on_data
 from ..losses import LabelLoss
 from ..losses import Loss as LossObject
 from ..optim import Optimizer
@@ -70,9 +70,23 @@ def _threaded(optimizer: Optimizer, loss_fn: Loss, state: State) -> Iterator[Non
 def check_traceable(model: Module, why: str) -> None:
     """Refuse Dropout in training mode, whose host-drawn masks a trace would freeze.
 
+    And batch norms that track running statistics in training mode: their
+    buffers change at every step, and a pure step does not thread them.
     ``why`` names what would trace the step, for the message (``"jax.jit"``).
     """
     for module in model.modules():
+        if (
+            isinstance(module, BatchNorm1d | BatchNorm2d)
+            and module.training
+            and module.track_running_stats
+        ):
+            raise ValueError(
+                f"the model has {type(module).__name__}({module.num_features}) in training mode, "
+                f"which {why} cannot run: its running statistics are buffers that every step "
+                "replaces, and a traced step does not thread them yet. Train eagerly "
+                "(xpnn.fit), put the batch norm in eval mode (model.eval()), or build it with "
+                "track_running_stats=False"
+            )
         if isinstance(module, Dropout) and module.training and module.p > 0.0:
             raise ValueError(
                 f"the model has Dropout(p={module.p}) in training mode, which {why} cannot run: "

@@ -44,6 +44,8 @@ from ..._transfer import transfer
 from ...layers import (
     ELU,
     GELU,
+    BatchNorm1d,
+    BatchNorm2d,
     Dropout,
     Hardtanh,
     Identity,
@@ -160,8 +162,23 @@ _PAIRS = (
 _BY_TORCH = {pair.torch_type: pair for pair in _PAIRS}
 _BY_XPNN = {pair.xpnn_type: pair for pair in _PAIRS}
 
-_SUPPORTED_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Sequential, *_BY_TORCH)
-_SUPPORTED_NAMES = ["nn.Linear", "nn.Sequential", *(pair.torch_name for pair in _PAIRS)]
+_BATCH_NORMS: dict[type[nn.Module], type[BatchNorm1d | BatchNorm2d]] = {
+    nn.BatchNorm1d: BatchNorm1d,
+    nn.BatchNorm2d: BatchNorm2d,
+}
+_SUPPORTED_TYPES: tuple[type[nn.Module], ...] = (
+    nn.Linear,
+    nn.Sequential,
+    *_BATCH_NORMS,
+    *_BY_TORCH,
+)
+_SUPPORTED_NAMES = [
+    "nn.Linear",
+    "nn.Sequential",
+    "nn.BatchNorm1d",
+    "nn.BatchNorm2d",
+    *(pair.torch_name for pair in _PAIRS),
+]
 _SUPPORTED = f"{', '.join(_SUPPORTED_NAMES[:-1])} and {_SUPPORTED_NAMES[-1]}"
 
 
@@ -179,7 +196,7 @@ def _check_torch(module: nn.Module, path: str, dtype: DType | str | None) -> Non
         for name, child in module.named_children():
             _check_torch(child, f"{path}.{name}" if path else name, dtype)
         return
-    if kind is nn.Linear:
+    if kind is nn.Linear or kind in _BATCH_NORMS:
         for local, param in module.named_parameters(recurse=False):
             if param.dtype not in _STANDARD_DTYPES and dtype is None:
                 name = f"{path}.{local}" if path else local
@@ -239,6 +256,34 @@ def _linear_from_torch(
     return layer.to(xp, device, dtype)
 
 
+def _batch_norm_from_torch(
+    module: nn.BatchNorm1d | nn.BatchNorm2d,
+    xp: object | None,
+    device: Device | str | None,
+    dtype: DType | str | None,
+) -> Module:
+    # Built in torch where the module's arrays are, loaded from its state
+    # dict (copies: running statistics and num_batches_tracked included),
+    # then moved as Module.to moves.
+    state = {name: value.detach() for name, value in module.state_dict().items()}
+    floats = [value for value in state.values() if value.is_floating_point()]
+    if dtype is not None and floats and floats[0].dtype not in _STANDARD_DTYPES:
+        # float16 and bfloat16 fit float32 exactly, as for nn.Linear.
+        floats = [value.to(torch.float32) for value in floats]
+    layer = _BATCH_NORMS[type(module)](
+        module.num_features,
+        module.eps,
+        module.momentum,
+        module.affine,
+        module.track_running_stats,
+        xp=torch,
+        device=floats[0].device if floats else None,
+        dtype=floats[0].dtype if floats else None,
+    )
+    layer.load_state_dict(state)
+    return layer.to(xp, device, dtype)
+
+
 def _from_torch(
     module: nn.Module, xp: object | None, device: Device | str | None, dtype: DType | str | None
 ) -> Module:
@@ -247,6 +292,8 @@ def _from_torch(
         layer = Sequential(*(_from_torch(child, xp, device, dtype) for child in module))
     elif isinstance(module, nn.Linear):
         layer = _linear_from_torch(module, xp, device, dtype)
+    elif isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):  # exact types: checked
+        layer = _batch_norm_from_torch(module, xp, device, dtype)
     else:  # _check_torch let only the exact types of _PAIRS through
         layer = _BY_TORCH[type(module)].to_xpnn(module)
     layer.training = module.training
@@ -348,7 +395,7 @@ def _check_xpnn(model: Module, path: str) -> None:
         for name, child in model.named_children():
             _check_xpnn(child, f"{path}.{name}" if path else name)
         return
-    if kind is Linear or kind in _BY_XPNN:
+    if kind is Linear or kind in _BY_XPNN or kind in (BatchNorm1d, BatchNorm2d):
         return
     raise TypeError(
         f"to_torch cannot convert {describe_type(model)}{_where(path)}; it converts xpnn's "
@@ -410,6 +457,46 @@ def _linear_to_torch(
     return twin
 
 
+def _batch_norm_to_torch(
+    layer: BatchNorm1d | BatchNorm2d,
+    path: str,
+    device: torch.device | None,
+    dtype: torch.dtype | str | None,
+) -> nn.Module:
+    # Placed by the first floating array, as Module.to places; the buffers
+    # (num_batches_tracked an int64) go in through load_state_dict, copied.
+    arrays = {**layer.params, **layer.buffers}
+    floats = [(name, value) for name, value in layer.params.items()] + [
+        (name, value) for name, value in layer.buffers.items() if name != "num_batches_tracked"
+    ]
+    where, kind = None, None
+    if floats:
+        first, value = floats[0]
+        where, kind = _torch_place(f"{path}.{first}" if path else first, value, device, dtype)
+    twin = (nn.BatchNorm1d if isinstance(layer, BatchNorm1d) else nn.BatchNorm2d)(
+        layer.num_features,
+        layer.eps,
+        layer.momentum,
+        layer.affine,
+        layer.track_running_stats,
+        device=where,
+        dtype=kind,
+    )
+    target = resolve_namespace(torch)
+    twin.load_state_dict(
+        {
+            name: transfer(
+                value,
+                xp=target,
+                device=where,
+                dtype=torch.int64 if name == "num_batches_tracked" else kind,
+            )
+            for name, value in arrays.items()
+        }
+    )
+    return twin
+
+
 def _to_torch(
     model: Module, path: str, device: torch.device | None, dtype: torch.dtype | str | None
 ) -> nn.Module:
@@ -423,6 +510,8 @@ def _to_torch(
         )
     elif isinstance(model, Linear):
         twin = _linear_to_torch(model, path, device, dtype)
+    elif isinstance(model, BatchNorm1d | BatchNorm2d):
+        twin = _batch_norm_to_torch(model, path, device, dtype)
     else:  # _check_xpnn let only the exact types of _PAIRS through
         twin = _BY_XPNN[type(model)].to_torch(model)
     twin.training = model.training
