@@ -371,9 +371,9 @@ class Module:
     def _local_state(self) -> dict[str, Array]:
         """Return this module's own state-dict entries, children excluded, in xpnn's layout.
 
-        The parameters, by default. A layer with buffers (a BatchNorm's
-        running statistics) returns them too, after its parameters, in
-        PyTorch's order, and takes them back in :meth:`_load_local_state`.
+        The parameters, then the buffers (a BatchNorm's running
+        statistics), by default: PyTorch's order. A layer whose state is
+        laid out otherwise overrides this and :meth:`_load_local_state`.
         """
         if not self.buffers:
             return self.params
