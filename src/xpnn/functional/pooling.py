@@ -374,19 +374,27 @@ def _unwindow(
     """Sum each offset's gradient back into the input's positions (the adjoint of :func:`_windows`).
 
     ``windows_grad(k)`` gives the gradient of the ``k``-th offset's slice,
-    of the output's shape.
+    already zero-interleaved (:func:`_interleave`) to the slice's span in the
+    padded input; each is zero-padded to its offset and they are summed.
     """
     d = len(axes)
     total = None
     for k, starts in enumerate(itertools.product(*(ax.offsets() for ax in axes))):
         part = windows_grad(k)
         for i, (start, ax) in enumerate(zip(starts, axes, strict=True)):
-            part = _interleave(xp, part, i - d, ax.stride)
             part = _pad(xp, part, i - d, start, ax.padded - start - ax.span, 0.0)
         total = part if total is None else total + part
     assert total is not None
-    index = (..., *tuple(slice(ax.pad, ax.pad + ax.size) for ax in axes))
+    index = (..., *(slice(ax.pad, ax.pad + ax.size) for ax in axes))
     return total[index]
+
+
+def _spread(xp: Namespace, a: Array, axes: tuple[_Axis, ...], trailing: int) -> Array:
+    """Zero-interleave ``a`` along each spatial axis by its stride; ``trailing`` axes follow."""
+    d = len(axes)
+    for i, ax in enumerate(axes):
+        a = _interleave(xp, a, i - d - trailing, ax.stride)
+    return a
 
 
 def _divisor(xp: Namespace, geometry: _Geometry, dtype: object, where: object) -> Array:
@@ -432,7 +440,7 @@ def max_pool_backward_kernel(dy: Array, x: Array, checked: Checked) -> Array:
     first = xp.argmax(windows, axis=-1, keepdims=True)
     positions = xp.arange(windows.shape[-1], dtype=first.dtype, device=device(x))
     mask = as_dtype(xp, first == positions, dtype)
-    grad = mask * xp.expand_dims(as_dtype(xp, dy, dtype), axis=-1)
+    grad = _spread(xp, mask * xp.expand_dims(as_dtype(xp, dy, dtype), axis=-1), geometry.axes, 1)
     dx = _unwindow(xp, lambda k: grad[..., k], geometry.axes)
     return gradient_as(xp, dx, x.dtype)
 
@@ -568,6 +576,7 @@ def avg_pool_backward_kernel(dy: Array, x: Array, checked: Checked) -> Array:
     if math.prod(geometry.in_shape) == 0:
         return xp.zeros(geometry.in_shape, dtype=x.dtype, device=device(x))
     share = as_dtype(xp, dy, dtype) / _divisor(xp, geometry, dtype, device(x))
+    share = _spread(xp, share, geometry.axes, 0)
     dx = _unwindow(xp, lambda k: share, geometry.axes)
     return gradient_as(xp, dx, x.dtype)
 

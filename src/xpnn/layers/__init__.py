@@ -22,23 +22,39 @@ from .dropout import Dropout
 from .edges import edge_features
 from .linear import Linear
 from .normalization import BatchNorm1d, BatchNorm2d
+from .pooling import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    MaxPool1d,
+    MaxPool2d,
+)
+from .reshape import Flatten, Unflatten
 from .sequential import Sequential
 
 __all__ = [
     "ELU",
     "GELU",
     "LAYERS",
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "AvgPool1d",
+    "AvgPool2d",
     "Backward",
     "BatchNorm1d",
     "BatchNorm2d",
     "Conv1d",
     "Conv2d",
     "Dropout",
+    "Flatten",
     "Hardtanh",
     "Identity",
     "LeakyReLU",
     "Linear",
     "LogSoftmax",
+    "MaxPool1d",
+    "MaxPool2d",
     "Mish",
     "Module",
     "ReLU",
@@ -48,6 +64,7 @@ __all__ = [
     "Softmax",
     "Softplus",
     "Tanh",
+    "Unflatten",
     "call_backward",
     "edge_features",
     "forward_on_data",

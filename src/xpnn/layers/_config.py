@@ -26,6 +26,15 @@ from .convolution import Conv1d, Conv2d
 from .dropout import Dropout
 from .linear import Linear
 from .normalization import BatchNorm1d, BatchNorm2d
+from .pooling import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    MaxPool1d,
+    MaxPool2d,
+)
+from .reshape import Flatten, Unflatten
 from .sequential import Sequential
 
 __all__ = ["LAYERS", "from_config"]
@@ -52,6 +61,14 @@ LAYERS: dict[str, type[Module]] = {
         Mish,
         Identity,
         Dropout,
+        MaxPool1d,
+        MaxPool2d,
+        AvgPool1d,
+        AvgPool2d,
+        AdaptiveAvgPool1d,
+        AdaptiveAvgPool2d,
+        Flatten,
+        Unflatten,
         BatchNorm1d,
         BatchNorm2d,
     )

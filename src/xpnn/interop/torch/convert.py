@@ -44,14 +44,21 @@ from ..._transfer import transfer
 from ...layers import (
     ELU,
     GELU,
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
     Dropout,
+    Flatten,
     Hardtanh,
     Identity,
     LeakyReLU,
     Linear,
     LogSoftmax,
+    MaxPool1d,
+    MaxPool2d,
     Mish,
     Module,
     ReLU,
@@ -61,6 +68,7 @@ from ...layers import (
     Softmax,
     Softplus,
     Tanh,
+    Unflatten,
 )
 from ...losses import Loss
 from .losses import is_torch_loss, loss_from_torch, loss_to_torch
@@ -158,6 +166,88 @@ _PAIRS = (
     _Pair(nn.Mish, Mish, lambda m: Mish(), lambda layer: nn.Mish()),
     _Pair(nn.Identity, Identity, lambda m: Identity(), lambda layer: nn.Identity()),
     _Pair(nn.Dropout, Dropout, lambda m: Dropout(m.p), lambda layer: nn.Dropout(layer.p)),
+    _Pair(
+        nn.MaxPool1d,
+        MaxPool1d,
+        lambda m: MaxPool1d(
+            m.kernel_size, m.stride, m.padding, m.dilation, m.return_indices, m.ceil_mode
+        ),
+        lambda layer: nn.MaxPool1d(
+            layer.kernel_size,
+            layer.stride,
+            layer.padding,
+            layer.dilation,
+            ceil_mode=layer.ceil_mode,
+        ),
+    ),
+    _Pair(
+        nn.MaxPool2d,
+        MaxPool2d,
+        lambda m: MaxPool2d(
+            m.kernel_size, m.stride, m.padding, m.dilation, m.return_indices, m.ceil_mode
+        ),
+        lambda layer: nn.MaxPool2d(
+            layer.kernel_size,
+            layer.stride,
+            layer.padding,
+            layer.dilation,
+            ceil_mode=layer.ceil_mode,
+        ),
+    ),
+    _Pair(
+        nn.AvgPool1d,
+        AvgPool1d,
+        lambda m: AvgPool1d(
+            m.kernel_size,
+            m.stride,
+            m.padding,
+            m.ceil_mode,
+            m.count_include_pad,
+            getattr(m, "divisor_override", None),
+        ),
+        lambda layer: nn.AvgPool1d(
+            layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode, layer.count_include_pad
+        ),
+    ),
+    _Pair(
+        nn.AvgPool2d,
+        AvgPool2d,
+        lambda m: AvgPool2d(
+            m.kernel_size,
+            m.stride,
+            m.padding,
+            m.ceil_mode,
+            m.count_include_pad,
+            getattr(m, "divisor_override", None),
+        ),
+        lambda layer: nn.AvgPool2d(
+            layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode, layer.count_include_pad
+        ),
+    ),
+    _Pair(
+        nn.AdaptiveAvgPool1d,
+        AdaptiveAvgPool1d,
+        lambda m: AdaptiveAvgPool1d(m.output_size),
+        lambda layer: nn.AdaptiveAvgPool1d(layer.output_size),
+    ),
+    _Pair(
+        nn.AdaptiveAvgPool2d,
+        AdaptiveAvgPool2d,
+        lambda m: AdaptiveAvgPool2d(m.output_size),
+        lambda layer: nn.AdaptiveAvgPool2d(layer.output_size),
+    ),
+    _Pair(
+        nn.Flatten,
+        Flatten,
+        lambda m: Flatten(m.start_dim, m.end_dim),
+        lambda layer: nn.Flatten(layer.start_dim, layer.end_dim),
+    ),
+    _Pair(
+        nn.Unflatten,
+        Unflatten,
+        lambda m: Unflatten(m.dim, tuple(m.unflattened_size)),
+        lambda layer: nn.Unflatten(layer.dim, layer.unflattened_size),
+    ),
 )
 _BY_TORCH = {pair.torch_type: pair for pair in _PAIRS}
 _BY_XPNN = {pair.xpnn_type: pair for pair in _PAIRS}
