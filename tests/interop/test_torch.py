@@ -548,8 +548,8 @@ def test_unsupported_module_is_named_with_what_is_supported(monkeypatch):
         raise AssertionError("built before the checks")
 
     monkeypatch.setattr(convert, "_from_torch", must_not_build)
-    with pytest.raises(TypeError, match=r"torch.nn.modules.conv.Conv1d.*nn.Linear, nn.Sequential"):
-        from_torch(nn.Conv1d(1, 1, 3))
+    with pytest.raises(TypeError, match=r"torch.nn.modules.conv.Conv3d.*nn.Linear, nn.Sequential"):
+        from_torch(nn.Conv3d(1, 1, 3))
     with pytest.raises(TypeError, match=r"Hardswish at '1'.*it converts nn.Linear"):
         from_torch(nn.Sequential(nn.Linear(2, 2), nn.Hardswish()))
     with pytest.raises(TypeError, match=r"BatchNorm3d at '0.1'"):

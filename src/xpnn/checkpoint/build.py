@@ -147,6 +147,16 @@ def declared_shapes(
         if not settings.get("affine", True):
             return {}
         return {f"{prefix}weight": channels, f"{prefix}bias": channels}
+    if kind in ("Conv1d", "Conv2d") and isinstance(settings, Mapping):
+        kernel = settings.get("kernel_size")
+        sizes = kernel if isinstance(kernel, list) else [kernel] * (1 if kind == "Conv1d" else 2)
+        groups = max(_as_size(settings.get("groups", 1)), 1)
+        out_channels = _as_size(settings.get("out_channels"))
+        per_group = _as_size(settings.get("in_channels")) // groups
+        conv = {f"{prefix}weight": (out_channels, per_group, *map(_as_size, sizes))}
+        if settings.get("bias", True):
+            conv[f"{prefix}bias"] = (out_channels,)
+        return {} if buffers else conv
     shapes = {}
     if kind == "Sequential" and isinstance(children, list):
         for index, child in enumerate(children):

@@ -50,6 +50,8 @@ from ...layers import (
     AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
+    Conv1d,
+    Conv2d,
     Dropout,
     Flatten,
     Hardtanh,
@@ -269,6 +271,8 @@ _SUPPORTED_NAMES = [
     "nn.BatchNorm2d",
     *(pair.torch_name for pair in _PAIRS),
 ]
+_SUPPORTED_TYPES += (nn.Conv1d, nn.Conv2d)
+_SUPPORTED_NAMES[2:2] = ["nn.Conv1d", "nn.Conv2d"]
 _SUPPORTED = f"{', '.join(_SUPPORTED_NAMES[:-1])} and {_SUPPORTED_NAMES[-1]}"
 
 
@@ -282,6 +286,9 @@ def _check_torch(module: nn.Module, path: str, dtype: DType | str | None) -> Non
     parameters into the base layer would silently compute something else.
     """
     kind = type(module)
+    if kind in _CONVS:
+        _check_conv_torch(module, path, dtype)
+        return
     if kind is nn.Sequential:
         for name, child in module.named_children():
             _check_torch(child, f"{path}.{name}" if path else name, dtype)
@@ -374,12 +381,95 @@ def _batch_norm_from_torch(
     return layer.to(xp, device, dtype)
 
 
+# -- convolutions: weights in torch's layout, copied as they are ---------------
+
+_CONVS: dict[type[nn.Module], type[Conv1d | Conv2d]] = {nn.Conv1d: Conv1d, nn.Conv2d: Conv2d}
+
+
+def _check_conv_torch(module: Any, path: str, dtype: DType | str | None) -> None:
+    if module.padding_mode != "zeros":
+        raise ValueError(
+            f"{type(module).__name__}(padding_mode={module.padding_mode!r}){_where(path)} has "
+            "no xpnn equal: xpnn's convolutions pad with zeros only"
+        )
+    for local, param in module.named_parameters(recurse=False):
+        if param.dtype not in _STANDARD_DTYPES and dtype is None:
+            name = f"{path}.{local}" if path else local
+            raise TypeError(
+                f"parameter {name!r} is {param.dtype}, which xpnn does not support; pass dtype= "
+                "(for example dtype='float32') or convert the module first with module.float()"
+            )
+
+
+def _conv_from_torch(
+    module: Any, xp: object | None, device: Device | str | None, dtype: DType | str | None
+) -> Module:
+    weight = module.weight.detach().clone(memory_format=torch.contiguous_format)
+    bias = module.bias.detach().clone() if module.bias is not None else None
+    if dtype is not None and weight.dtype not in _STANDARD_DTYPES:
+        weight = weight.to(torch.float32)
+        bias = bias.to(torch.float32) if bias is not None else None
+    layer = _CONVS[type(module)](
+        module.in_channels,
+        module.out_channels,
+        module.kernel_size,
+        module.stride,
+        module.padding,
+        module.dilation,
+        module.groups,
+        bias is not None,
+        xp=torch,
+        device=weight.device,
+        dtype=weight.dtype,
+        weight_init=_given(weight),
+        bias_init=_given(bias),
+    )
+    return layer.to(xp, device, dtype)
+
+
+def _conv_to_torch(
+    layer: Conv1d | Conv2d, path: str, device: torch.device | None, dtype: torch.dtype | str | None
+) -> nn.Module:
+    prefix = f"{path}." if path else ""
+    places = {
+        local: _torch_place(prefix + local, value, device, dtype)
+        for local, value in layer.params.items()
+    }
+    where, kind = places["weight"]
+    if any(place != (where, kind) for place in places.values()):
+        raise ValueError(
+            f"the weight and bias of the {type(layer).__name__}{_where(path)} would land on "
+            f"{', '.join(f'{d} as {t}' for d, t in places.values())}; pass device= and dtype= "
+            "to put them in one place"
+        )
+    kinds: dict[type[Module], Any] = {Conv1d: nn.Conv1d, Conv2d: nn.Conv2d}
+    meta: nn.Module = kinds[type(layer)](
+        layer.in_channels,
+        layer.out_channels,
+        layer.kernel_size,
+        stride=layer.stride,
+        padding=layer.padding,
+        dilation=layer.dilation,
+        groups=layer.groups,
+        bias="bias" in layer.params,
+        device="meta",
+        dtype=kind,
+    )
+    twin = meta.to_empty(device=where)
+    target = resolve_namespace(torch)
+    for local, value in layer.params.items():
+        twin.get_parameter(local).copy_(transfer(value, xp=target, device=where, dtype=kind))
+    return twin
+
+
 def _from_torch(
     module: nn.Module, xp: object | None, device: Device | str | None, dtype: DType | str | None
 ) -> Module:
     layer: Module
     if isinstance(module, nn.Sequential):
         layer = Sequential(*(_from_torch(child, xp, device, dtype) for child in module))
+    elif type(module) in _CONVS:
+        layer = _conv_from_torch(module, xp, device, dtype)
     elif isinstance(module, nn.Linear):
         layer = _linear_from_torch(module, xp, device, dtype)
     elif isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):  # exact types: checked
@@ -481,6 +571,8 @@ def from_torch(
 
 def _check_xpnn(model: Module, path: str) -> None:
     kind = type(model)
+    if kind in (Conv1d, Conv2d):
+        return
     if kind is Sequential:
         for name, child in model.named_children():
             _check_xpnn(child, f"{path}.{name}" if path else name)
@@ -598,6 +690,8 @@ def _to_torch(
                 for name, child in model.named_children()
             )
         )
+    elif isinstance(model, (Conv1d, Conv2d)):
+        twin = _conv_to_torch(model, path, device, dtype)
     elif isinstance(model, Linear):
         twin = _linear_to_torch(model, path, device, dtype)
     elif isinstance(model, BatchNorm1d | BatchNorm2d):
