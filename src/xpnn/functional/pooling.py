@@ -737,7 +737,7 @@ def adaptive_avg_pool1d(
     >>> import numpy as np
     >>> from xpnn.functional.pooling import adaptive_avg_pool1d
     >>> adaptive_avg_pool1d(np.array([[1.0, 2.0, 3.0, 4.0, 5.0]]), 2)
-    array([[2. , 4. ]])
+    array([[2., 4.]])
     """
     checked = checked or check_adaptive_pool(x, "adaptive_avg_pool1d", 1, output_size)
     return adaptive_avg_pool_kernel(x, checked)
