@@ -168,3 +168,29 @@ def test_jax_buffers_are_replaced_and_traced_steps_refused():
     x = jnp.ones((4, 2), dtype=jnp.float32)
     with pytest.raises(ValueError, match="BatchNorm1d.*running statistics"):
         step(params, state, x, x)
+
+
+@pytest.mark.backend("torch")
+def test_torch_compiled_step_updates_buffers_as_eager_steps():
+    from xpnn.interop.step import TrainStep
+    from xpnn.interop.torch import compiled_step
+
+    x, y = torch.randn(4, 3, generator=torch.Generator().manual_seed(0)), torch.zeros(4, 2)
+    models = []
+    for compiled in (True, False):
+        model = Sequential(Linear(3, 2, seed=0), BatchNorm1d(2, momentum=None))
+        model.to(torch, dtype="float32")
+        optimizer = xpnn.optim.SGD(model, lr=0.1)
+        if compiled:
+            step = compiled_step(model, xpnn.MSELoss(), optimizer, backend="eager")
+        else:
+            step = TrainStep(model, xpnn.MSELoss(), optimizer)
+        params, state = step.init()
+        for _ in range(3):
+            params, state, _ = step(params, state, x, y)
+        step.write_back(params, state)
+        models.append(model)
+    ours, eager = (dict(model.state_dict()) for model in models)
+    assert int(ours["1.num_batches_tracked"]) == 3
+    for name, value in ours.items():
+        torch.testing.assert_close(value, eager[name])
