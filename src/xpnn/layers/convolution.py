@@ -261,13 +261,13 @@ class Conv1d(_ConvNd):
         prod(kernel_size)`` (PyTorch's); the same seed gives bit-identical
         parameters on every backend.
 
-    Attributes
-    ----------
-    weight : array of shape (out_channels, in_channels // groups, *kernel_size)
-        PyTorch's layout: a state dict or ``from_torch`` copies it as it is.
-    bias : array of shape (out_channels,) or None
-    grads : dict of str to array or None
-        Accumulated gradients of ``"weight"`` and ``"bias"``.
+    Notes
+    -----
+    ``weight`` has shape ``(out_channels, in_channels // groups, *kernel_size)``,
+    PyTorch's layout: a state dict, ``from_torch`` and ``to_torch`` copy it as
+    it is. ``bias`` has shape ``(out_channels,)`` (``None`` without bias).
+    ``grads["weight"]`` and ``grads["bias"]`` accumulate their gradients.
+    The math and its derivation: :doc:`/convolution`.
 
     Examples
     --------
@@ -315,13 +315,13 @@ class Conv2d(_ConvNd):
         prod(kernel_size)`` (PyTorch's); the same seed gives bit-identical
         parameters on every backend.
 
-    Attributes
-    ----------
-    weight : array of shape (out_channels, in_channels // groups, *kernel_size)
-        PyTorch's layout: a state dict or ``from_torch`` copies it as it is.
-    bias : array of shape (out_channels,) or None
-    grads : dict of str to array or None
-        Accumulated gradients of ``"weight"`` and ``"bias"``.
+    Notes
+    -----
+    ``weight`` has shape ``(out_channels, in_channels // groups, *kernel_size)``,
+    PyTorch's layout: a state dict, ``from_torch`` and ``to_torch`` copy it as
+    it is. ``bias`` has shape ``(out_channels,)`` (``None`` without bias).
+    ``grads["weight"]`` and ``grads["bias"]`` accumulate their gradients.
+    The math and its derivation: :doc:`/convolution`.
 
     Examples
     --------
