@@ -218,3 +218,50 @@ def test_checkpoint_round_trip(xp, device, tmp_path):
     assert repr(loaded) == repr(model)
     x = random_array(xp, (2, 2, 4, 5), dtype=real_dtype, device=device, seed=4)
     assert_close(loaded(x), model(x))
+
+
+def lazy_model() -> Sequential:
+    return Sequential(
+        MaxPool2d(2, 1, 1, ceil_mode=True),
+        AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+        AdaptiveAvgPool2d((2, 1)),
+        Flatten(),
+    )
+
+
+@pytest.mark.backend("dask")
+def test_dask_stays_lazy():
+    dask = pytest.importorskip("dask")
+    da = pytest.importorskip("dask.array")
+    x = np.random.default_rng(0).standard_normal((2, 2, 5, 4))
+    ref_y, ref_backward = lazy_model().forward(x)
+    ref_dx = ref_backward(np.ones(ref_y.shape))
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("something was computed")
+
+    model = lazy_model()
+    with dask.config.set(scheduler=refuse):
+        y, backward = model.forward(da.from_array(x, chunks=(1, 2, 3, 2)))
+        dx = backward(da.ones(y.shape, chunks=1))
+    np.testing.assert_allclose(y.compute(), ref_y)
+    np.testing.assert_allclose(dx.compute(), ref_dx)
+
+
+@pytest.mark.backend("jax")
+def test_traces_under_jax_jit():
+    jax = pytest.importorskip("jax")
+    jnp = pytest.importorskip("jax.numpy")
+    x = np.random.default_rng(0).standard_normal((2, 2, 5, 4)).astype(np.float32)
+    ref_y, ref_backward = lazy_model().forward(x)
+    ref_dx = ref_backward(np.ones(ref_y.shape, dtype=np.float32))
+    model = lazy_model()
+
+    def step(x: Any) -> Any:
+        y, backward = model.forward(x)
+        return y, backward(jnp.ones(y.shape, dtype=y.dtype))
+
+    y, dx = jax.jit(step)(jnp.asarray(x))
+    model.reset_checks()
+    np.testing.assert_allclose(np.asarray(y), ref_y, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(dx), ref_dx, rtol=1e-5, atol=1e-6)
