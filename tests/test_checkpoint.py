@@ -335,9 +335,19 @@ def test_the_file_records_format_structure_layout_dtypes_and_optimizer(tmp_path)
 def test_every_other_layer_holds_no_parameters():
     # load() bounds what it allocates by the Linear (and batch norm) shapes a
     # structure declares, which is right only while no other layer has parameters.
+    # The layers whose constructor needs settings, as torch's do.
+    settings: dict[str, dict[str, Any]] = {
+        "MaxPool1d": {"kernel_size": 2},
+        "MaxPool2d": {"kernel_size": 2},
+        "AvgPool1d": {"kernel_size": 2},
+        "AvgPool2d": {"kernel_size": 2},
+        "AdaptiveAvgPool1d": {"output_size": 1},
+        "AdaptiveAvgPool2d": {"output_size": 1},
+        "Unflatten": {"dim": 1, "unflattened_size": (2, 2)},
+    }
     for name, cls in LAYERS.items():
         if name not in ("Linear", "Sequential", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d"):
-            assert cls().params == {}, name
+            assert cls(**settings.get(name, {})).params == {}, name
 
 
 # -- optimizer state ---------------------------------------------------------------

@@ -194,7 +194,7 @@ def test_config_rebuilds_the_structure(xp, device, real_dtype):
     [
         ([], r"config must be a dict, got list"),
         ({"type": "Linear"}, r"exactly the keys"),
-        ({"type": "Conv2d", "settings": {}, "children": []}, r"\['type'\] must name an xpnn"),
+        ({"type": "Conv3d", "settings": {}, "children": []}, r"\['type'\] must name an xpnn"),
         (
             {"type": "Linear", "settings": {"in_features": 0, "out_features": 2}, "children": []},
             r"\['settings'\] do not fit Linear: in_features",
