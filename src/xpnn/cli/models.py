@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..init import DRAW_CHUNK
-from ..layers import Linear, ReLU, Sequential
+from ..layers import Linear, Module, ReLU, Sequential
 from .backends import Choice, SelectionError
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "OPTIMIZER_BUFFERS",
     "available_memory",
     "check_memory",
+    "cnn",
     "format_bytes",
     "mlp",
     "training_bytes",
@@ -225,3 +226,64 @@ def mlp(choice: Choice, features: int, classes: int, hidden: int, seed: int) -> 
         ReLU(),
         Linear(hidden, classes, seed=seed + 1, **where),
     )
+
+
+#: Channels of the two convolution blocks of :func:`cnn`.
+CNN_CHANNELS = (16, 32)
+
+
+def cnn(
+    choice: Choice,
+    image_shape: tuple[int, ...],
+    classes: int,
+    *,
+    seed: int,
+    batch_norm: bool = False,
+) -> Sequential:
+    """Return a LeNet-style network for images given as flattened rows.
+
+    ``Unflatten`` to ``image_shape``, then two blocks of a 5x5 convolution
+    (padding 2, :data:`CNN_CHANNELS` channels), [batch norm], ReLU and 2x2
+    max pooling, then ``Flatten`` and one ``Linear`` to the logits.
+
+    Parameters
+    ----------
+    choice : Choice
+        The namespace, device and dtype of the parameters.
+    image_shape : tuple of int
+        ``(channels, height, width)`` of one image.
+    classes : int
+        The number of logits.
+    seed : int
+        Seed of the first layer's initialization; each later layer with
+        parameters takes the next seed.
+    batch_norm : bool, default False
+        Put a ``BatchNorm2d`` after each convolution (which then has no bias).
+
+    Returns
+    -------
+    Sequential
+        The model, in training mode.
+    """
+    # Imported here: the convolution layers are needed by this model only.
+    from ..layers import BatchNorm2d, Conv2d, Flatten, MaxPool2d, Unflatten
+
+    where = {"xp": choice.xp, "device": choice.device, "dtype": choice.dtype}
+    channels, height, width = image_shape
+    seeds = itertools.count(seed)
+    layers: list[Module] = [Unflatten(1, tuple(image_shape))]
+    before = channels
+    for after in CNN_CHANNELS:
+        layers.append(
+            Conv2d(before, after, 5, padding=2, bias=not batch_norm, seed=next(seeds), **where)
+        )
+        if batch_norm:
+            layers.append(BatchNorm2d(after, **where))
+        layers += [ReLU(), MaxPool2d(2)]
+        before = after
+        height, width = height // 2, width // 2
+    layers += [
+        Flatten(),
+        Linear(before * height * width, classes, seed=next(seeds), **where),
+    ]
+    return Sequential(*layers)

@@ -281,6 +281,21 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         "each batch)",
     )
     parser.add_argument(
+        "--task",
+        action=GivenOption,
+        choices=train.TASKS,
+        default="digits",
+        help="digits (scikit-learn's 8x8 digits) or mnist (5,000 real 28x28 MNIST digits, "
+        "from xpnn[images])",
+    )
+    parser.add_argument(
+        "--model",
+        action=GivenOption,
+        choices=train.MODELS,
+        help="mlp (Linear-ReLU-Linear), cnn (two conv-ReLU-max-pool blocks, then Linear) or "
+        "cnn-bn (cnn with batch norm); default: mlp for digits, cnn for mnist",
+    )
+    parser.add_argument(
         "--hidden",
         action=GivenOption,
         type=positive_int,

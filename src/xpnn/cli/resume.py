@@ -37,11 +37,13 @@ RESUMED_SETTINGS = (
     "schedule",
     "hidden",
     "seed",
+    "task",
+    "model",
 )
 
 #: Settings recorded only since a later version, with the value that runs
 #: written before had: their metrics.json may lack them.
-_ADDED_SETTINGS = {"schedule": "none"}
+_ADDED_SETTINGS = {"schedule": "none", "task": "digits", "model": "mlp"}
 
 
 def resume_settings(args: argparse.Namespace, previous: dict[str, Any]) -> None:

@@ -31,10 +31,10 @@ from ..optim import SGD, Adam, AdamW, CosineAnnealingLR, LRScheduler, OneCycleLR
 from ..testing import to_numpy
 from ..training import DivergedError, History, evaluate, fit
 from . import cluster
-from .backends import Choice, choose, to_device
-from .data import Dataset, digits
+from .backends import Choice, SelectionError, choose, to_device
+from .data import Dataset, digits, mnist
 from .interrupt import StopRequest
-from .models import mlp
+from .models import cnn, mlp
 from .plot import Predictions
 from .resume import history_of, joined, restore, resume_settings
 from .run_files import prepare_output, read_run, write_outputs
@@ -94,14 +94,43 @@ def run(args: argparse.Namespace) -> int:
         return train(args, choice, found, previous=previous)
 
 
+#: The data sets of ``--task``, by name.
+TASKS = {"digits": digits, "mnist": mnist}
+#: The models of ``--model``; the default depends on the task (:data:`DEFAULT_MODELS`).
+MODELS = ("mlp", "cnn", "cnn-bn")
+DEFAULT_MODELS = {"digits": "mlp", "mnist": "cnn"}
+
+
 def load_data(args: argparse.Namespace) -> Dataset:
     """Return the data set of the run, on the host."""
-    return digits(args.seed)
+    return TASKS[args.task](args.seed)
+
+
+def model_name(args: argparse.Namespace) -> str:
+    """Return the run's model: ``--model``, or the task's default."""
+    return str(args.model or DEFAULT_MODELS[args.task])
 
 
 def build_model(args: argparse.Namespace, choice: Choice, data: Dataset) -> Module:
-    """Return the model of the run, sized for ``data``, on ``choice``'s backend."""
-    return mlp(choice, data.features, data.classes, hidden=args.hidden, seed=args.seed)
+    """Return the model of the run, sized for ``data``, on ``choice``'s backend.
+
+    Raises
+    ------
+    SelectionError
+        For a convolutional model on data that are no images.
+    """
+    name = model_name(args)
+    if name == "mlp":
+        return mlp(choice, data.features, data.classes, hidden=args.hidden, seed=args.seed)
+    if data.image_shape is None:
+        raise SelectionError(f"--model {name} needs images; --task {args.task} has none")
+    return cnn(
+        choice,
+        data.image_shape,
+        data.classes,
+        seed=args.seed,
+        batch_norm=name == "cnn-bn",
+    )
 
 
 def make_optimizer(name: str, model: Module, lr: float) -> Optimizer:
@@ -211,7 +240,7 @@ def _train(
         done, seconds_before = int(previous["epochs_done"]), float(previous["seconds"])
         print(f"resuming the run in {args.output} after epoch {done} of {args.epochs}")
     print(
-        f"training {args.hidden}-unit MLP on {data.x_train.shape[0]} {data.name} with "
+        f"training {_model_note(args)} on {data.x_train.shape[0]} {data.name} with "
         f"{choice.backend} ({choice.device_name}, {choice.dtype_name}), {args.optimizer} "
         f"lr={args.lr:g}{_schedule_note(args.schedule)}, {args.epochs} epochs of batch "
         f"{args.batch_size}",
@@ -274,6 +303,8 @@ def _train(
         "schedule": args.schedule,
         "hidden": args.hidden,
         "seed": args.seed,
+        "task": args.task,
+        "model": model_name(args),
         "xpnn_version": __version__,
     }
     if on is not None:
@@ -313,3 +344,10 @@ def _predictions(model: Module, data: Dataset, x_test: Any) -> Predictions:
         images=data.x_test,
         image_shape=data.image_shape,
     )
+
+
+def _model_note(args: argparse.Namespace) -> str:
+    name = model_name(args)
+    if name == "mlp":
+        return f"{args.hidden}-unit MLP"
+    return "LeNet-style CNN" + (" with batch norm" if name == "cnn-bn" else "")
