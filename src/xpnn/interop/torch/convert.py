@@ -496,8 +496,10 @@ def from_torch(
         ``nn.Linear``, ``nn.ReLU``, ``nn.LeakyReLU``, ``nn.Tanh``,
         ``nn.Sigmoid``, ``nn.GELU`` (exact or ``approximate="tanh"``), ``nn.Softmax(dim)``,
         ``nn.LogSoftmax(dim)``, ``nn.SiLU``, ``nn.Softplus``, ``nn.ELU``,
-        ``nn.Hardtanh``, ``nn.Mish``, ``nn.Identity`` and ``nn.Dropout``.
-        Subclasses are refused,
+        ``nn.Hardtanh``, ``nn.Mish``, ``nn.Identity``, ``nn.Dropout``,
+        ``nn.Conv1d``/``nn.Conv2d``, the max, average and adaptive average
+        pools (1d, 2d), ``nn.Flatten``, ``nn.Unflatten`` and
+        ``nn.BatchNorm1d``/``nn.BatchNorm2d``. Subclasses are refused,
         since their ``forward`` may differ. Or a loss module with an xpnn
         twin of the same name (``nn.CrossEntropyLoss``, ``nn.NLLLoss``,
         ``nn.MSELoss``, ...), converted with its options and class weights
