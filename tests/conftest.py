@@ -25,7 +25,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for marker in item.iter_markers("backend"):
+    # The closest mark decides: a test's own overrides its module's ON_HOST.
+    marker = item.get_closest_marker("backend")
+    if marker is not None:
         require_backend(item.config, marker.args[0])
 
 

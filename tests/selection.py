@@ -6,6 +6,11 @@ import pytest
 
 from xpnn.testing.plugin import selected_cases
 
+ON_HOST = pytest.mark.backend("numpy")
+"""For tests that ignore the backend under test (the command line, ONNX
+export, the examples, packaging): the numpy session runs them, not every
+session of the matrix. A test's own ``backend`` mark overrides its module's."""
+
 
 def require_backend(config: pytest.Config, name: str) -> None:
     """Skip unless this run selects backend ``name`` (every run selects all, by default).

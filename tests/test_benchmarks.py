@@ -17,11 +17,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selection import require_backend
+from selection import ON_HOST
 
 ROOT = Path(__file__).resolve().parents[1]
 
 pytest.importorskip("matplotlib")
+
+# The smoke run times NumPy and torch whatever the session; the extras run in
+# their own framework's session.
+pytestmark = ON_HOST
 
 
 @pytest.fixture(scope="module")
@@ -185,8 +189,8 @@ def _gone(pids, wait_s=10.0):
     return not alive
 
 
-def test_distributed_extra_runs_every_variant(run_module, tmp_path, request):
-    require_backend(request.config, "dask")
+@pytest.mark.backend("dask")
+def test_distributed_extra_runs_every_variant(run_module, tmp_path):
     pytest.importorskip("distributed", reason="needs dask.distributed")
     pytest.importorskip("psutil")
     assert _with_extra(run_module, tmp_path, "distributed") == 0
@@ -246,9 +250,10 @@ def test_distributed_extra_runs_every_variant(run_module, tmp_path, request):
     assert _gone(pids), pids
 
 
-@pytest.mark.parametrize("framework", ["jax", "torch"])
-def test_compiled_extra_runs_one_framework(run_module, tmp_path, monkeypatch, request, framework):
-    require_backend(request.config, framework)
+@pytest.mark.parametrize(
+    "framework", [pytest.param(name, marks=pytest.mark.backend(name)) for name in ("jax", "torch")]
+)
+def test_compiled_extra_runs_one_framework(run_module, tmp_path, monkeypatch, framework):
     if importlib.util.find_spec(framework) is None:
         pytest.skip(f"needs {framework}")
     other = "torch" if framework == "jax" else "jax"

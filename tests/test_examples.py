@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from selection import ON_HOST
+
+pytestmark = ON_HOST  # the examples pick their libraries themselves
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Script or docs page -> a line its output ends with (a prefix of it).
@@ -57,7 +61,7 @@ def test_script_runs(name, tmp_path):
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(name, marks=[pytest.mark.backend(NEEDS[name])] if name in NEEDS else [])
+        pytest.param(name, marks=pytest.mark.backend(NEEDS.get(name, "numpy")))
         for name in sorted(PAGES)
     ],
 )

@@ -22,6 +22,7 @@ onnx = pytest.importorskip("onnx")
 onnxruntime = pytest.importorskip("onnxruntime")
 
 import xpnn  # noqa: E402
+from selection import ON_HOST  # noqa: E402
 from xpnn import (  # noqa: E402
     GELU,
     Dropout,
@@ -46,6 +47,8 @@ from xpnn.export import (  # noqa: E402
 )
 from xpnn.optim import SGD, Adam  # noqa: E402
 from xpnn.testing import assert_close  # noqa: E402
+
+pytestmark = ON_HOST  # ONNX export runs on NumPy and onnxruntime, whatever the session
 
 DTYPES = ("float32", "float64")
 BATCHES = (1, 7, 256)

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 import xpnn
+from selection import ON_HOST
+
+pytestmark = ON_HOST  # packaging does not depend on the backend under test
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = Path(xpnn.__file__).parent

@@ -30,8 +30,11 @@ from hypothesis import strategies as st
 import xpnn
 import xpnn.checkpoint.build
 import xpnn.checkpoint.writer
+from selection import ON_HOST
 from xpnn.checkpoint import CheckpointError, load_optimizer
 from xpnn.optim import Adam
+
+pytestmark = ON_HOST  # files are read on the host, whatever the session
 
 safetensors = pytest.importorskip("safetensors")
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
@@ -444,9 +447,15 @@ def test_forged_shapes_and_offsets_never_allocate(scratch, shape, offsets, dtype
     assert verdict(raw_file({"x": entry}, b"\x01" * data_size), scratch) is not None
 
 
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    # A named function, not a lambda: hypothesis reads a lambda's source to
+    # check that it recurses, which fails when the file changed after import.
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner)
+
+
 HEADER_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-3, 40) | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    _containers,
     max_leaves=8,
 )
 ENTRIES = st.fixed_dictionaries(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from selection import ON_HOST
 from xpnn import cli
 from xpnn.cli import backends
+
+pytestmark = ON_HOST  # the command line names its backend itself
 
 
 def test_missing_device_and_missing_backend(monkeypatch, capsys):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from selection import ON_HOST
 from xpnn import cli
+
+pytestmark = ON_HOST  # the command line names its backend itself
 
 
 def test_check_passes_on_numpy_and_strict(capsys):

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 import xpnn
+from selection import ON_HOST
 from xpnn import cli
 from xpnn.cli import data
+
+pytestmark = ON_HOST  # the command line names its backend itself
 
 
 def test_export_of_a_trained_run_predicts_every_test_digit_alike(xpnn_command, numpy_run, tmp_path):

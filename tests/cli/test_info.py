@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from selection import ON_HOST
 from xpnn.cli.table import format_table
+
+pytestmark = ON_HOST  # the command line names its backend itself
 
 
 def test_info_lists_backends_devices_and_dtypes(xpnn_command):

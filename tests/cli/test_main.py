@@ -9,8 +9,11 @@ import sys
 
 import pytest
 
+from selection import ON_HOST
 from xpnn import cli
 from xpnn.cli import parser
+
+pytestmark = ON_HOST  # the command line names its backend itself
 
 
 @pytest.mark.parametrize(

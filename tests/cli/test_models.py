@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from selection import ON_HOST
 from xpnn.cli import models
 from xpnn.cli.backends import SelectionError, choose
+
+pytestmark = ON_HOST  # the command line names its backend itself
 
 
 def test_the_estimate_counts_adam_state_activations_and_the_host_draw():

@@ -16,16 +16,15 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
+from selection import ON_HOST
 from xpnn.cli import main, run_files, train
+
+pytestmark = ON_HOST  # the command line names its backend itself
 
 # 1438 training rows in batches of 32: 45 steps an epoch. fit asks
 # should_stop before each epoch and after each step, so question 70 falls
 # in the middle of epoch 2.
 MID_EPOCH_2 = 70
-
-# The xpnn command trains on NumPy whatever the session: one session runs these
-# (the torch float32 comparison runs in the torch sessions).
-ON_NUMPY = pytest.mark.backend("numpy")
 
 
 def _interrupt_at(monkeypatch, question):
@@ -94,7 +93,6 @@ def _interrupted_then_resumed(monkeypatch, tmp_path, capsys, *settings):
     return parted, whole
 
 
-@ON_NUMPY
 def test_interrupted_and_resumed_equals_the_whole_run_bit_for_bit(monkeypatch, tmp_path, capsys):
     parted, whole = _interrupted_then_resumed(monkeypatch, tmp_path, capsys, "--dtype", "float64")
     _compare(parted, whole, rtol=0)
@@ -109,7 +107,6 @@ def test_interrupted_and_resumed_on_torch_float32(monkeypatch, tmp_path, capsys)
     _compare(parted, whole, rtol=1e-6)
 
 
-@ON_NUMPY
 def test_a_complete_run_trained_further_equals_the_longer_run(tmp_path):
     longer, extended = tmp_path / "longer", tmp_path / "extended"
     assert _run("--dtype", "float64", "--epochs", "3", "--output", str(longer)) == 0
@@ -126,7 +123,6 @@ def finished(tmp_path_factory):
     return output
 
 
-@ON_NUMPY
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -147,7 +143,6 @@ def test_resume_refuses_what_does_not_fit_the_run(xpnn_command, finished, option
     assert (finished / "metrics.json").read_bytes() == before
 
 
-@ON_NUMPY
 def test_resume_of_a_folder_without_a_run_is_refused(xpnn_command, tmp_path):
     result = xpnn_command("train", "--resume", str(tmp_path))
     assert result.returncode == 2
@@ -155,7 +150,6 @@ def test_resume_of_a_folder_without_a_run_is_refused(xpnn_command, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-@ON_NUMPY
 def test_resume_takes_the_settings_of_the_run(finished, tmp_path, capsys):
     copy = tmp_path / "copy"
     copy.mkdir()
@@ -170,7 +164,6 @@ def test_resume_takes_the_settings_of_the_run(finished, tmp_path, capsys):
     assert metrics["train_loss"][0] == _metrics(finished)["train_loss"][0]
 
 
-@ON_NUMPY
 def test_an_option_given_with_its_default_value_counts_as_given(tmp_path):
     # 20 is --epochs' default: given, it still sets the new total.
     run = tmp_path / "run"
@@ -184,7 +177,6 @@ def test_an_option_given_with_its_default_value_counts_as_given(tmp_path):
     assert _run("--resume", str(other), "--epochs", "2", "--seed", "0") == 2
 
 
-@ON_NUMPY
 @pytest.mark.parametrize(
     "damage",
     [

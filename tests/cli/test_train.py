@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 
 import xpnn
+from selection import ON_HOST
 from xpnn.cli import cluster, data, run_files, train
 from xpnn.cli.backends import SelectionError, choose, to_device
 from xpnn.optim import SGD, Adam, AdamW
+
+pytestmark = ON_HOST  # the command line names its backend itself
 
 
 def test_train_with_defaults_reaches_97_percent(numpy_run):

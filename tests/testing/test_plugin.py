@@ -20,7 +20,10 @@ from pathlib import Path
 import pytest
 
 import xpnn.testing
+from selection import ON_HOST
 from xpnn.testing.matrix import default_directory, load_matrix, resolve
+
+pytestmark = ON_HOST  # the plugin is tested in pytester runs of their own
 
 pytest_plugins = ["pytester"]
 
