@@ -1,8 +1,8 @@
-"""The one place that talks to ``array_api_compat``.
+"""The one place that talks to ``array_api_compat`` and ``array_api_extra``.
 
 Every other module reaches array libraries through the helpers here, so the
-whole package depends on one narrow surface of ``array_api_compat`` and on
-the namespaces that arrays themselves report.
+whole package depends on one narrow surface of those two and on the
+namespaces that arrays themselves report.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Collection
 from typing import Any, TypeAlias
 
 import array_api_compat
+import array_api_extra
 import numpy as np
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "Device",
     "Namespace",
     "array_namespace",
+    "at",
     "check_device",
     "describe_type",
     "device",
@@ -43,6 +45,11 @@ Array: TypeAlias = Any
 Device: TypeAlias = Any
 DType: TypeAlias = Any
 Namespace: TypeAlias = Any
+
+#: ``at(x, index).add(v)`` and friends: a write into ``x`` that is done in place
+#: where the library allows and functionally on JAX. Always use the result,
+#: and write only into arrays the caller does not own.
+at = array_api_extra.at
 
 
 def describe_type(obj: object) -> str:

@@ -42,7 +42,7 @@ from .._checks import (
     check_same_device,
     shape_str,
 )
-from .._compat import Array, DType, Namespace, array_namespace, device
+from .._compat import Array, DType, Namespace, array_namespace, at, device
 from ._dtypes import as_dtype, gradient_as
 
 __all__ = [
@@ -420,12 +420,12 @@ def conv_backward_kernel(
         return (dx0 if input_grad else None), dw0, (db0 if has_bias else None)
     dy3 = xp.reshape(xp.reshape(dy4, (n, out_channels, length)), (n, groups, og, length))
 
-    # dweight[g] = dy[g] (Og, N*L) @ patches[g] (N*L, Cg*P): one product per group.
+    # dweight[g] = sum over n of dy[n, g] (Og, L) @ patches[n, g].T (L, Cg*P): one product
+    # per sample, summed, so neither operand is copied into another layout.
     cols = _columns(xp, _patches(xp, x4, g), groups)
-    dy_rows = xp.reshape(xp.permute_dims(dy3, (1, 2, 0, 3)), (groups, og, n * length))
-    col_rows = xp.reshape(xp.permute_dims(cols, (1, 0, 3, 2)), (groups, n * length, cg * p))
     dweight = xp.reshape(
-        xp.reshape(dy_rows @ col_rows, (out_channels, cg * p)), tuple(int(s) for s in weight.shape)
+        xp.reshape(xp.sum(dy3 @ xp.matrix_transpose(cols), axis=0), (out_channels, cg * p)),
+        tuple(int(s) for s in weight.shape),
     )
     dweight = gradient_as(xp, dweight, weight.dtype)
 
@@ -442,15 +442,17 @@ def conv_backward_kernel(
         )
         for axis in range(g.nd):
             dpatches = _interleave(xp, dpatches, 3 + axis, g.stride[axis])
-        total = None
+        # Each kernel offset's share lands on a shifted window of the padded
+        # input: added into one fresh array (in place where the library allows,
+        # functionally on JAX), with no scatter and no padded copy per offset.
+        total = xp.zeros((n, channels, *g.padded), dtype=dpatches.dtype, device=device(x))
         for index, offset in enumerate(_offsets(g.kernel)):
             term = dpatches[:, :, index, ...]
-            for axis in range(g.nd):
-                start = offset[axis] * g.dilation[axis]
-                end = start + int(term.shape[2 + axis])
-                term = _pad_axis(xp, term, 2 + axis, start, g.padded[axis] - end)
-            total = term if total is None else total + term
-        assert total is not None
+            window = tuple(
+                slice(o * d, o * d + int(size))
+                for o, d, size in zip(offset, g.dilation, term.shape[2:], strict=True)
+            )
+            total = at(total, (slice(None), slice(None), *window)).add(term)
         crop = [slice(None), slice(None)]
         crop += [slice(b, b + s) for b, s in zip(g.before, g.spatial, strict=True)]
         dx4 = total[tuple(crop)]
