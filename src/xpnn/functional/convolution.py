@@ -42,8 +42,9 @@ from .._checks import (
     check_same_device,
     shape_str,
 )
-from .._compat import Array, DType, Namespace, array_namespace, at, device
+from .._compat import Array, DType, Namespace, array_namespace, device
 from ._dtypes import as_dtype, gradient_as
+from ._sliding import add_windows, interleave, pad_axis
 
 __all__ = [
     "ConvGeometry",
@@ -293,33 +294,6 @@ def _index(ndim: int, axis: int, piece: slice) -> tuple[slice, ...]:
     return tuple(piece if a == axis else slice(None) for a in range(ndim))
 
 
-def _pad_axis(xp: Namespace, a: Array, axis: int, before: int, after: int) -> Array:
-    """Concatenate ``before`` and ``after`` zeros to ``a`` along ``axis``."""
-    if before == 0 and after == 0:
-        return a
-    parts = []
-    where = device(a)
-    for size in (before, None, after):
-        if size is None:
-            parts.append(a)
-        elif size:
-            shape = tuple(size if i == axis else int(s) for i, s in enumerate(a.shape))
-            parts.append(xp.zeros(shape, dtype=a.dtype, device=where))
-    return xp.concat(parts, axis=axis)
-
-
-def _interleave(xp: Namespace, a: Array, axis: int, stride: int) -> Array:
-    """Put ``stride - 1`` zeros between neighbours along ``axis``: length ``stride*(n-1)+1``."""
-    if stride == 1:
-        return a
-    n = int(a.shape[axis])
-    zero = xp.zeros(tuple(int(s) for s in a.shape), dtype=a.dtype, device=device(a))
-    woven = xp.stack([a, *([zero] * (stride - 1))], axis=axis + 1)
-    shape = tuple(int(s) for s in a.shape)
-    woven = xp.reshape(woven, (*shape[:axis], n * stride, *shape[axis + 1 :]))
-    return woven[_index(woven.ndim, axis, slice(0, stride * (n - 1) + 1))]
-
-
 def _offsets(kernel: tuple[int, ...]) -> list[tuple[int, ...]]:
     """Every kernel offset, in C order (the order of ``weight``'s kernel axes)."""
     offsets: list[tuple[int, ...]] = [()]
@@ -332,7 +306,7 @@ def _patches(xp: Namespace, x4: Array, g: ConvGeometry) -> Array:
     """Return the patches of the batched ``x4``, shape ``(N, C, P, *out)``."""
     padded = x4
     for axis in range(g.nd):
-        padded = _pad_axis(xp, padded, 2 + axis, g.before[axis], g.after[axis])
+        padded = pad_axis(xp, padded, 2 + axis, g.before[axis], g.after[axis])
     slices = []
     for offset in _offsets(g.kernel):
         index = [slice(None), slice(None)]
@@ -441,18 +415,13 @@ def conv_backward_kernel(
             xp.reshape(dcols, (n, groups, cg, p, *g.out)), (n, channels, p, *g.out)
         )
         for axis in range(g.nd):
-            dpatches = _interleave(xp, dpatches, 3 + axis, g.stride[axis])
-        # Each kernel offset's share lands on a shifted window of the padded
-        # input: added into one fresh array (in place where the library allows,
-        # functionally on JAX), with no scatter and no padded copy per offset.
-        total = xp.zeros((n, channels, *g.padded), dtype=dpatches.dtype, device=device(x))
-        for index, offset in enumerate(_offsets(g.kernel)):
-            term = dpatches[:, :, index, ...]
-            window = tuple(
-                slice(o * d, o * d + int(size))
-                for o, d, size in zip(offset, g.dilation, term.shape[2:], strict=True)
-            )
-            total = at(total, (slice(None), slice(None), *window)).add(term)
+            dpatches = interleave(xp, dpatches, 3 + axis, g.stride[axis])
+        # Each kernel offset's share lands on a shifted window of the padded input.
+        shares = (
+            (tuple(o * d for o, d in zip(offset, g.dilation, strict=True)), dpatches[:, :, k, ...])
+            for k, offset in enumerate(_offsets(g.kernel))
+        )
+        total = add_windows(xp, (n, channels, *g.padded), dpatches.dtype, device(x), shares)
         crop = [slice(None), slice(None)]
         crop += [slice(b, b + s) for b, s in zip(g.before, g.spatial, strict=True)]
         dx4 = total[tuple(crop)]

@@ -41,6 +41,7 @@ from .._checks import (
 )
 from .._compat import Array, Namespace, array_namespace, device
 from ._dtypes import as_dtype, gradient_as
+from ._sliding import add_windows, interleave, pad_axis
 
 __all__ = [
     "adaptive_avg_pool1d",
@@ -324,23 +325,11 @@ def check_pool_backward(dy: Array, x: Array, what: str, *, forward: Checked) -> 
 # -- building blocks ---------------------------------------------------------
 
 
-def _pad(xp: Namespace, a: Array, axis: int, before: int, after: int, value: float) -> Array:
-    """Pad ``a`` along ``axis`` (negative) with ``value``, by ``concat``."""
-    if before == 0 and after == 0:
-        return a
-    parts = []
-    for width in (before, after):
-        shape = list(a.shape)
-        shape[axis] = width
-        parts.append(xp.full(tuple(shape), value, dtype=a.dtype, device=device(a)))
-    return xp.concat([parts[0], a, parts[1]], axis=axis)
-
-
 def _windows(xp: Namespace, x: Array, axes: tuple[_Axis, ...], value: float) -> Array:
     """Stack one strided slice per kernel offset on a new last axis."""
     d = len(axes)
     for i, ax in enumerate(axes):
-        x = _pad(xp, x, i - d, ax.pad, ax.padded - ax.size - ax.pad, value)
+        x = pad_axis(xp, x, i - d, ax.pad, ax.padded - ax.size - ax.pad, value)
     slices = []
     for starts in itertools.product(*(ax.offsets() for ax in axes)):
         index = (
@@ -354,37 +343,23 @@ def _windows(xp: Namespace, x: Array, axes: tuple[_Axis, ...], value: float) -> 
     return xp.stack(slices, axis=-1)
 
 
-def _interleave(xp: Namespace, a: Array, axis: int, stride: int) -> Array:
-    """Put ``stride - 1`` zeros after each element along ``axis`` (negative), then trim."""
-    if stride == 1:
-        return a
-    shape = tuple(a.shape)
-    zeros = xp.zeros(shape, dtype=a.dtype, device=device(a))
-    n = a.ndim + axis
-    stacked = xp.stack([a] + [zeros] * (stride - 1), axis=n + 1)
-    merged = (*shape[:n], shape[n] * stride, *shape[n + 1 :])
-    out = xp.reshape(stacked, merged)
-    keep = (shape[n] - 1) * stride + 1
-    return out[(*(slice(None),) * n, slice(0, keep), ...)]
-
-
 def _unwindow(
     xp: Namespace, windows_grad: Callable[[int], Array], axes: tuple[_Axis, ...]
 ) -> Array:
     """Sum each offset's gradient back into the input's positions (the adjoint of :func:`_windows`).
 
     ``windows_grad(k)`` gives the gradient of the ``k``-th offset's slice,
-    already zero-interleaved (:func:`_interleave`) to the slice's span in the
-    padded input; each is zero-padded to its offset and they are summed.
+    already zero-interleaved (:func:`interleave`) to the slice's span in the
+    padded input; each is added into the padded input's gradient at its offset.
     """
-    d = len(axes)
-    total = None
-    for k, starts in enumerate(itertools.product(*(ax.offsets() for ax in axes))):
-        part = windows_grad(k)
-        for i, (start, ax) in enumerate(zip(starts, axes, strict=True)):
-            part = _pad(xp, part, i - d, start, ax.padded - start - ax.span, 0.0)
-        total = part if total is None else total + part
-    assert total is not None
+    shares = (
+        (starts, windows_grad(k))
+        for k, starts in enumerate(itertools.product(*(ax.offsets() for ax in axes)))
+    )
+    first = windows_grad(0)
+    lead = tuple(int(s) for s in first.shape[: first.ndim - len(axes)])
+    padded = tuple(ax.padded for ax in axes)
+    total = add_windows(xp, (*lead, *padded), first.dtype, device(first), shares)
     index = (..., *(slice(ax.pad, ax.pad + ax.size) for ax in axes))
     return total[index]
 
@@ -393,7 +368,7 @@ def _spread(xp: Namespace, a: Array, axes: tuple[_Axis, ...], trailing: int) -> 
     """Zero-interleave ``a`` along each spatial axis by its stride; ``trailing`` axes follow."""
     d = len(axes)
     for i, ax in enumerate(axes):
-        a = _interleave(xp, a, i - d - trailing, ax.stride)
+        a = interleave(xp, a, i - d - trailing, ax.stride)
     return a
 
 
@@ -710,16 +685,15 @@ def adaptive_avg_pool_backward_kernel(dy: Array, x: Array, checked: Checked) -> 
         axis = g.ndim - d + i
         size = geometry.in_shape[axis]
         lead = (slice(None),) * axis
-        total = None
+        trailing = (0,) * (g.ndim - axis - 1)
+        shares = []
         for o, (start, end) in enumerate(bins):
             row = g[(*lead, slice(o, o + 1), ...)] / float(end - start)
             shape = list(row.shape)
             shape[axis] = end - start
-            part = _pad(
-                xp, xp.broadcast_to(row, tuple(shape)), axis - g.ndim, start, size - end, 0.0
-            )
-            total = part if total is None else total + part
-        assert total is not None
+            shares.append(((start, *trailing), xp.broadcast_to(row, tuple(shape))))
+        full = tuple(size if a == axis else int(n) for a, n in enumerate(g.shape))
+        total = add_windows(xp, full, g.dtype, device(g), shares)
         g = total
     return gradient_as(xp, g, x.dtype)
 
