@@ -1,7 +1,8 @@
 """The model's side of an export, checked before any tracing.
 
-Only xpnn Modules, no Dropout in training mode, float32 or float64
-parameters; and the parameters as host arrays, each shared array once.
+Only xpnn Modules, no Dropout or batch normalisation in training mode,
+float32 or float64 parameters; and the parameters and buffers as host
+arrays, each shared array once.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 
 from .._compat import array_namespace, describe_type, dtype_name
 from .._transfer import to_numpy
-from ..layers import Dropout, Module
+from ..layers import BatchNorm1d, BatchNorm2d, Dropout, Module
 from ._common import DTYPES, ExportError
 
 
@@ -40,6 +41,16 @@ def _check_model(model: object) -> Module:
                 "its masks are drawn from a host random generator at every call, and a traced "
                 "graph would hold one mask as a constant for every prediction. Export the "
                 "inference path: call model.eval() first"
+            )
+        if isinstance(module, BatchNorm1d | BatchNorm2d) and module.training:
+            where = f" (layer {path!r})" if path else ""
+            raise ExportError(
+                f"{type(module).__name__}({module.num_features}){where} is in training mode, "
+                "which has no ONNX graph: it normalises each batch by that batch's own "
+                "statistics and replaces its running statistics at every call, so a graph "
+                "would give each row an output that depends on the other rows, and keep the "
+                "statistics it was traced with. Export the inference path, which normalises "
+                "by the running statistics: call model.eval() first"
             )
     return model
 
@@ -75,6 +86,15 @@ def _first_names(model: Module) -> dict[str, str]:
     }
 
 
+def _first_buffer_names(model: Module) -> dict[str, str]:
+    """Map every buffer name to the first name of its array, as :func:`_first_names`."""
+    first: dict[tuple[int, str], str] = {}
+    return {
+        name: first.setdefault((id(owner), local), name)
+        for name, owner, local in model.buffer_slots()
+    }
+
+
 def _host_parameters(model: Module, dtype: str | None) -> dict[str, np.ndarray]:
     """Return a host copy of each parameter array, by its first name."""
     host: dict[str, np.ndarray] = {}
@@ -91,4 +111,34 @@ def _host_parameters(model: Module, dtype: str | None) -> dict[str, np.ndarray]:
                 f"has no complex dtypes; export a model with {' or '.join(DTYPES)} parameters"
             )
         host[name] = np.ascontiguousarray(to_numpy(value).astype(dtype or current, copy=False))
+    return host
+
+
+def _host_buffers(model: Module, dtype: str | None) -> dict[str, np.ndarray]:
+    """Return a host copy of each buffer array (running statistics), by its first name.
+
+    Floating buffers take ``dtype`` as the parameters do; integer ones (a
+    batch count) keep theirs.
+    """
+    host: dict[str, np.ndarray] = {}
+    arrays = dict(model.named_buffers())
+    for name, first in _first_buffer_names(model).items():
+        if first in host:
+            continue
+        value = arrays[name]
+        xp = array_namespace(**{f"buffer {name!r}": value})
+        current = dtype_name(xp, value.dtype)
+        if xp.isdtype(value.dtype, "real floating"):
+            if current not in DTYPES:
+                raise ExportError(
+                    f"buffer {name!r} is {current}, which ONNX export does not support; "
+                    f"export a model with {' or '.join(DTYPES)} buffers"
+                )
+            current = dtype or current
+        elif not xp.isdtype(value.dtype, "integral"):
+            raise ExportError(
+                f"buffer {name!r} is {current}, which ONNX export does not support: ndonnx "
+                "has no complex dtypes"
+            )
+        host[name] = np.ascontiguousarray(to_numpy(value).astype(current, copy=False))
     return host

@@ -2,14 +2,71 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from .._compat import Array, array_namespace, dtype_name
-from ..layers import Module, edge_features
+from ..layers import Linear, Module, Sequential, Unflatten
 from ._common import BATCH, DTYPES, ExportError
+
+__all__ = ["default_input_shape"]
+
+
+def _first_reshaping(model: Module) -> Module | None:
+    """Return the first layer that may change the shape, through Sequentials; None if none."""
+    if isinstance(model, Sequential):
+        for child in model.children():
+            found = _first_reshaping(child)
+            if found is not None or not child.keeps_shape():
+                return found
+        return None
+    return None if model.keeps_shape() else model
+
+
+def default_input_shape(model: Module) -> tuple[None, int] | None:
+    """Return ``(None, width)``, the input shape the model's layers tell, or None.
+
+    The width is ``in_features`` of a leading :class:`~xpnn.Linear`, or the
+    product of ``unflattened_size`` of a leading :class:`~xpnn.Unflatten`
+    of axis 1 (images given as flattened rows, such as the CNN of
+    ``xpnn train --model cnn``), where only layers that keep the shape
+    (activations, Dropout, batch normalisation) come before it, through
+    :class:`~xpnn.Sequential` containers. A model that starts with a
+    convolution or a pooling needs its input shape given: its spatial
+    sizes are the caller's choice.
+
+    Parameters
+    ----------
+    model : Module
+        The model to export.
+
+    Returns
+    -------
+    tuple of (None, int), or None
+        ``None`` stands for the batch axis; the whole is ``None`` where the
+        layers do not tell the width.
+
+    Examples
+    --------
+    >>> from xpnn import Conv2d, Flatten, Linear, Sequential, Unflatten
+    >>> default_input_shape(Sequential(Linear(64, 10)))
+    (None, 64)
+    >>> default_input_shape(Sequential(Unflatten(1, (1, 28, 28)), Flatten()))
+    (None, 784)
+    >>> default_input_shape(Conv2d(1, 4, 3)) is None
+    True
+    """
+    first = _first_reshaping(model)
+    if isinstance(first, Linear):
+        return (None, first.in_features)
+    if isinstance(first, Unflatten) and first.dim in (1, -1) and -1 not in first.unflattened_size:
+        # Axis 1 of a (batch, width) input; -1 would be its last axis of a
+        # 2-d input too, which is how flattened images come.
+        return (None, math.prod(first.unflattened_size))
+    return None
 
 
 def _input_spec(
@@ -43,13 +100,15 @@ def _input_spec(
             )
         shape = tuple(input_shape)
     else:
-        features = edge_features(model)
-        if features is None:
+        told = default_input_shape(model)
+        if told is None:
             raise ExportError(
                 f"the input shape of {type(model).__name__} cannot be told from its layers (it "
-                "does not start with a Linear); pass input_shape=(None, n_features) or example="
+                "does not start with a Linear or an Unflatten); pass input_shape=(None, "
+                "n_features), for images input_shape=(None, channels, height, width) or "
+                "(None, channels, length), or example="
             )
-        shape = (None, features)
+        shape = told
     for index, size in enumerate(shape):
         ok = (
             size is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,7 +14,15 @@ from .._version import __version__
 from ..interop.binding import bound
 from ..layers import LAYERS, Module
 from ._common import BATCH, ExportError, require_onnx
-from .model import _check_model, _dtype_name, _first_names, _host_parameters
+from .batch import SIZES, symbolic_batch
+from .model import (
+    _check_model,
+    _dtype_name,
+    _first_buffer_names,
+    _first_names,
+    _host_buffers,
+    _host_parameters,
+)
 from .spec import _input_spec
 
 if TYPE_CHECKING:
@@ -23,33 +31,56 @@ if TYPE_CHECKING:
 __all__ = ["build_onnx"]
 
 
-def _trace(
+@contextlib.contextmanager
+def _buffers_bound(model: Module, buffers: Mapping[str, Array]) -> Iterator[None]:
+    """Run a block with ``buffers`` in the model's buffer slots, then put the old ones back.
+
+    What :func:`xpnn.interop.binding.bound` does for the parameters: a
+    batch norm's running statistics become graph arguments too, so that
+    ndonnx folds nothing into them and they reach the file as named
+    initializers.
+    """
+    slots = model.buffer_slots()
+    saved = [(owner, local, owner.buffers[local]) for _, owner, local in slots]
+    try:
+        for name, owner, local in slots:
+            owner.buffers[local] = buffers[name]
+        yield
+    finally:
+        for owner, local, value in saved:
+            owner.buffers[local] = value
+
+
+def _record(
     model: Module,
     shape: tuple[int | str | None, ...],
+    shown: tuple[int | str | None, ...],
     dtype: str,
-    params: Mapping[str, np.ndarray],
+    arrays: Mapping[str, np.ndarray],
     input_name: str,
     output_name: str,
 ) -> onnx.ModelProto:
-    """Run ``model`` on ndonnx arguments and return the graph it records."""
-    require_onnx()
+    """Run ``model`` once on ndonnx arguments of ``shape``; return the graph ndonnx builds.
+
+    ``arrays`` are the parameters and buffers, by first name; they are
+    graph inputs still. ``shown`` is the input shape the message names.
+    """
     import ndonnx as ndx
-    import onnx
-    from onnx import numpy_helper
 
     x = ndx.argument(shape=shape, dtype=getattr(ndx, dtype))
     stand_ins = {
         name: ndx.argument(shape=value.shape, dtype=getattr(ndx, value.dtype.name))
-        for name, value in params.items()
+        for name, value in arrays.items()
     }
-    binding = {name: stand_ins[first] for name, first in _first_names(model).items()}
+    params = {name: stand_ins[first] for name, first in _first_names(model).items()}
+    buffers = {name: stand_ins[first] for name, first in _first_buffer_names(model).items()}
     try:
-        with bound(model, binding):
+        with bound(model, params), _buffers_bound(model, buffers):
             y = model(x)
     except Exception as exc:
         raise ExportError(
             f"tracing {type(model).__name__} through ndonnx failed for an input of shape "
-            f"{shape!r} and dtype {dtype}: {type(exc).__name__}: {exc}"
+            f"{shown!r} and dtype {dtype}: {type(exc).__name__}: {exc}"
         ) from exc
     if not isinstance(y, ndx.Array):
         raise ExportError(
@@ -57,29 +88,130 @@ def _trace(
             "ndonnx input, not an ndonnx array: a layer leaves the array API standard (it "
             "converts to NumPy or Python numbers); such a model cannot be traced"
         )
-    proto = ndx.build({input_name: x, **stand_ins}, {output_name: y})
+    return ndx.build({input_name: x, **stand_ins}, {output_name: y})
+
+
+def _used_names(graph: onnx.GraphProto) -> set[str]:
+    """Return every name a node of ``graph``, or of a graph inside one, reads."""
+    used: set[str] = set()
+    for node in graph.node:
+        used.update(node.input)
+        for attr in node.attribute:
+            for inner in (attr.g, *attr.graphs) if attr.HasField("g") else attr.graphs:
+                used |= _used_names(inner)
+    return used
+
+
+@contextlib.contextmanager
+def _reference_value_propagation() -> Iterator[None]:
+    """Let spox propagate constant values with ONNX's reference evaluator while tracing.
+
+    ndonnx knows the values of constants (shapes, slice bounds, paddings)
+    by running each new one through spox's value propagation, with
+    onnxruntime by default: one inference session per constant, thousands
+    for a convolution's patches. The reference evaluator gives the same
+    graphs (the tests compare them) several times faster.
+    """
+    try:
+        from spox._future import value_prop_backend
+        from spox._value_prop import ValuePropBackend
+    except ImportError:
+        # A spox without this switch: its default, then.
+        yield
+        return
+    with value_prop_backend(ValuePropBackend.REFERENCE):
+        yield
+
+
+def _graph(
+    model: Module,
+    shape: tuple[int | str | None, ...],
+    dtype: str,
+    arrays: Mapping[str, np.ndarray],
+    input_name: str,
+    output_name: str,
+) -> tuple[onnx.ModelProto, bool]:
+    """Trace ``model`` with the input's batch axis symbolic, or at two fixed sizes if it must.
+
+    Returns the graph, its parameters and buffers graph inputs still, and
+    whether it came from the fixed sizes (:mod:`xpnn.export.batch`).
+    """
+    try:
+        return _record(model, shape, shape, dtype, arrays, input_name, output_name), False
+    except ExportError:
+        if not shape or shape[0] != BATCH:
+            raise
+    # A layer that needs every size (a convolution, a pooling, a reshape):
+    # trace it at two fixed batch sizes and let the graph read the batch
+    # size where the two differ.
+    first, second = (
+        _record(model, (size, *shape[1:]), shape, dtype, arrays, input_name, output_name)
+        for size in SIZES
+    )
+    return symbolic_batch(first, second, input_name, type(model).__name__), True
+
+
+def _trace(
+    model: Module,
+    shape: tuple[int | str | None, ...],
+    dtype: str,
+    params: Mapping[str, np.ndarray],
+    buffers: Mapping[str, np.ndarray],
+    input_name: str,
+    output_name: str,
+) -> onnx.ModelProto:
+    """Run ``model`` on ndonnx arguments and return the graph it records."""
+    require_onnx()
+    # Imported before the value propagation is switched: importing ndonnx
+    # sets spox's backend, which the switch must not restore to spox's own.
+    import ndonnx  # noqa: F401
+    import onnx
+    from onnx import numpy_helper
+
+    arrays = {**params, **buffers}
+    try:
+        with _reference_value_propagation():
+            proto, fixed_batch = _graph(model, shape, dtype, arrays, input_name, output_name)
+    except ExportError:
+        # The reference evaluator may lack an operation whose values a
+        # layer needs (a shape it computes); onnxruntime, ndonnx's own
+        # choice, has them all. Its error is the one to report.
+        proto, fixed_batch = _graph(model, shape, dtype, arrays, input_name, output_name)
     graph = proto.graph
-    # The parameters were arguments while tracing, so that ndonnx kept them
-    # out of its constant folding; in the file they are constants.
-    kept = [value for value in graph.input if value.name not in params]
+    # The parameters and buffers were arguments while tracing, so that
+    # ndonnx kept them out of its constant folding; in the file they are
+    # constants. A buffer the inference path does not read (a batch count)
+    # is left out.
+    used = _used_names(graph)
+    stored = {name: value for name, value in arrays.items() if name in params or name in used}
+    kept = [value for value in graph.input if value.name not in arrays]
     del graph.input[:]
     graph.input.extend(kept)
-    graph.initializer.extend(numpy_helper.from_array(value, name) for name, value in params.items())
+    graph.initializer.extend(numpy_helper.from_array(value, name) for name, value in stored.items())
     for entry in proto.metadata_props:
         if entry.key == "ndonnx_schema":
             # ndonnx records the types of the inputs it built; the
             # parameters are inputs no more.
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 schema = json.loads(entry.value)
-                for name in params:
+                for name in arrays:
                     schema["input_schema"].pop(name, None)
                 entry.value = json.dumps(schema)
     out_dims = graph.output[0].type.tensor_type.shape.dim
     own = all(type(module) in LAYERS.values() for module in model.modules())
-    if own and shape and shape[0] == BATCH and out_dims and not out_dims[0].HasField("dim_value"):
-        # Every xpnn layer keeps the leading axes, so the output's first
-        # axis is the input's; ndonnx does not carry the name through. A
-        # layer of the user's may not keep it: its output keeps "?".
+    if (
+        not fixed_batch
+        and own
+        and shape
+        and shape[0] == BATCH
+        and out_dims
+        and not out_dims[0].HasField("dim_value")
+    ):
+        # Every xpnn layer that traces with a symbolic batch keeps the
+        # leading axes, so the output's first axis is the input's; ndonnx
+        # does not carry the name through. A layer of the user's may not
+        # keep it: its output keeps "?". (The fixed-batch traces name it
+        # from the sizes themselves.)
         out_dims[0].dim_param = BATCH
     proto.producer_name = "xpnn"
     proto.producer_version = __version__
@@ -152,10 +284,12 @@ def build_onnx(
         raise ExportError(f"input_name and output_name must differ, both are {input_name!r}")
     wanted = None if dtype is None else _dtype_name(dtype)
     params = _host_parameters(model, wanted)
+    buffers = _host_buffers(model, wanted)
     for name in (input_name, output_name):
-        if name in params:
+        if name in params or name in buffers:
+            kind = "parameter" if name in params else "buffer"
             raise ExportError(
-                f"{name!r} names a parameter of the model; pick another input_name or output_name"
+                f"{name!r} names a {kind} of the model; pick another input_name or output_name"
             )
     shape, input_dtype = _input_spec(model, input_shape, example, wanted, params, dynamic_batch)
-    return _trace(model, shape, input_dtype, params, input_name, output_name)
+    return _trace(model, shape, input_dtype, params, buffers, input_name, output_name)
