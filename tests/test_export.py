@@ -25,21 +25,34 @@ import xpnn  # noqa: E402
 from selection import ON_HOST  # noqa: E402
 from xpnn import (  # noqa: E402
     GELU,
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv1d,
+    Conv2d,
     Dropout,
+    Flatten,
     LeakyReLU,
     Linear,
     LogSoftmax,
+    MaxPool1d,
+    MaxPool2d,
     Module,
     ReLU,
     Sequential,
     Sigmoid,
     Softmax,
     Tanh,
+    Unflatten,
 )
 from xpnn.export import (  # noqa: E402
     BATCH,
     ExportError,
     build_onnx,
+    default_input_shape,
     export_checkpoint,
     require_onnx,
     to_onnx,
@@ -445,3 +458,235 @@ def test_export_checkpoint_of_a_bad_file_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         export_checkpoint(tmp_path / "missing.safetensors", tmp_path / "m.onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.safetensors"]
+
+
+# -- image layers: traced at two fixed batch sizes, one graph for any ---------------
+
+
+def dims(value: Any) -> list[int | str]:
+    return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+def with_statistics(model: Module, seed: int = 0) -> Module:
+    """``model`` in eval mode, its batch norms' running statistics and affine parameters not
+    the initial ones (set, not trained: cheaper, and further from the identity)."""
+    rng = np.random.default_rng(seed)
+    for name, value in dict(model.named_buffers()).items():
+        if name.endswith("running_mean"):
+            model.set_buffer(name, rng.standard_normal(value.shape))
+        elif name.endswith("running_var"):
+            model.set_buffer(name, rng.uniform(0.5, 2.0, value.shape))
+    for name, owner, local in model.parameter_slots():
+        if isinstance(owner, BatchNorm1d | BatchNorm2d):
+            model.set_parameter(name, rng.uniform(0.5, 1.5, owner.params[local].shape))
+    return model.eval()
+
+
+def lenet() -> Sequential:
+    """LeNet on 1x12x12 images given as rows of 144, as ``xpnn train --model cnn-bn``."""
+    return with_statistics(
+        Sequential(
+            Unflatten(1, (1, 12, 12)),
+            Conv2d(1, 4, 5, padding=2, seed=0),
+            BatchNorm2d(4),
+            ReLU(),
+            MaxPool2d(2),
+            Conv2d(4, 6, 3, seed=1),
+            ReLU(),
+            AvgPool2d(2),
+            Flatten(),
+            Linear(6 * 2 * 2, 10, seed=2),
+        )
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lenet_matches_numpy_for_any_batch(tmp_path: Path, dtype: str) -> None:
+    model = lenet()
+    params = dict(model.named_parameters())
+    buffers = dict(model.named_buffers())
+    path = tmp_path / "lenet.onnx"
+    proto = to_onnx(model, path, dtype=dtype)  # the input width from the Unflatten
+    graph = proto.graph
+    assert (dims(graph.input[0]), dims(graph.output[0])) == ([BATCH, 144], [BATCH, 10])
+    stored = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
+    # The running statistics are initializers; the batch count is not read.
+    assert set(stored) == {*params, "2.running_mean", "2.running_var"}
+    for name in ("2.running_mean", "2.running_var"):
+        np.testing.assert_array_equal(stored[name], buffers[name].astype(dtype))
+    oracle = on_numpy(model, dtype)
+    sess = session(path)
+    for rows in (1, 7, 0):
+        x = inputs((rows, 144), dtype, seed=rows)
+        assert_close(np.asarray(sess.run(None, {"input": x})[0]), oracle(x), err_msg=f"{rows}")
+    # Left as it was: the same arrays, in eval mode.
+    assert all(value is params[name] for name, value in model.named_parameters())
+    assert all(value is buffers[name] for name, value in model.named_buffers())
+    assert not model.training
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    config = __import__("json").loads(metadata["xpnn.config"])
+    assert xpnn.layers.from_config(config).config() == model.config()
+
+
+# Each new layer alone, with the options whose graphs differ; dtypes alternate.
+IMAGE_LAYERS: dict[str, tuple[Any, tuple[int, ...], str]] = {
+    "conv2d-stride2-padding": (
+        lambda: Conv2d(2, 3, 3, stride=2, padding=1, seed=0),
+        (2, 7, 7),
+        "float64",
+    ),
+    "conv2d-groups=channels-dilation-same-no-bias": (
+        lambda: Conv2d(3, 6, (3, 2), dilation=2, groups=3, padding="same", bias=False, seed=1),
+        (3, 5, 6),
+        "float32",
+    ),
+    "conv1d-stride-padding-dilation-groups": (
+        lambda: Conv1d(4, 2, 3, stride=2, padding=2, dilation=2, groups=2, seed=3),
+        (4, 11),
+        "float32",
+    ),
+    "maxpool2d-ceil-padding": (
+        lambda: MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
+        (2, 6, 7),
+        "float64",
+    ),
+    "maxpool1d-dilation-ceil": (
+        lambda: MaxPool1d(2, stride=2, dilation=2, ceil_mode=True),
+        (2, 8),
+        "float32",
+    ),
+    "avgpool2d-padding-count_include_pad=False": (
+        lambda: AvgPool2d(3, stride=2, padding=1, count_include_pad=False),
+        (2, 7, 6),
+        "float64",
+    ),
+    "avgpool1d-ceil-count_include_pad=False": (
+        lambda: AvgPool1d(3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+        (2, 8),
+        "float64",
+    ),
+    "adaptive-avgpool2d-uneven-none": (
+        lambda: AdaptiveAvgPool2d((3, None)),
+        (2, 7, 5),
+        "float32",
+    ),
+    "adaptive-avgpool1d": (lambda: AdaptiveAvgPool1d(4), (2, 7), "float64"),
+    "batchnorm2d": (lambda: with_statistics(BatchNorm2d(3)), (3, 4, 5), "float32"),
+    "batchnorm1d-3d": (lambda: with_statistics(BatchNorm1d(3)), (3, 5), "float64"),
+    "batchnorm1d-2d-no-affine": (
+        lambda: with_statistics(BatchNorm1d(3, affine=False, eps=0.1)),
+        (3,),
+        "float32",
+    ),
+    "flatten": (lambda: Flatten(), (2, 3, 4), "float64"),
+    "flatten-inner": (lambda: Flatten(2, 3), (2, 3, 4), "float32"),
+    "unflatten": (lambda: Unflatten(1, (3, -1)), (12,), "float64"),
+}
+
+
+@pytest.mark.parametrize("kind", list(IMAGE_LAYERS))
+def test_each_image_layer_alone(tmp_path: Path, kind: str) -> None:
+    make, item, dtype = IMAGE_LAYERS[kind]
+    layer = make()
+    path = tmp_path / "layer.onnx"
+    proto = to_onnx(layer, path, input_shape=(None, *item), dtype=dtype)
+    assert dims(proto.graph.input[0]) == [BATCH, *item]
+    oracle = on_numpy(layer, dtype)
+    sess = session(path)
+    for rows in (1, 5):
+        x = inputs((rows, *item), dtype, seed=rows)
+        expected = oracle(x)
+        assert dims(proto.graph.output[0])[0] == BATCH
+        assert_close(np.asarray(sess.run(None, {"input": x})[0]), expected, err_msg=f"{rows}")
+
+
+def test_batchnorm_in_training_is_refused_before_writing(tmp_path: Path) -> None:
+    model = Sequential(Conv2d(1, 4, 3, seed=0), BatchNorm2d(4), ReLU())
+    path = tmp_path / "m.onnx"
+    message = r"BatchNorm2d\(4\) \(layer '1'\) is in training mode.*call model.eval\(\)"
+    with pytest.raises(ExportError, match=message):
+        to_onnx(model, path, input_shape=(None, 1, 5, 5))
+    nested = Sequential(Linear(3, 3, seed=0), Sequential(Tanh(), BatchNorm1d(3)))
+    with pytest.raises(ExportError, match=r"BatchNorm1d\(3\) \(layer '1.1'\) is in training"):
+        to_onnx(nested, path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_batchnorm_without_running_statistics_normalises_each_call(tmp_path: Path) -> None:
+    """In eval mode without tracking, the batch's statistics normalise, in xpnn as in the graph."""
+    model = with_statistics(BatchNorm1d(3, track_running_stats=False))
+    path = tmp_path / "m.onnx"
+    proto = to_onnx(model, path, input_shape=(None, 3), dtype="float64")
+    assert [i.name for i in proto.graph.initializer] == ["weight", "bias"]
+    x = inputs((6, 3), "float64")
+    assert_close(run(path, x), model(x))
+
+
+def test_input_shape_of_image_models(tmp_path: Path) -> None:
+    assert default_input_shape(Sequential(ReLU(), Unflatten(-1, (2, 3)), Flatten())) == (None, 6)
+    assert default_input_shape(Sequential(BatchNorm1d(5), Linear(5, 2))) == (None, 5)
+    for model in (Conv2d(1, 2, 3), Sequential(Unflatten(1, (2, -1))), MaxPool1d(2)):
+        assert default_input_shape(model) is None
+    with pytest.raises(ExportError, match=r"input_shape=\(None, channels, height, width\)"):
+        to_onnx(Sequential(Conv2d(1, 2, 3), Flatten()), tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_batch_merged_into_another_axis(tmp_path: Path) -> None:
+    """Flatten(0) merges the batch: the output's first axis is a multiple of it, unnamed."""
+    model = Sequential(Flatten(0), Unflatten(0, (-1, 6)), Tanh())
+    path = tmp_path / "m.onnx"
+    proto = to_onnx(model, path, input_shape=(None, 2, 3), dtype="float64")
+    assert dims(proto.graph.output[0]) == [BATCH, 6]  # (rows * 6) / 6 rows: the batch again
+    inner = to_onnx(Flatten(0), tmp_path / "f.onnx", input_shape=(None, 2, 3), dtype="float64")
+    assert inner.graph.output[0].type.tensor_type.shape.dim[0].dim_param == ""
+    for rows in (1, 4):
+        x = inputs((rows, 2, 3), "float64")
+        assert_close(run(path, x), model(x))
+        assert_close(run(tmp_path / "f.onnx", x), np.reshape(x, (-1,)))
+
+
+def test_a_failed_trace_names_the_layer(tmp_path: Path) -> None:
+    model = Sequential(ReLU(), Sequential(Conv2d(3, 4, 3, seed=0), MaxPool2d(2)))
+    message = (
+        r"failed in layer '1.0' \(Conv2d\) for an input of shape \('batch', 2, 6, 6\) "
+        r"\(traced with 2 rows, for layers that need every size\).*expected 3 channels"
+    )
+    with pytest.raises(ExportError, match=message):
+        to_onnx(model, tmp_path / "m.onnx", input_shape=(None, 2, 6, 6))
+    assert list(tmp_path.iterdir()) == []
+
+
+class BatchMean(Module):
+    """A layer of the user's that needs a known batch size and divides by it."""
+
+    def forward(self, x: Any) -> Any:
+        rows = x.shape[0]
+        if rows is None:
+            raise ValueError("BatchMean needs a known number of rows")
+        return x - x.__array_namespace__().sum(x, axis=0) / rows, lambda dy: dy
+
+
+def test_a_graph_that_depends_on_the_batch_size_needs_a_fixed_batch(tmp_path: Path) -> None:
+    path = tmp_path / "m.onnx"
+    with pytest.raises(ExportError, match=r"depends on the batch size.*dynamic_batch=False"):
+        to_onnx(BatchMean(), path, input_shape=(None, 3), dtype="float64")
+    assert list(tmp_path.iterdir()) == []
+    to_onnx(BatchMean(), path, input_shape=(4, 3), dynamic_batch=False, dtype="float64")
+    x = inputs((4, 3), "float64")
+    assert_close(run(path, x), BatchMean()(x))
+
+
+def test_value_propagation_backends_build_the_same_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tracing propagates constants with ONNX's reference evaluator; onnxruntime's are alike."""
+    import contextlib
+
+    from xpnn.export import trace
+
+    model = with_statistics(Sequential(Conv1d(1, 2, 2, seed=0), BatchNorm1d(2), MaxPool1d(2)))
+    # One trace each (a fixed batch): what the backend changes is any trace's constants.
+    fixed = {"input_shape": (2, 1, 4), "dynamic_batch": False, "dtype": "float32"}
+    fast = build_onnx(model, **fixed)
+    monkeypatch.setattr(trace, "_reference_value_propagation", contextlib.nullcontext)
+    default = build_onnx(model, **fixed)
+    assert fast.SerializeToString() == default.SerializeToString()

@@ -56,15 +56,69 @@ def test_export_with_a_fixed_batch_in_float64(numpy_run, tmp_path, capsys):
     np.testing.assert_allclose(session.run(None, {"input": x})[0], model(x), rtol=1e-12)
 
 
-def test_fixed_batch_needs_a_leading_linear(tmp_path, capsys):
+def test_fixed_batch_needs_a_leading_linear_or_unflatten(tmp_path, capsys):
     pytest.importorskip("ndonnx")
     xpnn.save(xpnn.Sequential(xpnn.Tanh(), xpnn.Tanh()), tmp_path / "model.safetensors")
     argv = ["export", str(tmp_path / "model.safetensors"), str(tmp_path / "model.onnx")]
     assert cli.main([*argv, "--batch", "3"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("xpnn export: error: cannot export")
-    assert "--batch needs a model that starts with a Linear" in err
+    assert "--batch needs a model that starts with a Linear or an Unflatten" in err
     assert not (tmp_path / "model.onnx").exists()
+    # Images given as rows: the Unflatten tells the width.
+    images = xpnn.Sequential(xpnn.Unflatten(1, (2, 3)), xpnn.Flatten(), xpnn.Tanh())
+    xpnn.save(images, tmp_path / "images.safetensors")
+    argv = ["export", str(tmp_path / "images.safetensors"), str(tmp_path / "images.onnx")]
+    assert cli.main([*argv, "--batch", "3"]) == 0
+    assert "input (3, 6) float32 -> output (3, 6) float32" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def cnn_run(tmp_path_factory):
+    """The run folder of ``xpnn train --task mnist --model cnn-bn``, built through the library.
+
+    The model of the command (:func:`xpnn.cli.models.cnn`) after one training step on random
+    images rather than epochs of MNIST (so that its running statistics are no longer the
+    initial ones), saved with its optimizer as the command saves it.
+    """
+    from xpnn.cli.backends import choose
+    from xpnn.cli.models import cnn
+
+    folder = tmp_path_factory.mktemp("cnn-run")
+    model = cnn(choose("numpy"), (1, 28, 28), 10, seed=0, batch_norm=True)
+    optimizer = xpnn.optim.Adam(model, lr=1e-3)
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 784), dtype=np.float32)
+    y = rng.integers(0, 10, size=8)
+    loss = xpnn.CrossEntropyLoss()
+    xpnn.fit(model, loss, optimizer, x, y, epochs=1, batch_size=8, progress=False)
+    xpnn.save(model, folder / "model.safetensors", optimizer=optimizer)
+    return folder
+
+
+def test_export_of_a_cnn_run(cnn_run, tmp_path, capsys):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("ndonnx")
+    checkpoint = cnn_run / "model.safetensors"
+    model = xpnn.load(checkpoint)
+    model.eval()
+    assert [type(layer).__name__ for layer in model.children()][:3] == [
+        "Unflatten",
+        "Conv2d",
+        "BatchNorm2d",
+    ]
+    running_mean = np.asarray(dict(model.named_buffers())["2.running_mean"])
+    assert np.any(running_mean != 0)  # trained: the statistics are the batch's
+    onnx_path = tmp_path / "cnn.onnx"
+    assert cli.main(["export", str(checkpoint), str(onnx_path)]) == 0
+    out = capsys.readouterr().out
+    assert "input (batch, 784) float32 -> output (batch, 10) float32" in out
+    assert "checked with onnxruntime on 7 random rows" in out
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).random((5, 784), dtype=np.float32)
+    logits = session.run(None, {"input": x})[0]
+    np.testing.assert_allclose(logits, model(x), rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(np.argmax(logits, axis=1), np.argmax(model(x), axis=1))
 
 
 @pytest.mark.parametrize(

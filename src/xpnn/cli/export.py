@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import export as onnx_export
 from ..checkpoint import CheckpointError, load
-from ..layers import Module, edge_features
+from ..layers import Module
 from .backends import SelectionError
 
 if TYPE_CHECKING:
@@ -64,13 +64,14 @@ def run(args: argparse.Namespace) -> int:
         model.eval()
         input_shape = None
         if args.batch is not None:
-            features = edge_features(model)
-            if features is None:
+            told = onnx_export.default_input_shape(model)
+            if told is None:
                 raise onnx_export.ExportError(
-                    "--batch needs a model that starts with a Linear, to know the input's "
-                    "width; export other models with xpnn.export.to_onnx(input_shape=...)"
+                    "--batch needs a model that starts with a Linear or an Unflatten, to know "
+                    "the input's width; export other models with "
+                    "xpnn.export.to_onnx(input_shape=...)"
                 )
-            input_shape = (args.batch, features)
+            input_shape = (args.batch, *told[1:])
         proto = onnx_export.build_onnx(
             model, input_shape=input_shape, dtype=args.dtype, dynamic_batch=args.batch is None
         )

@@ -37,6 +37,7 @@ What cannot be exported:
 from __future__ import annotations
 
 from ._common import BATCH, DTYPES, ExportError, require_onnx
+from .spec import default_input_shape
 from .trace import build_onnx
 from .write import export_checkpoint, to_onnx, write_onnx
 
@@ -45,6 +46,7 @@ __all__ = [
     "DTYPES",
     "ExportError",
     "build_onnx",
+    "default_input_shape",
     "export_checkpoint",
     "require_onnx",
     "to_onnx",

@@ -22,6 +22,7 @@ from .model import (
     _first_names,
     _host_buffers,
     _host_parameters,
+    _named_modules,
 )
 from .spec import _input_spec
 
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
     import onnx
 
 __all__ = ["build_onnx"]
+
+
+class _TraceError(ExportError):
+    """A layer raised while it ran on ndonnx arrays (what another value propagation may change)."""
 
 
 @contextlib.contextmanager
@@ -49,6 +54,25 @@ def _buffers_bound(model: Module, buffers: Mapping[str, Array]) -> Iterator[None
     finally:
         for owner, local, value in saved:
             owner.buffers[local] = value
+
+
+def _where(model: Module, exc: BaseException) -> str:
+    """Return `` in layer '2' (Conv2d)``: the innermost module of ``model`` that raised ``exc``.
+
+    The error comes from deep inside a layer (or ndonnx); its traceback's
+    frames tell which of the model's modules was running.
+    """
+    paths = {id(module): path for path, module in _named_modules(model)}
+    found = None
+    frame = exc.__traceback__
+    while frame is not None:
+        owner = frame.tb_frame.f_locals.get("self")
+        if owner is not None and id(owner) in paths:
+            found = owner
+        frame = frame.tb_next
+    if found is None or found is model:
+        return ""
+    return f" in layer {paths[id(found)]!r} ({type(found).__name__})"
 
 
 def _record(
@@ -78,9 +102,15 @@ def _record(
         with bound(model, params), _buffers_bound(model, buffers):
             y = model(x)
     except Exception as exc:
-        raise ExportError(
-            f"tracing {type(model).__name__} through ndonnx failed for an input of shape "
-            f"{shown!r} and dtype {dtype}: {type(exc).__name__}: {exc}"
+        # At a fixed batch size the layer's message shows that size.
+        fixed = (
+            ""
+            if shape == shown
+            else f" (traced with {shape[0]} rows, for layers that need every size)"
+        )
+        raise _TraceError(
+            f"tracing {type(model).__name__} through ndonnx failed{_where(model, exc)} for an "
+            f"input of shape {shown!r}{fixed} and dtype {dtype}: {type(exc).__name__}: {exc}"
         ) from exc
     if not isinstance(y, ndx.Array):
         raise ExportError(
@@ -138,7 +168,7 @@ def _graph(
     """
     try:
         return _record(model, shape, shape, dtype, arrays, input_name, output_name), False
-    except ExportError:
+    except _TraceError:
         if not shape or shape[0] != BATCH:
             raise
     # A layer that needs every size (a convolution, a pooling, a reshape):
@@ -172,7 +202,7 @@ def _trace(
     try:
         with _reference_value_propagation():
             proto, fixed_batch = _graph(model, shape, dtype, arrays, input_name, output_name)
-    except ExportError:
+    except _TraceError:
         # The reference evaluator may lack an operation whose values a
         # layer needs (a shape it computes); onnxruntime, ndonnx's own
         # choice, has them all. Its error is the one to report.
