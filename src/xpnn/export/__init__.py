@@ -14,9 +14,14 @@ PyTorch or JAX: no layer has an exporter of its own.
   onnxruntime first), and :func:`require_onnx` says how to install what
   they need.
 
-The parameters become initializers of the graph (constants, named as in
-``model.named_parameters()``), the input a graph input whose first axis is
-symbolic (``"batch"``), so one file serves every batch size.
+The parameters and the running statistics of batch normalisation become
+initializers of the graph (constants, named as in
+``model.named_parameters()`` and ``model.named_buffers()``), the input a
+graph input whose first axis is symbolic (``"batch"``), so one file serves
+every batch size. Layers that need every size of their input known
+(convolutions, poolings, ``Flatten``, ``Unflatten``) are traced at two fixed
+batch sizes, and the graph reads the batch size where the two traces
+differ (:mod:`xpnn.export.batch`).
 
 ndonnx, onnx and onnxruntime are imported by these functions, never when
 xpnn is imported; ``pip install "xpnn[onnx]"`` installs them.
@@ -26,6 +31,10 @@ What cannot be exported:
 - :class:`~xpnn.Dropout` in training mode: its masks come from a host
   random generator at every call, which a graph cannot hold (a traced mask
   would be one constant for every prediction). Call ``model.eval()`` first.
+- :class:`~xpnn.BatchNorm1d` and :class:`~xpnn.BatchNorm2d` in training
+  mode: they normalise by each batch's statistics and replace their running
+  statistics at every call. In eval mode they normalise by the running
+  statistics, which the graph holds.
 - Complex parameters: ndonnx has no complex dtypes (nor does most of
   ONNX's operator set).
 - Opsets other than the one ndonnx emits (21): ``onnx.version_converter``

@@ -1,9 +1,9 @@
 """A symbolic batch axis for layers that need every size: two fixed traces made one graph.
 
-The convolution, pooling, batch-norm and reshaping layers compute their
-output sizes, their padding and their reshapes from the input's shape as
-Python ints, so they need every size known: on an ndonnx argument whose
-first axis is symbolic they raise. Such a model is traced twice instead,
+The convolution, pooling and reshaping layers compute their output sizes,
+their paddings and their reshapes from the input's shape as Python ints, so
+they need every size known: on an ndonnx argument whose first axis is
+symbolic they raise. A model with one of them is traced twice instead,
 for two fixed batch sizes (:data:`SIZES`). The two graphs are the same but
 for the integer constants that hold the batch size, reshape targets and the
 shapes of zero paddings such as ``(2, 4, 12, 2)`` against ``(3, 4, 12, 2)``.
@@ -16,6 +16,10 @@ Anything else that differs between the two traces, a floating constant (a
 mean over the batch), a node, a size that is not a multiple of the batch
 size, means the graph depends on the batch size in a way this cannot
 express; the export is then refused, with the advice to fix the batch.
+What the two traces cannot show is a choice a layer makes for batch sizes
+other than theirs (an empty batch, one row); xpnn's layers make none in
+their inference path, and the tests run the graphs on 0, 1 and odd
+numbers of rows.
 """
 
 from __future__ import annotations
@@ -220,7 +224,7 @@ def _merge_constant(
         raise _Differs(f"{where}: the constant {name} ({attr.name}) differs")
     ours, theirs = numpy_helper.to_array(attr.t), numpy_helper.to_array(other_attr.t)
     if ours.shape != theirs.shape or ours.dtype != theirs.dtype:
-        raise _Differs(f"{where}: the shape of the constant {name} differs")
+        raise _Differs(f"{where}: the shape or dtype of the constant {name} differs")
     if ours.dtype.kind not in "iu":
         raise _Differs(
             f"{where}: the {ours.dtype} constant {name} differs (a value computed from the "

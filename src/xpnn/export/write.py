@@ -33,15 +33,19 @@ def to_onnx(
     ----------
     model : Module
         The model, with parameters of any library on any device, in eval
-        mode wherever it has :class:`~xpnn.Dropout`. It is left as it was.
+        mode wherever it has :class:`~xpnn.Dropout` or batch normalisation.
+        It is left as it was.
     path : str or os.PathLike
         Where to write the ``.onnx`` file. It is written to a temporary file
         beside it first and renamed, so a failed export leaves no file.
     input_shape : tuple of (int, str or None), optional
-        The input's shape, ``(batch, ..., in_features)``; ``None`` or a
-        name marks an axis of any size. When neither ``input_shape`` nor
-        ``example`` is given: ``(batch, in_features)`` of the model's first
-        :class:`~xpnn.Linear`.
+        The input's shape, ``(batch, ..., in_features)``, or for images
+        ``(batch, channels, height, width)`` (``(batch, channels, length)``);
+        ``None`` or a name marks an axis of any size. When neither
+        ``input_shape`` nor ``example`` is given:
+        :func:`~xpnn.export.default_input_shape`, ``(batch, in_features)``
+        of the model's first :class:`~xpnn.Linear`, or ``(batch, width)``
+        of a leading :class:`~xpnn.Unflatten`.
     example : array, optional
         An input of any library whose shape (and dtype, unless ``dtype`` is
         given) the graph's input takes. Its values are not used.
@@ -62,16 +66,19 @@ def to_onnx(
         The model written: input ``input_name`` of shape ``input_shape``,
         output ``output_name`` of shape ``(batch, ..., out_features)``,
         one initializer per parameter array, named as in
-        ``model.named_parameters()``. It passes
+        ``model.named_parameters()``, and one per running statistic of a
+        batch normalisation (``model.named_buffers()``). It passes
         ``onnx.checker.check_model(..., full_check=True)``.
 
     Raises
     ------
     ExportError
-        (a ``ValueError``) before anything is written: for Dropout in
-        training mode, complex parameters or dtypes other than float32 and
-        float64, an input specification that does not fit, or a model whose
-        tracing fails (the message carries the layer's own error).
+        (a ``ValueError``) before anything is written: for Dropout or batch
+        normalisation in training mode, complex parameters or dtypes other
+        than float32 and float64, an input specification that does not fit,
+        a model whose tracing fails (the message names the layer and
+        carries its own error), or one whose graph depends on the batch
+        size in a way a symbolic batch axis cannot follow.
     TypeError
         If ``model`` is not an xpnn Module.
     ImportError
@@ -165,7 +172,8 @@ def export_checkpoint(
         Where to write the ``.onnx`` file (atomically).
     dtype, input_shape, dynamic_batch
         As for :func:`to_onnx`; by default the saved dtype, and an input of
-        shape ``(batch, in_features)`` of the first Linear.
+        shape ``(batch, in_features)`` of the first Linear (or the width of
+        a leading Unflatten).
 
     Returns
     -------
