@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from xpnn_bench import linear, memory, mlp, report, scaling  # noqa: E402
+from xpnn_bench import conv, linear, memory, mlp, report, scaling  # noqa: E402
 from xpnn_bench.harness import (  # noqa: E402
     ROOT,
     Backend,
@@ -73,6 +73,8 @@ class Sizes:
     compiled_sizes: str = "both"
     compiled_budget_s: float = 4.0
     distributed_size: str = "standard"
+    # The batch of the convolution and LeNet benchmarks.
+    conv_batch: int = 64
 
 
 _STANDARD_SHAPES: tuple[Shape, ...] = ((32, 64, 64), (256, 512, 512), (1024, 1024, 1024))
@@ -94,6 +96,7 @@ SIZES = {
         compiled_sizes="small",
         compiled_budget_s=0.2,
         distributed_size="smoke",
+        conv_batch=2,
     ),
     "standard": Sizes(
         shapes=_STANDARD_SHAPES,
@@ -267,6 +270,40 @@ def _measure_mlp(backends: list[Backend], dtypes: list[str], sizes: Sizes) -> li
             )
             _say(f"mlp step {backend.label} {dtype}: {_brief(found)}")
     return entries
+
+
+def _measure_conv(backends: list[Backend], sizes: Sizes) -> tuple[list[Any], list[Any]]:
+    """Conv2d forward + backward and the LeNet step, in float32 where a comparison exists."""
+    conv_entries, lenet_entries = [], []
+    for backend in (b for b in backends if b.name in ("numpy", "torch")):
+        plan = _plan(sizes, backend)
+        for shape in conv.SHAPES:
+            variants = conv.conv_variants(backend, "float32", shape, sizes.conv_batch)
+            found = interleaved(variants, backend.sync, plan)
+            conv_entries.append(
+                {
+                    **_where(backend, "float32"),
+                    "shape": [sizes.conv_batch, *shape],
+                    "timings": _timings(found),
+                    "ratios": ratios(found),
+                    "paired_ratios": paired_ratios(found),
+                }
+            )
+            _say(f"conv2d {backend.label} float32 {shape}: {_brief(found)}")
+        found = interleaved(
+            conv.lenet_variants(backend, "float32", sizes.conv_batch), backend.sync, plan
+        )
+        lenet_entries.append(
+            {
+                **_where(backend, "float32"),
+                "batch": sizes.conv_batch,
+                "timings": _timings(found),
+                "ratios": ratios(found),
+                "paired_ratios": paired_ratios(found),
+            }
+        )
+        _say(f"lenet step {backend.label} float32: {_brief(found)}")
+    return conv_entries, lenet_entries
 
 
 def _mlp_sync(backend: Backend) -> Any:
@@ -552,6 +589,7 @@ def main(argv: list[str] | None = None) -> int:
         results["memory"] = memory_results()
     results["linear"] = _measure_linear(backends, dtypes, sizes)
     results["mlp"] = _measure_mlp(backends, dtypes, sizes)
+    results["conv"], results["lenet"] = _measure_conv(backends, sizes)
     results["scaling_batch"], results["scaling_depth"] = _measure_scaling(backends, sizes)
     if sizes.overlap_memory:
         results["memory"] = memory_results()

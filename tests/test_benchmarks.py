@@ -89,6 +89,7 @@ def test_smoke_run_writes_every_output(smoke):
         "## Targets",
         "## Linear forward + backward",
         "## Digits MLP training step",
+        "## Convolution and the LeNet step",
         "## Peak memory",
         "## Fixed cost per call",
         "## Scaling with the batch size",
@@ -129,6 +130,20 @@ def test_smoke_results_have_every_comparison(smoke):
         assert "xpnn/native" in e["ratios"]
     if "torch-cpu" in mlp:
         assert "xpnn/autograd" in mlp["torch-cpu"]["ratios"]
+
+    compared = {"numpy-cpu": "native", "torch-cpu": "autograd"}
+    conv = results["conv"]
+    assert {(f"{e['backend']}-{e['device']}", tuple(e["shape"][1:])) for e in conv} == {
+        (b, s) for b in measured & set(compared) for s in ((1, 16, 28), (16, 32, 14))
+    }
+    for e in conv + results["lenet"]:
+        _positive_medians(e["timings"])
+    for e in conv:
+        assert set(e["ratios"]) == {f"xpnn/{compared[e['backend'] + '-cpu']}"}
+    lenet = {f"{e['backend']}-{e['device']}": e for e in results["lenet"]}
+    assert set(lenet) == measured & set(compared)
+    if "torch-cpu" in lenet:
+        assert set(lenet["torch-cpu"]["ratios"]) == {"xpnn/autograd"}
 
     memory = {f"{e['backend']}-{e['device']}": e for e in results["memory"]}
     assert set(memory) == measured

@@ -136,6 +136,22 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             if ratio is not None:
                 name = "digits MLP step / nn.Sequential + autograd + SGD"
                 add(name, entry, ratio, 1.0, "<=", paired)
+    # Convolution and the LeNet step; older results files have neither.
+    for entry in results.get("conv", []):
+        if entry["device"] != "cpu":
+            continue
+        ratio, paired = entry["ratios"], entry.get("paired_ratios", {})
+        if "xpnn/native" in ratio:
+            name = "Conv2d fwd+bwd / sliding_window_view + tensordot"
+            add(name, entry, ratio["xpnn/native"], 1.2, "<=", paired.get("xpnn/native"))
+        if "xpnn/autograd" in ratio:
+            name = "Conv2d fwd+bwd / nn.Conv2d + autograd"
+            add(name, entry, ratio["xpnn/autograd"], 1.5, "<=", paired.get("xpnn/autograd"))
+    for entry in results.get("lenet", []):
+        ratio = entry["ratios"].get("xpnn/autograd")
+        if entry["device"] == "cpu" and ratio is not None:
+            paired = entry.get("paired_ratios", {}).get("xpnn/autograd")
+            add("LeNet step / torch autograd + Adam", entry, ratio, 1.5, "<=", paired)
     for entry in results["memory"]:
         if entry["backend"] == "torch" and entry["device"] == "cpu" and entry.get("ratio"):
             add("peak memory / torch autograd", entry, entry["ratio"], 1.0, "<=")
@@ -229,6 +245,52 @@ def _mlp_section(results: dict[str, Any]) -> list[str]:
         "One step of `xpnn train`'s model, `Linear(64, 64) - ReLU - Linear(64, 10)` on a batch "
         "of 32: forward, `CrossEntropyLoss`, backward, `SGD(lr=0.1).step()`. On PyTorch "
         "against `nn.Sequential` + `F.cross_entropy` + autograd + `torch.optim.SGD`.",
+        "",
+        *_table(header, rows),
+    ]
+
+
+def _conv_section(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for e in results.get("conv", []):
+        t = {k: v["median_s"] for k, v in e["timings"].items()}
+        other = "native" if "native" in t else "autograd" if "autograd" in t else None
+        rows.append(
+            [
+                f"{e['backend']}-{e['device']}",
+                _shape(e["shape"]),
+                seconds(t["xpnn"]),
+                {
+                    "native": "sliding_window_view + tensordot",
+                    "autograd": "nn.Conv2d + autograd",
+                }.get(other or "", "-"),
+                seconds(t[other]) if other else "-",
+                _ratio(e["ratios"].get(f"xpnn/{other}")) if other else "-",
+            ]
+        )
+    for e in results.get("lenet", []):
+        t = {k: v["median_s"] for k, v in e["timings"].items()}
+        rows.append(
+            [
+                f"{e['backend']}-{e['device']}",
+                f"LeNet step, batch {e['batch']}",
+                seconds(t["xpnn"]),
+                "torch autograd + Adam" if "autograd" in t else "-",
+                seconds(t["autograd"]) if "autograd" in t else "-",
+                _ratio(e["ratios"].get("xpnn/autograd")),
+            ]
+        )
+    if not rows:
+        return []
+    header = ["backend", "what (N, C_in, C_out, side)", "xpnn", "against", "time", "ratio"]
+    return [
+        "## Convolution and the LeNet step",
+        "",
+        "`Conv2d` forward + backward (output, input, weight and bias gradients) at the two "
+        "shapes of `xpnn train --task mnist`'s network, 5x5 kernel, padding 2, float32: on "
+        "NumPy against `sliding_window_view` + `tensordot` written by hand, on PyTorch against "
+        "`nn.Conv2d` with autograd. Then one training step of that network (forward, "
+        "`CrossEntropyLoss`, backward, `Adam`) against the same network in PyTorch.",
         "",
         *_table(header, rows),
     ]
@@ -488,6 +550,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["No target applies to the shapes and backends of this run.", ""]
     lines += _linear_section(results)
     lines += _mlp_section(results)
+    lines += _conv_section(results)
     if results["memory"]:
         lines += _memory_section(results)
     lines += _dispatch_section(results)
