@@ -16,10 +16,11 @@ Anything else that differs between the two traces, a floating constant (a
 mean over the batch), a node, a size that is not a multiple of the batch
 size, means the graph depends on the batch size in a way this cannot
 express; the export is then refused, with the advice to fix the batch.
-What the two traces cannot show is a choice a layer makes for batch sizes
-other than theirs (an empty batch, one row); xpnn's layers make none in
-their inference path, and the tests run the graphs on 0, 1 and odd
-numbers of rows.
+What the two traces cannot show is a choice a layer makes only for batch
+sizes other than theirs (an empty batch, one row). The convolution treats
+an empty batch apart, for Dask, which cannot reshape empty arrays; the
+graph of its general path gives the same empty output in onnxruntime. The
+tests run the graphs on 0, 1 and odd numbers of rows.
 """
 
 from __future__ import annotations
