@@ -593,7 +593,7 @@ def test_each_image_layer_alone(tmp_path: Path, kind: str) -> None:
     assert dims(proto.graph.input[0]) == [BATCH, *item]
     oracle = on_numpy(layer, dtype)
     sess = session(path)
-    for rows in (1, 5):
+    for rows in (1, 5, 0):
         x = inputs((rows, *item), dtype, seed=rows)
         expected = oracle(x)
         assert dims(proto.graph.output[0])[0] == BATCH
