@@ -73,6 +73,158 @@ def test_fixed_batch_needs_a_leading_linear_or_unflatten(tmp_path, capsys):
     assert "input (3, 6) float32 -> output (3, 6) float32" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda path: path.write_text('{"not": "a checkpoint"}'), "is not a valid safetensors"),
+        (lambda path: None, "No such file or directory"),
+    ],
+)
+def test_export_of_a_bad_checkpoint_gives_one_line_and_writes_nothing(
+    xpnn_command, tmp_path, make, message
+):
+    pytest.importorskip("ndonnx")
+    checkpoint = tmp_path / "model.safetensors"
+    make(checkpoint)
+    result = xpnn_command("export", str(checkpoint), str(tmp_path / "model.onnx"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("xpnn export: error: cannot export")
+    assert message in lines[0]
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_export_of_dropout_in_a_checkpoint_is_traced_in_eval_mode(tmp_path, capsys):
+    pytest.importorskip("ndonnx")
+    model = xpnn.Sequential(xpnn.Linear(3, 4, seed=0), xpnn.Dropout(0.5), xpnn.Linear(4, 2))
+    xpnn.save(model, tmp_path / "model.safetensors")
+    argv = ["export", str(tmp_path / "model.safetensors"), str(tmp_path / "model.onnx")]
+    assert cli.main(argv) == 0
+    assert "largest difference" in capsys.readouterr().out
+
+
+def test_export_without_ndonnx_says_how_to_install(monkeypatch, tmp_path, capsys):
+    from xpnn import export
+
+    def missing() -> None:
+        raise ImportError('exporting to ONNX needs ndonnx and onnx; pip install "xpnn[onnx]"')
+
+    monkeypatch.setattr(export, "require_onnx", missing)
+    argv = ["export", str(tmp_path / "model.safetensors"), str(tmp_path / "model.onnx")]
+    assert cli.main(argv) == 2
+    assert 'pip install "xpnn[onnx]"' in capsys.readouterr().err
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_without_onnxruntime_the_graph_is_not_checked(monkeypatch):
+    pytest.importorskip("ndonnx")
+    import sys
+
+    from xpnn.cli.export import check_with_onnxruntime
+    from xpnn.export import build_onnx
+
+    model = xpnn.Linear(3, 2, seed=0)
+    proto = build_onnx(model)
+    # After tracing: ndonnx itself imports onnxruntime.
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    message = check_with_onnxruntime(model, proto)
+    assert message == "not checked: onnxruntime is not installed (pip install 'xpnn[onnx]')"
+
+
+def test_export_whose_graph_fails_the_check_keeps_the_previous_file(
+    numpy_run, tmp_path, monkeypatch, capsys
+):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("ndonnx")
+    output, _ = numpy_run
+    target = tmp_path / "model.onnx"
+    target.write_bytes(b"the previous export")
+
+    class Wrong(onnxruntime.InferenceSession):
+        """Sessions of the exported graph give outputs off by one (ndonnx's own are left)."""
+
+        def __init__(self, model, *args, **kwargs):
+            super().__init__(model, *args, **kwargs)
+            # Only the exported graph carries the model's structure as metadata.
+            self.wrong = isinstance(model, bytes) and b"xpnn.config" in model
+
+        def run(self, *args, **kwargs):
+            outputs = super().run(*args, **kwargs)
+            return [value + 1 for value in outputs] if self.wrong else outputs
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", Wrong)
+    argv = ["export", str(output / "model.safetensors"), str(target), "--force"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "the written graph disagrees with the model on 7 random rows" in err
+    assert target.read_bytes() == b"the previous export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+def _checkpoint(folder):
+    path = folder / "model.safetensors"
+    xpnn.save(xpnn.Linear(3, 2, seed=0), path)
+    return path, path.read_bytes()
+
+
+@pytest.mark.parametrize("link", [None, "symlink", "hardlink"])
+def test_export_never_writes_over_its_checkpoint(xpnn_command, tmp_path, link):
+    checkpoint, saved = _checkpoint(tmp_path)
+    output = tmp_path / "same.safetensors"
+    if link == "symlink":
+        output.symlink_to(checkpoint)
+    elif link == "hardlink":
+        output.hardlink_to(checkpoint)
+    else:
+        output = tmp_path / "." / checkpoint.name
+    result = xpnn_command("export", str(checkpoint), str(output), "--force")
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"xpnn export: error: the output {output} is the checkpoint being exported; give "
+        f"another path, such as {checkpoint.with_suffix('.onnx')}\n"
+    )
+    assert checkpoint.read_bytes() == saved
+
+
+def test_export_keeps_an_existing_output_unless_forced(xpnn_command, tmp_path):
+    checkpoint, _ = _checkpoint(tmp_path)
+    output = tmp_path / "model.onnx"
+    output.write_bytes(b"the previous export")
+    result = xpnn_command("export", str(checkpoint), str(output))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"xpnn export: error: the output {output} exists; give another path, or --force "
+        "to replace it\n"
+    )
+    assert output.read_bytes() == b"the previous export"
+    pytest.importorskip("ndonnx")
+    onnx = pytest.importorskip("onnx")
+    result = xpnn_command("export", str(checkpoint), str(output), "--force")
+    assert result.returncode == 0, result.stderr
+    assert [value.name for value in onnx.load(output).graph.input] == ["input"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.safetensors"]
+
+
+@pytest.mark.parametrize("where", ["folder", "missing folder"])
+def test_export_refuses_an_output_it_could_not_write_before_exporting(
+    xpnn_command, tmp_path, where
+):
+    checkpoint, _ = _checkpoint(tmp_path)
+    output = tmp_path / "exports"
+    if where == "folder":
+        output.mkdir()
+        expected = f"the output {output} is a folder, expected a file path"
+    else:
+        output = output / "model.onnx"
+        expected = f"the output's folder {output.parent} does not exist"
+    result = xpnn_command("export", str(checkpoint), str(output), "--force")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"xpnn export: error: {expected}")
+    assert ".tmp" not in line
+
+
 @pytest.fixture(scope="module")
 def cnn_run(tmp_path_factory):
     """The run folder of ``xpnn train --task mnist --model cnn-bn``, built through the library.
