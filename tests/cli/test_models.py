@@ -81,3 +81,39 @@ def test_train_refuses_a_huge_hidden_layer_in_one_line(xpnn_command, tmp_path):
     assert "choose a smaller --hidden" in lines[0]
     # Nothing of a run is written.
     assert not output.exists() or not any(output.iterdir())
+
+
+@pytest.fixture(scope="module")
+def mnist_rows():
+    """32 real training images and labels of seed 0's split, read once."""
+    from xpnn.cli import data
+
+    found = data.mnist(0)
+    return found.x_train[:32], found.y_train[:32], found.image_shape, found.classes
+
+
+@pytest.mark.backend("torch")
+@pytest.mark.parametrize("batch_norm", [False, True], ids=["cnn", "cnn-bn"])
+def test_the_mnist_cnn_trains_on_torch_as_on_numpy_in_float64(mnist_rows, batch_norm):
+    """Same seed, same losses: every epoch's mean loss agrees to 1e-9, relative.
+
+    On 32 of the real training images: two epochs of the full split take a
+    minute per backend, and each step's arithmetic is the same.
+    """
+    from xpnn.cli.backends import to_device
+    from xpnn.losses import CrossEntropyLoss
+    from xpnn.optim import Adam
+    from xpnn.training import fit
+
+    x_host, y_host, image_shape, classes = mnist_rows
+    losses = {}
+    for backend in ("numpy", "torch"):
+        choice = choose(backend, dtype="float64")
+        model = models.cnn(choice, image_shape, classes, seed=0, batch_norm=batch_norm)
+        x, y = to_device(choice, x_host), to_device(choice, y_host, integral=True)
+        history = fit(
+            model, CrossEntropyLoss(), Adam(model, lr=3e-3), x, y, epochs=2, batch_size=16
+        )
+        losses[backend] = history.loss
+    assert len(losses["numpy"]) == 2
+    np.testing.assert_allclose(losses["torch"], losses["numpy"], rtol=1e-9, atol=0)
