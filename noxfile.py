@@ -59,6 +59,21 @@ SHARED_REQUIREMENTS = (
 SHARED_ENV = ROOT / ".nox" / "shared"
 # Two workers fill both cores of a CI machine; "auto" takes all of a larger one.
 PARALLEL = ("-n", "auto")
+# With a worker on every core, each worker's own BLAS, OpenMP (torch) and XLA
+# thread pools oversubscribe the cores: their threads spin-wait for peers that
+# are descheduled, and a float64 CNN step was 10x slower than on one thread.
+# One thread per worker, unless the caller set these.
+ONE_THREAD = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+}
+
+
+def _one_thread_per_worker(env: dict[str, str]) -> dict[str, str]:
+    """Return ``env`` with :data:`ONE_THREAD` for every variable the caller left unset."""
+    return {**{k: v for k, v in ONE_THREAD.items() if k not in os.environ}, **env}
 
 
 def _require_devices() -> bool:
@@ -161,6 +176,7 @@ def tests(session: nox.Session, backend: str, device: str) -> None:
     )
     if isinstance(probe, str) and probe.strip().startswith("unavailable:"):
         _missing(session, probe.strip().removeprefix("unavailable: "))
+    env = _one_thread_per_worker(env)
     session.run(python, "-m", "pytest", *PARALLEL, *session.posargs, env=env, external=True)
 
 
@@ -179,6 +195,7 @@ def portability(session: nox.Session) -> None:
         sorted({d.name for s in CPU_BACKENDS for d in s.devices if not d.gpu})
     )
     tests = session.posargs or PORTABILITY_TESTS
+    env = _one_thread_per_worker(env)
     session.run(python, "-m", "pytest", *PARALLEL, *tests, env=env, external=True)
 
 
