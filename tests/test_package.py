@@ -70,13 +70,14 @@ def test_backend_import_detector_catches_imports():
     assert imported_backends("from . import numpy\nimport math") == set()
 
 
-def test_required_dependencies_are_array_api_compat_numpy_and_safetensors():
+def test_required_dependencies_are_the_array_api_helpers_numpy_and_safetensors():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = sorted(
         req.split(">")[0].split("=")[0].split("[")[0].strip() for req in project["dependencies"]
     )
-    # safetensors reads and writes checkpoints; no array library but NumPy.
-    assert names == ["array-api-compat", "numpy", "safetensors"]
+    # safetensors reads and writes checkpoints; array-api-extra gives writes that
+    # are functional on JAX; no array library but NumPy.
+    assert names == ["array-api-compat", "array-api-extra", "numpy", "safetensors"]
     for backend in ("torch", "jax", "dask", "cupy"):
         assert backend in project["optional-dependencies"]
 
