@@ -19,6 +19,7 @@ pytestmark = pytest.mark.backend("jax")
 import xpnn  # noqa: E402
 from xpnn import (  # noqa: E402
     GELU,
+    BatchNorm1d,
     Dropout,
     LeakyReLU,
     Linear,
@@ -310,6 +311,27 @@ def test_dropout_runs_in_eval_mode_only():
         f(params, x)
     model.layers[1].p = 0.0
     assert_close(f(params, x), model(x))
+
+
+def test_batch_norm_runs_in_eval_mode_or_untracked():
+    """f returns the output alone: a batch norm that would replace its statistics is refused."""
+    model = Sequential(Linear(5, 4, seed=0), BatchNorm1d(4), Linear(4, 2, seed=1))
+    model.to(jnp, dtype=DTYPE_NAME)
+    buffers = dict(model.named_buffers())
+    f, params = as_function(model)
+    x, _ = batch()
+    with pytest.raises(ValueError, match=r"BatchNorm1d\(4\) in training mode.*train_step"):
+        f(params, x)
+    with pytest.raises(ValueError, match=r"BatchNorm1d\(4\) in training mode"):
+        jax.jit(jax.grad(lambda p: jnp.sum(f(p, x))))(params)
+    model.eval()
+    assert_close(jax.jit(f)(params, x), model(x))
+    assert all(value is buffers[name] for name, value in model.named_buffers())
+    # Without running statistics the batch's own normalise, in training mode too.
+    untracked = Sequential(Linear(5, 4, seed=0), BatchNorm1d(4, track_running_stats=False))
+    untracked.to(jnp, dtype=DTYPE_NAME)
+    f, params = as_function(untracked)
+    assert_close(jax.jit(f)(params, x), untracked(x))
 
 
 # -- errors -------------------------------------------------------------------

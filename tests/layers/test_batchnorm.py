@@ -150,7 +150,7 @@ def test_torch_conversions(kind):
 
 
 @pytest.mark.backend("jax")
-def test_jax_buffers_are_replaced_and_traced_steps_refused():
+def test_jax_buffers_are_replaced_and_traced_steps_return_them():
     import jax.numpy as jnp
 
     from xpnn.interop.jax import train_step
@@ -165,9 +165,13 @@ def test_jax_buffers_are_replaced_and_traced_steps_refused():
     model = Sequential(Linear(2, 2, seed=0), BatchNorm1d(2)).to(jnp, dtype="float32")
     step = train_step(model, xpnn.MSELoss(), xpnn.optim.SGD(model, lr=0.1))
     params, state = step.init()
-    x = jnp.ones((4, 2), dtype=jnp.float32)
-    with pytest.raises(ValueError, match="BatchNorm1d.*running statistics"):
-        step(params, state, x, x)
+    x = jnp.asarray([[1.0, 2.0], [3.0, 5.0], [0.0, 1.0], [2.0, 2.0]], dtype=jnp.float32)
+    params, state, _ = step(params, state, x, x)
+    # The new statistics come back; the model keeps its own until write_back.
+    assert int(params["1.num_batches_tracked"]) == 1
+    assert int(model[1].num_batches_tracked) == 0
+    step.write_back(params, state)
+    assert model[1].running_mean is params["1.running_mean"]
 
 
 @pytest.mark.backend("torch")

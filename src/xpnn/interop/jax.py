@@ -30,6 +30,11 @@ What it cannot do:
   host generator, so a traced function would keep one mask for every call,
   and the recomputed forward pass would draw a different mask from the
   first. Call ``model.eval()`` first.
+- A batch norm that tracks running statistics is refused in training mode:
+  ``f`` returns the output alone, so the statistics it would replace have
+  nowhere to go (and its tracers would stay in the model). Call
+  ``model.eval()``, build it with ``track_running_stats=False``, or train
+  with :func:`train_step`, which threads them.
 - The function follows the structure the model has when it is traced for an
   input shape; build a new one after adding or replacing layers.
 
@@ -38,8 +43,9 @@ Training steps under ``jax.jit``
 :func:`train_step` compiles a whole training step, the layers' forward and
 backward passes, the loss and an xpnn optimizer's update, into one XLA
 computation: ``step(params, state, x, y) -> (params, state, loss)``, with
-the parameters and the optimizer's state as explicit arguments (see
-:class:`xpnn.interop.step.TrainStep`).
+the parameters, the model's buffers and the optimizer's state as explicit
+arguments (see :class:`xpnn.interop.step.TrainStep`). A batch norm's running
+statistics go in and come out with the parameters, as new arrays.
 
 JAX is imported when :func:`as_function` or :func:`train_step` is called,
 never when xpnn is imported.
@@ -51,7 +57,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._compat import Array, library_of
-from ..layers import Dropout, Module
+from ..layers import BatchNorm1d, BatchNorm2d, Dropout, Module
 from ..optim import Optimizer
 from .binding import bound as _bound
 from .binding import check_params, distinct_parameter_names
@@ -66,24 +72,39 @@ ModelFunction = Callable[[dict[str, Array], Array], Array]
 def _check_model(model: Module, who: str = "as_function") -> None:
     if not isinstance(model, Module):
         raise TypeError(f"{who} takes an xpnn Module, got {type(model).__name__}")
-    for name, value in model.named_parameters():
+    arrays = [("parameter", name, value) for name, value in model.named_parameters()]
+    arrays += [("buffer", name, value) for name, value in model.named_buffers()]
+    for what, name, value in arrays:
         library = library_of(value)
         if library != "jax":
             raise TypeError(
-                f"{who} needs a model whose parameters are JAX arrays; parameter "
+                f"{who} needs a model whose parameters are JAX arrays; {what} "
                 f"{name!r} is a {library or type(value).__module__} array. Move the model "
                 "first: model.to(jax.numpy)"
             )
     distinct_parameter_names(model, who)
 
 
-def _check_dropout(model: Module) -> None:
+def _check_modes(model: Module) -> None:
+    """Refuse the layers in training mode that a function of ``(params, x)`` cannot run."""
     for module in model.modules():
         if isinstance(module, Dropout) and module.training and module.p > 0.0:
             raise ValueError(
                 "the model has a Dropout layer in training mode, which the JAX function cannot "
                 "run: its mask would be drawn once per trace, and again, differently, when the "
                 "backward rule recomputes the forward pass. Call model.eval() first"
+            )
+        if (
+            isinstance(module, BatchNorm1d | BatchNorm2d)
+            and module.training
+            and module.track_running_stats
+        ):
+            raise ValueError(
+                f"the model has {type(module).__name__}({module.num_features}) in training "
+                "mode, which the JAX function cannot run: it replaces its running statistics, "
+                "and f(params, x) returns the output alone. Call model.eval(), build it with "
+                "track_running_stats=False, or train with xpnn.interop.jax.train_step, which "
+                "threads the statistics through the step"
             )
 
 
@@ -94,7 +115,8 @@ def as_function(model: Module) -> tuple[ModelFunction, dict[str, Array]]:
     ----------
     model : Module
         A model whose parameters are JAX arrays (``model.to(jax.numpy)``),
-        with no :class:`~xpnn.Dropout` in training mode when it is called.
+        with no :class:`~xpnn.Dropout` in training mode, nor a batch norm
+        that tracks running statistics in training mode, when it is called.
 
     Returns
     -------
@@ -119,8 +141,8 @@ def as_function(model: Module) -> tuple[ModelFunction, dict[str, Array]]:
     ValueError
         If the model uses one layer twice, so that two parameter names
         share an array. Raised by ``f`` if ``params`` lacks a parameter of
-        the model or has one it lacks, or if the model has a Dropout layer
-        in training mode.
+        the model or has one it lacks, or if the model has a Dropout layer,
+        or a batch norm that tracks running statistics, in training mode.
 
     Notes
     -----
@@ -200,7 +222,7 @@ def as_function(model: Module) -> tuple[ModelFunction, dict[str, Array]]:
 
     def f(params: dict[str, Array], x: Array) -> Array:
         check_params(params, names, made_by="as_function returned", container=dict)
-        _check_dropout(model)
+        _check_modes(model)
         return apply(params, x)
 
     f.__doc__ = f"``f(params, x) -> y`` for {type(model).__name__}, from xpnn.interop.jax."
@@ -217,6 +239,8 @@ def train_step(
     model : Module
         A model whose parameters are JAX arrays (``model.to(jax.numpy)``),
         each used once, with no :class:`~xpnn.Dropout` in training mode.
+        Batch norms train: their running statistics are buffers, which
+        the step takes and returns in ``params``.
     loss_fn : callable
         ``loss_fn(prediction, target) -> (value, grad)``, such as
         :class:`xpnn.CrossEntropyLoss`.
@@ -231,10 +255,13 @@ def train_step(
     Returns
     -------
     TrainStep
-        ``step(params, state, x, y) -> (params, state, loss)`` for ``x`` of
-        shape ``(batch, ..., in_features)`` and targets ``y``; ``loss`` is a
-        0-d array. Start from ``params, state = step.init()`` and put the
-        result back with ``step.write_back(params, state)``.
+        ``step(params, state, x, y) -> (params, state, loss)`` for inputs
+        ``x`` of the shape the model takes (``(batch, in_features)``,
+        ``(batch, channels, height, width)``) and targets ``y``; ``loss``
+        is a 0-d array. ``params`` holds the parameters, then the model's
+        buffers; on JAX every returned array is a new one. Start from
+        ``params, state = step.init()`` and put the result back with
+        ``step.write_back(params, state)``.
 
     Raises
     ------
@@ -252,8 +279,10 @@ def train_step(
     optimizer's buffers do not exist yet, and once for the others. It traces
     again for a new batch shape (a last, smaller batch) and whenever a
     hyper-parameter such as ``optimizer.lr`` changes: those are Python
-    numbers, which the trace keeps as constants, so they key the trace. The
-    model's structure and its layers' settings (``negative_slope``, ...)
+    numbers, which the trace keeps as constants, so they key the trace, as
+    do the layers' training modes (``model.eval()`` between two calls
+    traces a step whose batch norms use and keep their running
+    statistics). The model's structure and its layers' settings (``negative_slope``, ...)
     are read when the step is traced: build a new step after changing them.
 
     Examples
@@ -284,15 +313,17 @@ def train_step(
         ) -> tuple[Params, State, Any]:
             return function(params, state, x, y)
 
-        # The hyper-parameters as a static argument: a new learning rate is a
-        # new trace, not the old one's constant.
+        # The hyper-parameters and the layers' modes as a static argument: a
+        # new learning rate, or a batch norm put in eval mode, is a new
+        # trace, not the old one's constant.
         compiled = jax.jit(keyed, static_argnums=4) if jit else keyed
 
         def step(params: Params, state: State, x: Array, y: Array) -> tuple[Params, State, Any]:
             # Checked at every call, outside the trace: eval() and train()
-            # may switch Dropout between calls without a retrace.
+            # may switch Dropout between calls.
             check_traceable(model, "jax.jit")
-            return compiled(params, state, x, y, made.settings())
+            modes = tuple(module.training for module in model.modules())
+            return compiled(params, state, x, y, (made.settings(), modes))
 
         return step
 

@@ -1,14 +1,20 @@
-"""A training step as a pure function of explicit parameters and optimizer state.
+"""A training step as a pure function of explicit parameters, buffers and optimizer state.
 
 Tracing compilers (``jax.jit``, ``torch.compile``) see what flows through a
 function's arguments and results. An xpnn training step, as ``xpnn.fit``
 runs it, keeps its state on the side instead: parameters and gradients in
-the model's dictionaries, buffers and step counts in the optimizer. A
-:class:`TrainStep` turns that step into ``step(params, state, x, y) ->
-(params, state, loss)``: the parameters and the optimizer's state go in
-and come out as dictionaries of arrays, and every call binds them into the
-model and the optimizer for its length only, so the same layer, loss and
-optimizer code runs, unchanged, under a tracer.
+the model's dictionaries, the model's buffers (a batch norm's running
+statistics) in its layers, the optimizer's buffers and step counts in the
+optimizer. A :class:`TrainStep` turns that step into ``step(params, state,
+x, y) -> (params, state, loss)``: the parameters and the model's buffers
+(``params``, as ``torch.func.functional_call`` takes them) and the
+optimizer's state go in and come out as dictionaries of arrays, and every
+call binds them into the model and the optimizer for its length only, so
+the same layer, loss and optimizer code runs, unchanged, under a tracer.
+A batch norm replaces its running statistics at every training step; the
+step reads the new arrays back from the model and returns them, and puts
+the model's own arrays back: nothing is written into an array, which JAX's
+arrays would not allow.
 
 The state is ``{parameter name: {"step": count, <buffer>: array or None}}``,
 the optimizer's own per-parameter state, with the step count a 0-d array
@@ -22,13 +28,13 @@ next ones, and compilers trace the step twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from .._compat import Array, DType, Namespace, array_namespace, device, dtype_name
 from ..functional.losses import check_label_values
-from ..layers import BatchNorm1d, BatchNorm2d, Dropout, Module, edge_features, forward_on_data
+from ..layers import Dropout, Module, edge_features, forward_on_data
 from ..losses import LabelLoss
 from ..losses import Loss as LossObject
 from ..optim import Optimizer
@@ -36,7 +42,8 @@ from .binding import bound, check_params, distinct_parameter_names
 
 __all__ = ["Params", "State", "StepFunction", "TrainStep", "check_traceable"]
 
-#: Parameters by name, as ``dict(model.named_parameters())``.
+#: Parameters, then buffers, by name: ``dict(model.named_parameters())`` and
+#: ``dict(model.named_buffers())`` in one dictionary.
 Params = dict[str, Array]
 #: Optimizer state by parameter name: ``{"step": count, <buffer>: array or None}``.
 State = dict[str, dict[str, Any]]
@@ -44,6 +51,25 @@ State = dict[str, dict[str, Any]]
 StepFunction = Callable[[Params, State, Array, Array], tuple[Params, State, Array]]
 #: ``loss(prediction, target) -> (value, grad)``, as :mod:`xpnn.losses` objects.
 Loss = Callable[[Array, Array], tuple[Array, Array]]
+
+
+@contextmanager
+def _buffers_bound(model: Module, buffers: Mapping[str, Array]) -> Iterator[None]:
+    """Run a block with ``buffers`` in the model; put the model's own back afterwards.
+
+    A batch norm in training mode replaces its buffers in the block: the
+    caller reads the new ones before the block ends. Putting the model's
+    own arrays back leaves no tracer in it after a trace.
+    """
+    slots = model.buffer_slots()
+    saved = [(owner, local, owner.buffers[local]) for _, owner, local in slots]
+    try:
+        for name, owner, local in slots:
+            owner.buffers[local] = buffers[name]
+        yield
+    finally:
+        for owner, local, value in saved:
+            owner.buffers[local] = value
 
 
 @contextmanager
@@ -70,23 +96,11 @@ def _threaded(optimizer: Optimizer, loss_fn: Loss, state: State) -> Iterator[Non
 def check_traceable(model: Module, why: str) -> None:
     """Refuse Dropout in training mode, whose host-drawn masks a trace would freeze.
 
-    And batch norms that track running statistics in training mode: their
-    buffers change at every step, and a pure step does not thread them.
     ``why`` names what would trace the step, for the message (``"jax.jit"``).
+    Batch norms pass: their running statistics travel through the step as
+    buffers.
     """
     for module in model.modules():
-        if (
-            isinstance(module, BatchNorm1d | BatchNorm2d)
-            and module.training
-            and module.track_running_stats
-        ):
-            raise ValueError(
-                f"the model has {type(module).__name__}({module.num_features}) in training mode, "
-                f"which {why} cannot run: its running statistics are buffers that every step "
-                "replaces, and a traced step does not thread them yet. Train eagerly "
-                "(xpnn.fit), put the batch norm in eval mode (model.eval()), or build it with "
-                "track_running_stats=False"
-            )
         if isinstance(module, Dropout) and module.training and module.p > 0.0:
             raise ValueError(
                 f"the model has Dropout(p={module.p}) in training mode, which {why} cannot run: "
@@ -101,10 +115,10 @@ class TrainStep:
 
     ``step(params, state, x, y) -> (params, state, loss)`` runs what one step
     of ``xpnn.fit`` runs: ``model.forward(x)``, ``loss_fn(prediction, y)``,
-    the model's backward pass and ``optimizer.step()``, with the parameters
-    and the optimizer's state taken from the arguments and returned, and
-    leaves the model and the optimizer as they were. The layers, the loss
-    and the optimizer are xpnn's own, unchanged.
+    the model's backward pass and ``optimizer.step()``, with the parameters,
+    the model's buffers and the optimizer's state taken from the arguments
+    and returned, and leaves the model and the optimizer as they were. The
+    layers, the loss and the optimizer are xpnn's own, unchanged.
 
     Parameters
     ----------
@@ -134,15 +148,25 @@ class TrainStep:
         The pure step, compiled by ``compile`` if given.
     body : callable
         ``body(x, y) -> loss``, compiled by ``compile_body`` if given.
+    names : tuple of str
+        The model's parameter names, the first entries of ``params``.
+    buffer_names : tuple of str
+        The model's buffer names (``"1.running_mean"``), the last entries
+        of ``params``; empty for a model without buffers.
 
     Notes
     -----
     Obtain the first ``params, state`` from :meth:`init`, thread them
     through the calls, and put the last ones back with :meth:`write_back`
-    (to save a checkpoint, or go on with ``xpnn.fit``). Arrays that a
+    (to save a checkpoint, or go on with ``xpnn.fit``). ``params`` holds the
+    model's buffers after its parameters, by their dotted names
+    (``"1.running_mean"``): a batch norm in training mode gets new running
+    statistics at every step, which come back in the returned ``params``
+    while the model keeps its own until :meth:`write_back`. Arrays that a
     library lets xpnn's optimizers update in place (PyTorch, NumPy) are
     updated in place by the step: the returned dictionaries then hold the
-    arrays that were passed in.
+    arrays that were passed in. Buffers are never updated in place: they
+    come back as new arrays.
     """
 
     def __init__(
@@ -176,6 +200,7 @@ class TrainStep:
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.names = distinct_parameter_names(model, "a step with explicit parameters")
+        self.buffer_names = tuple(name for name, _ in model.named_buffers())
         self.body: Callable[[Array, Array], Array] = (
             self.eager_body if compile_body is None else compile_body(self.eager_body)
         )
@@ -198,18 +223,21 @@ class TrainStep:
         Parameters
         ----------
         params : dict of str to array
-            Every parameter of the model, by name, as :meth:`init` gives.
+            Every parameter, then every buffer of the model, by name, as
+            :meth:`init` gives.
         state : dict of str to dict
             The optimizer's state, as :meth:`init` gives.
-        x : array of shape (batch, ..., in_features)
-            Inputs.
+        x : array of shape (batch, ...)
+            Inputs, as the model takes them: ``(batch, in_features)`` for
+            an MLP, ``(batch, channels, height, width)`` for a CNN.
         y : array
             Targets, as ``loss_fn`` takes them.
 
         Returns
         -------
         params : dict of str to array
-            The updated parameters, same names, shapes and dtypes.
+            The updated parameters and buffers (a batch norm's new running
+            statistics in training mode), same names, shapes and dtypes.
         state : dict of str to dict
             The updated state.
         loss : array of shape ()
@@ -236,17 +264,35 @@ class TrainStep:
         place of the loss (``torch._dynamo.explain`` of :attr:`body`, for
         one).
         """
-        check_params(params, self.names, made_by="TrainStep.init() returns")
+        self._check_arrays(params)
         model, optimizer = self.model, self.optimizer
-        with bound(model, params), _threaded(optimizer, self.loss_fn, state):
+        with (
+            bound(model, params),
+            _buffers_bound(model, params),
+            _threaded(optimizer, self.loss_fn, state),
+        ):
             if self._classes is not None:
                 assert isinstance(self.loss_fn, LabelLoss)
                 check_label_values(y, self._classes, self.loss_fn.ignore_index)
                 self.loss_fn.check_labels = False
             result = body(x, y)
+            # Read before the model gets its own arrays back: a batch norm
+            # in training mode has replaced its buffers.
             new_params = dict(model.named_parameters())
+            new_params.update(model.named_buffers())
             new_state = optimizer.per_parameter_state()
         return new_params, new_state, result
+
+    def _check_arrays(self, params: object) -> None:
+        """Check that ``params`` has every parameter and buffer name, and nothing else."""
+        if isinstance(params, Mapping) and self.buffer_names:
+            missing = [name for name in self.buffer_names if name not in params]
+            if missing and all(name in params for name in self.names):
+                raise ValueError(
+                    f"params must hold the model's buffers after its parameters, as "
+                    f"TrainStep.init() returns them; missing: {', '.join(missing)}"
+                )
+        check_params(params, self.names + self.buffer_names, made_by="TrainStep.init() returns")
 
     def eager_body(self, x: Array, y: Array) -> Array:
         """One step of the bound model and optimizer: forward, loss, backward, update."""
@@ -267,12 +313,13 @@ class TrainStep:
         return tuple(sorted(self.optimizer.hyperparameters.items()))
 
     def init(self) -> tuple[Params, State]:
-        """Return the model's parameters and the optimizer's state, to start from.
+        """Return the model's parameters and buffers and the optimizer's state, to start from.
 
         Returns
         -------
         params : dict of str to array
-            ``dict(model.named_parameters())``: the model's own arrays.
+            ``dict(model.named_parameters())``, then
+            ``dict(model.named_buffers())``: the model's own arrays.
         state : dict of str to dict
             For every parameter, ``{"step": count, <buffer>: array or None}``
             from the optimizer (after a loaded checkpoint or eager steps) or
@@ -292,18 +339,21 @@ class TrainStep:
                 ),
                 **{b: None if entry is None else entry[b] for b in buffers},
             }
+        params.update(self.model.named_buffers())
         return params, state
 
     def write_back(self, params: Params, state: State) -> None:
-        """Put ``params`` into the model and ``state`` into the optimizer.
+        """Put ``params`` (parameters and buffers) into the model and ``state`` into the optimizer.
 
         Step counts become Python ints again (read from the device once),
         so that ``optimizer.state_dict()`` and :func:`xpnn.save` see the
         optimizer as eager steps leave it.
         """
-        check_params(params, self.names, made_by="TrainStep.init() returns")
+        self._check_arrays(params)
         for name in self.names:
             self.model.set_parameter(name, params[name])
+        for name in self.buffer_names:
+            self.model.set_buffer(name, params[name])
         self.optimizer.replace_state(
             {name: {**entry, "step": int(entry["step"])} for name, entry in state.items()}
         )

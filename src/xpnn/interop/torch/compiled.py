@@ -65,7 +65,9 @@ def compiled_step(model: Module, loss_fn: Loss, optimizer: Optimizer, **options:
     ----------
     model : Module
         A model whose parameters are torch tensors (``model.to(torch)``), on
-        any device, each used once.
+        any device, each used once. Batch norms train: their running
+        statistics are buffers, which the step takes and returns in
+        ``params``.
     loss_fn : callable
         ``loss_fn(prediction, target) -> (value, grad)``, such as
         :class:`xpnn.MSELoss`.
@@ -80,9 +82,12 @@ def compiled_step(model: Module, loss_fn: Loss, optimizer: Optimizer, **options:
     TrainStep
         ``step(params, state, x, y) -> (params, state, loss)``; start from
         ``params, state = step.init()``, put the result back with
-        ``step.write_back(params, state)``. The parameters and buffers are
-        updated in place, as ``torch.optim`` does: the dictionaries returned
-        hold the tensors passed in (and the model's own, after ``init``).
+        ``step.write_back(params, state)``. ``params`` holds the parameters,
+        then the model's buffers. The parameters and the optimizer's buffers
+        are updated in place, as ``torch.optim`` does: the dictionaries
+        returned hold the tensors passed in (and the model's own, after
+        ``init``). A batch norm's running statistics come back as new
+        tensors, and the model keeps its own until ``write_back``.
 
     Raises
     ------
