@@ -31,10 +31,14 @@ from dask.callbacks import Callback
 from oracles import torch_linear, torch_value
 from xpnn import (
     GELU,
+    BatchNorm2d,
+    Conv2d,
     Dropout,
+    Flatten,
     LeakyReLU,
     Linear,
     LogSoftmax,
+    MaxPool2d,
     ReLU,
     Sequential,
     Sigmoid,
@@ -590,6 +594,32 @@ def _train(cls: Any, settings: dict[str, Any]) -> list[Any]:
     return [*model.parameters(), *(b for b in buffers if isinstance(b, da.Array))]
 
 
+def _train_cnn() -> list[Any]:
+    """Two steps of a CNN with a batch norm on 1x8x8 images chunked along the batch."""
+    where = {"xp": da, "dtype": "float64"}
+    model = Sequential(
+        Conv2d(1, 2, 3, bias=False, seed=0, **where),
+        BatchNorm2d(2, **where),
+        ReLU(),
+        MaxPool2d(2),
+        Flatten(),
+        Linear(2 * 3 * 3, 3, seed=1, **where),
+    )
+    optimizer = SGD(model, lr=0.1, momentum=0.9)
+    labels = chunked(np.random.default_rng(1).integers(0, 3, BATCH))
+    for seed in range(2):
+        y, backward = model.forward(chunked(host((BATCH, 1, 8, 8), seed)))
+        backward(CrossEntropyLoss()(y, labels)[1])
+        optimizer.step()
+        optimizer.zero_grad()
+    buffers = [b for e in optimizer.state_dict()["state"].values() for b in e.values()]
+    return [
+        *model.parameters(),
+        *(value for _, value in model.named_buffers()),
+        *(b for b in buffers if isinstance(b, da.Array)),
+    ]
+
+
 COMPONENTS: dict[str, Callable[[], list[Any]]] = {
     "Linear": lambda: _forward_backward(Linear(4, 3, xp=da, dtype="float64", seed=0)),
     "Linear-no-bias": lambda: _forward_backward(
@@ -621,6 +651,7 @@ COMPONENTS: dict[str, Callable[[], list[Any]]] = {
         name: (lambda cls=cls, settings=settings: _train(cls, settings))
         for name, (cls, settings, _) in OPTIMIZERS.items()
     },
+    "CNN-BatchNorm2d-SGD": _train_cnn,
 }
 
 

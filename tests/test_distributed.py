@@ -21,7 +21,16 @@ pytestmark = pytest.mark.backend("dask")
 import array_api_compat.dask.array as dxp  # noqa: E402
 import array_api_compat.numpy as npx  # noqa: E402
 
-from xpnn import Linear, Sequential, _dask  # noqa: E402
+from xpnn import (  # noqa: E402
+    BatchNorm2d,
+    Conv2d,
+    Flatten,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    Sequential,
+    _dask,
+)
 from xpnn.layers.activations import Tanh  # noqa: E402
 from xpnn.losses import CrossEntropyLoss  # noqa: E402
 from xpnn.optim import SGD, Adam  # noqa: E402
@@ -124,6 +133,64 @@ def test_state_is_persisted_on_the_cluster(client):
         assert len(futures) == 1, name
         assert futures[0].status == "finished", name
     assert not client.run_on_scheduler(_erred_tasks)
+
+
+def _cnn(xp):
+    """A LeNet-like CNN with a batch norm, for 1x8x8 images."""
+    where = {"xp": xp, "device": "cpu", "dtype": xp.float64}
+    return Sequential(
+        Conv2d(1, 2, 3, bias=False, seed=1, **where),
+        BatchNorm2d(2, **where),
+        ReLU(),
+        MaxPool2d(2),
+        Flatten(),
+        Linear(2 * 3 * 3, CLASSES, seed=2, **where),
+    )
+
+
+def test_a_cnn_with_batch_norm_trains_as_numpy_does(client, monkeypatch):
+    """Batches of two chunks, whose batch statistics the cluster reduces; one read-back an epoch."""
+    rng = np.random.default_rng(3)
+    # One step an epoch, from two blocks of four rows: a CNN's step is some
+    # 900 tasks on Dask. The second epoch starts from the state the first
+    # one's read-back made afresh.
+    images, labels = rng.standard_normal((8, 1, 8, 8)), rng.integers(0, CLASSES, 8)
+    options = {"epochs": 2, "batch_size": 8, "seed": 7, "interleave": 2, "progress": False}
+    reference = _cnn(npx)
+    expected = fit(
+        reference,
+        CrossEntropyLoss(),
+        SGD(reference, lr=0.1, momentum=0.9),
+        images,
+        labels,
+        block_rows=4,
+        **options,
+    )
+    gets = []
+    real_get = distributed.Client.get
+
+    def counting_get(self, *args, **kwargs):
+        gets.append(1)
+        return real_get(self, *args, **kwargs)
+
+    monkeypatch.setattr(distributed.Client, "get", counting_get)
+    model = _cnn(dxp)
+    initial = dict(model.named_buffers())
+    x, y = _chunked((images, labels), 4)
+    history = fit(model, CrossEntropyLoss(), SGD(model, lr=0.1, momentum=0.9), x, y, **options)
+    # The sums come back once an epoch; nothing else is read.
+    assert len(gets) == 2
+    np.testing.assert_allclose(history.loss, expected.loss, rtol=1e-9)
+    assert history.accuracy == expected.accuracy
+    for name, value in model.named_buffers():
+        # Replaced by persisted arrays, one step deep; the first ones kept their values.
+        assert value is not initial[name]
+        assert len(dict(value.__dask_graph__())) == 1, name
+        assert distributed.futures_of(value)[0].status == "finished", name
+        np.testing.assert_allclose(value.compute(), dict(reference.named_buffers())[name])
+    assert int(initial["1.num_batches_tracked"].compute()) == 0
+    for name, value in model.named_parameters():
+        np.testing.assert_allclose(value.compute(), dict(reference.named_parameters())[name])
 
 
 def _erred_tasks(dask_scheduler):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xpnn import Linear, Sequential
+from xpnn import BatchNorm1d, Linear, Sequential
 from xpnn.layers.activations import Tanh
 from xpnn.losses import CrossEntropyLoss
 from xpnn.optim import SGD, Adam
@@ -187,3 +187,23 @@ def test_stopped_and_continued_on_every_backend(xp, device, real_dtype):
     rest = _fit(model, optimizer, x, y, initial_epoch=len(first.loss))
     rtol = 1e-12 if "64" in str(real_dtype) else 1e-6
     np.testing.assert_allclose(first.loss + rest.loss, whole.loss, rtol=rtol)
+
+
+def test_a_stop_mid_epoch_rolls_the_running_statistics_back_too():
+    import array_api_compat.numpy as xp
+
+    x, y = _data(xp, "cpu", xp.float64)
+
+    def model():
+        return Sequential(Linear(5, 8, seed=1), BatchNorm1d(8), Tanh(), Linear(8, 3, seed=2))
+
+    one_epoch = model()
+    options = {"epochs": 1, "batch_size": BATCH, "seed": 11, "progress": False}
+    fit(one_epoch, CrossEntropyLoss(), SGD(one_epoch, lr=0.05), x, y, **options)
+    stopped = model()
+    history = _fit(stopped, SGD(stopped, lr=0.05), x, y, should_stop=_stop_after(10))
+    assert len(history.loss) == 1
+    buffers = dict(stopped.named_buffers())
+    assert int(buffers["1.num_batches_tracked"]) == 6
+    for name, value in one_epoch.named_buffers():
+        np.testing.assert_array_equal(buffers[name], value, err_msg=name)

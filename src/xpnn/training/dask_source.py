@@ -20,11 +20,13 @@ What a step computes where
   blocks do: the forward and backward passes run chunk by chunk on those
   workers, and each parameter's gradient is a reduction over the batch's
   chunks.
-- After each step the parameters, their gradients, the buffers of xpnn's
-  optimizers and the running sums of the epoch's loss and correct
-  predictions are persisted together, in one graph: the next step starts
-  from results held in memory (on the workers, under a distributed client)
-  rather than from a graph that reaches back to the first step.
+- After each step the parameters, their gradients, the model's buffers (a
+  batch norm's running statistics), the buffers of xpnn's optimizers and
+  the running sums of the epoch's loss and correct predictions are
+  persisted together, in one graph: the next step starts from results held
+  in memory (on the workers, under a distributed client) rather than from a
+  graph that reaches back to the first step. Persisted copies replace the
+  arrays in the model and the optimizer; nothing is written into an array.
 - Under a distributed client ``persist`` returns at once, so the host
   builds the next step while the cluster computes this one. The host stays
   at most :data:`xpnn._dask.AHEAD` steps ahead, and a window is persisted
@@ -42,7 +44,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -69,10 +71,20 @@ class _Buffered(Protocol):
         ...
 
 
-#: The model's parameter slots ``(name, owner, local)``, the optimizer's
-#: buffers, and the arrays of both in one flat list (parameters, gradients,
-#: buffers), as :meth:`DaskSource._state` collects them.
-_State = tuple[list[tuple[str, Module, str]], dict[str, dict[str, Array]], list[Any]]
+class _State(NamedTuple):
+    """The training state that :meth:`DaskSource._state` collects, to persist as one.
+
+    ``arrays`` is flat: the parameters, their gradients, the model's
+    buffers, then the optimizer's buffers, in the order of the slots.
+    """
+
+    #: The model's parameter slots ``(name, owner, local)``.
+    slots: list[tuple[str, Module, str]]
+    #: The model's buffer slots ``(name, owner, local)``: a batch norm's statistics.
+    buffer_slots: list[tuple[str, Module, str]]
+    #: The optimizer's buffers, by parameter name then buffer name.
+    buffers: dict[str, dict[str, Array]]
+    arrays: list[Any]
 
 
 def _runs(window: Window, lo: int, hi: int) -> Iterator[tuple[int, int, int]]:
@@ -98,8 +110,9 @@ class DaskSource:
     y : Dask array of shape (n, ...)
         Targets.
     model : Module, optional
-        The model being trained; its parameters and gradients are replaced
-        by persisted arrays after each step. Leave it out to evaluate only.
+        The model being trained; its parameters, gradients and buffers are
+        replaced by persisted arrays after each step. Leave it out to
+        evaluate only.
     optimizer : object, optional
         Its buffers are persisted too when it is an xpnn optimizer (it has
         ``buffers`` and ``replace_buffers``, as :meth:`xpnn.Module.to`
@@ -182,17 +195,21 @@ class DaskSource:
 
     def _state(self) -> _State:
         slots = list(self.model.parameter_slots()) if self.model is not None else []
+        buffer_slots = list(self.model.buffer_slots()) if self.model is not None else []
         buffers: dict[str, dict[str, Array]] = {}
         if isinstance(self.optimizer, _Buffered):
             buffers = self.optimizer.buffers()
         arrays: list[Any] = [owner.params[local] for _, owner, local in slots]
         arrays += [owner.grads.get(local) for _, owner, local in slots]
+        # A batch norm's statistics after step n are a graph of every batch
+        # before it: persisted, like the parameters, they stay one step deep.
+        arrays += [owner.buffers[local] for _, owner, local in buffer_slots]
         arrays += [buffer for entry in buffers.values() for buffer in entry.values()]
-        return slots, buffers, arrays
+        return _State(slots, buffer_slots, buffers, arrays)
 
     def _store_state(self, state: _State, arrays: Sequence[Any]) -> None:
         """Put ``arrays``, new copies of ``state``'s, in the model and the optimizer."""
-        slots, buffers, _ = state
+        slots, buffer_slots, buffers, _ = state
         new = iter(arrays)
         new_params = [next(new) for _ in slots]
         new_grads = [next(new) for _ in slots]
@@ -200,6 +217,8 @@ class DaskSource:
             owner.params[local] = param
             if local in owner.grads:
                 owner.grads[local] = grad
+        for _, owner, local in buffer_slots:
+            owner.buffers[local] = next(new)
         if buffers and isinstance(self.optimizer, _Buffered):
             self.optimizer.replace_buffers(
                 {name: {key: next(new) for key in entry} for name, entry in buffers.items()}
@@ -210,14 +229,14 @@ class DaskSource:
     ) -> tuple[Array | None, Array | None]:
         """Persist the model's state with the running sums; return the persisted sums.
 
-        Parameters, gradients, optimizer buffers and the sums go in one
-        graph, so the step they share is computed once. Every
+        Parameters, gradients, the model's and the optimizer's buffers and
+        the sums go in one graph, so the step they share is computed once. Every
         :data:`xpnn._dask.REBASE` steps the state starts afresh (see
         :meth:`_rebase`); the host waits when it is :data:`xpnn._dask.AHEAD`
         steps ahead of the cluster.
         """
         state = self._state()
-        everything = _dask.persist(loss_sum, correct_sum, *state[2])
+        everything = _dask.persist(loss_sum, correct_sum, *state.arrays)
         self._store_state(state, everything[2:])
         kept: tuple[Any, ...] = everything[:2]
         self._steps += 1
@@ -240,7 +259,7 @@ class DaskSource:
         if _dask.active_client() is None:  # the local scheduler keeps no history
             return _dask.compute(*values) if read else values
         state = self._state()
-        both: list[Any] = [*values, *state[2]]
+        both: list[Any] = [*values, *state.arrays]
         got = [None if host is None else np.asarray(host) for host in _dask.compute(*both)]
         fresh = _dask.persist(
             *(
@@ -272,7 +291,7 @@ class DaskSource:
         loss_host, correct_host = self._rebase((loss_sum, correct_sum), read=True)
         if _dask.active_client() is not None:
             # Between epochs and after fit the model's state is in memory.
-            _dask.wait([array for array in self._state()[2] if array is not None])
+            _dask.wait([array for array in self._state().arrays if array is not None])
         return (
             None if loss_host is None else float(loss_host),
             None if correct_host is None else float(correct_host),

@@ -264,7 +264,7 @@ def _terminal_columns() -> int:
 
 
 class _Snapshot:
-    """The parameters, optimizer and schedule state at the end of an epoch, to roll back to."""
+    """The parameters, buffers, optimizer and schedule state after an epoch, to roll back to."""
 
     def __init__(self, model: Module, optimizer: Any, scheduler: Scheduler | None) -> None:
         # Arrays that later steps update in place are copied; immutable ones
@@ -273,12 +273,17 @@ class _Snapshot:
             name: array_namespace(parameter=p).asarray(p, copy=True) if is_writeable(p) else p
             for name, p in model.named_parameters()
         }
+        # Layers replace their buffers (a batch norm's running statistics)
+        # rather than write into them: the arrays themselves are the copy.
+        self.buffers = dict(model.named_buffers())
         self.optimizer_state = optimizer.state_dict()
         self.scheduler_state = scheduler.state_dict() if scheduler is not None else None
 
     def restore(self, model: Module, optimizer: Any, scheduler: Scheduler | None) -> None:
         for name, value in self.parameters.items():
             model.set_parameter(name, value)
+        for name, value in self.buffers.items():
+            model.set_buffer(name, value)
         optimizer.load_state_dict(self.optimizer_state)
         if scheduler is not None and self.scheduler_state is not None:
             # After the optimizer: the schedule sets the learning rate it had.
@@ -379,12 +384,13 @@ def fit(
         would have seen, and ends where it would have ended.
     should_stop : callable, optional
         ``should_stop() -> bool``, asked after every step and before every
-        epoch. Once it returns True, training stops there: the parameters
-        and the optimizer's state go back to the end of the last finished
-        epoch (a partial epoch is dropped), and the history of the finished
-        epochs is returned. It needs an optimizer with ``state_dict()`` and
-        ``load_state_dict()`` (every :mod:`xpnn.optim` optimizer), since
-        each epoch's end is kept to roll back to. ``xpnn train`` passes a
+        epoch. Once it returns True, training stops there: the parameters,
+        the model's buffers (running statistics) and the optimizer's state
+        go back to the end of the last finished epoch (a partial epoch is
+        dropped), and the history of the finished epochs is returned. It
+        needs an optimizer with ``state_dict()`` and ``load_state_dict()``
+        (every :mod:`xpnn.optim` optimizer), since each epoch's end is kept
+        to roll back to. ``xpnn train`` passes a
         flag that its Ctrl-C (SIGINT) and SIGTERM handlers set. A
         ``scheduler`` goes back to the end of that epoch too.
     scheduler : LRScheduler, optional
@@ -430,7 +436,8 @@ def fit(
     -----
     On Dask arrays (see ``docs/distributed.md``) each step's batch is cut
     from blocks persisted on the workers; after each step the parameters,
-    their gradients, the buffers of xpnn's optimizers and the running sums
+    their gradients, the model's buffers (a batch norm's running
+    statistics), the buffers of xpnn's optimizers and the running sums
     of loss and accuracy are persisted (on the cluster when a
     ``dask.distributed`` client is active), so no step recomputes earlier
     ones, and the sums are read back once per epoch.
