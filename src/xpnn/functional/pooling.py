@@ -325,8 +325,53 @@ def check_pool_backward(dy: Array, x: Array, what: str, *, forward: Checked) -> 
 # -- building blocks ---------------------------------------------------------
 
 
+def _tiled(axes: tuple[_Axis, ...]) -> bool:
+    """Whether the windows tile the input: stride = kernel, no dilation, no padding.
+
+    Then they are blocks of a reshape (the common 2x2 pooling), with no
+    strided slice to stack and no overlap to add back.
+    """
+    return all(
+        ax.stride == ax.kernel
+        and ax.dilation == 1
+        and ax.pad == 0
+        and ax.out * ax.kernel <= ax.size
+        for ax in axes
+    )
+
+
+def _tiles(xp: Namespace, x: Array, axes: tuple[_Axis, ...]) -> Array:
+    """:func:`_windows` of tiling windows (:func:`_tiled`), by reshapes: ``(*lead, *out, K)``."""
+    d = len(axes)
+    lead = tuple(int(s) for s in x.shape[: x.ndim - d])
+    crop = (..., *(slice(0, ax.out * ax.kernel) for ax in axes))
+    blocks = xp.reshape(x[crop], (*lead, *(n for ax in axes for n in (ax.out, ax.kernel))))
+    n = len(lead)
+    order = (*range(n), *(n + 2 * i for i in range(d)), *(n + 2 * i + 1 for i in range(d)))
+    blocks = xp.permute_dims(blocks, order)
+    return xp.reshape(
+        blocks, (*lead, *(ax.out for ax in axes), math.prod(ax.kernel for ax in axes))
+    )
+
+
+def _untile(xp: Namespace, grad: Array, axes: tuple[_Axis, ...]) -> Array:
+    """Undo :func:`_tiles` (its adjoint): ``(*lead, *out, K)`` to ``(*lead, *spatial)``."""
+    d = len(axes)
+    lead = tuple(int(s) for s in grad.shape[: grad.ndim - d - 1])
+    blocks = xp.reshape(grad, (*lead, *(ax.out for ax in axes), *(ax.kernel for ax in axes)))
+    n = len(lead)
+    order = (*range(n), *(i for a in range(d) for i in (n + a, n + d + a)))
+    blocks = xp.permute_dims(blocks, order)
+    dx = xp.reshape(blocks, (*lead, *(ax.out * ax.kernel for ax in axes)))
+    for i, ax in enumerate(axes):  # the rows no window reached
+        dx = pad_axis(xp, dx, i - d, 0, ax.size - ax.out * ax.kernel)
+    return dx
+
+
 def _windows(xp: Namespace, x: Array, axes: tuple[_Axis, ...], value: float) -> Array:
     """Stack one strided slice per kernel offset on a new last axis."""
+    if _tiled(axes):
+        return _tiles(xp, x, axes)
     d = len(axes)
     for i, ax in enumerate(axes):
         x = pad_axis(xp, x, i - d, ax.pad, ax.padded - ax.size - ax.pad, value)
@@ -415,7 +460,10 @@ def max_pool_backward_kernel(dy: Array, x: Array, checked: Checked) -> Array:
     first = xp.argmax(windows, axis=-1, keepdims=True)
     positions = xp.arange(windows.shape[-1], dtype=first.dtype, device=device(x))
     mask = as_dtype(xp, first == positions, dtype)
-    grad = _spread(xp, mask * xp.expand_dims(as_dtype(xp, dy, dtype), axis=-1), geometry.axes, 1)
+    per_window = mask * xp.expand_dims(as_dtype(xp, dy, dtype), axis=-1)
+    if _tiled(geometry.axes):
+        return gradient_as(xp, _untile(xp, per_window, geometry.axes), x.dtype)
+    grad = _spread(xp, per_window, geometry.axes, 1)
     dx = _unwindow(xp, lambda k: grad[..., k], geometry.axes)
     return gradient_as(xp, dx, x.dtype)
 
@@ -551,6 +599,10 @@ def avg_pool_backward_kernel(dy: Array, x: Array, checked: Checked) -> Array:
     if math.prod(geometry.in_shape) == 0:
         return xp.zeros(geometry.in_shape, dtype=x.dtype, device=device(x))
     share = as_dtype(xp, dy, dtype) / _divisor(xp, geometry, dtype, device(x))
+    if _tiled(geometry.axes):
+        size = math.prod(ax.kernel for ax in geometry.axes)
+        per_window = xp.broadcast_to(xp.expand_dims(share, axis=-1), (*share.shape, size))
+        return gradient_as(xp, _untile(xp, per_window, geometry.axes), x.dtype)
     share = _spread(xp, share, geometry.axes, 0)
     dx = _unwindow(xp, lambda k: share, geometry.axes)
     return gradient_as(xp, dx, x.dtype)
