@@ -55,6 +55,7 @@ __all__ = [
     "conv2d",
     "conv2d_backward",
     "conv_backward_kernel",
+    "conv_forward_kernel",
     "conv_kernel",
     "conv_padding",
     "conv_tuple",
@@ -340,6 +341,22 @@ def _batched(xp: Namespace, x: Array, g: ConvGeometry) -> Array:
 
 def conv_kernel(checked: Checked, x: Array, weight: Array, bias: Array | None) -> Array:
     """Compute the convolution on inputs :func:`check_conv` passed."""
+    return conv_forward_kernel(checked, x, weight, bias)[0]
+
+
+def conv_forward_kernel(
+    checked: Checked, x: Array, weight: Array, bias: Array | None
+) -> tuple[Array, Array | None]:
+    """Compute the convolution and return it with the patches it multiplied.
+
+    Returns
+    -------
+    y : array
+        What :func:`conv_kernel` returns.
+    columns : array of shape (N, groups, C/groups * prod(kernel), prod(out)), or None
+        The input's patches, which :func:`conv_backward_kernel` takes as
+        ``columns`` so as not to build them again; None for an empty batch.
+    """
     xp, dtype, g = checked.xp, checked.dtype, checked.constants
     assert isinstance(g, ConvGeometry)
     assert dtype is not None
@@ -351,14 +368,14 @@ def conv_kernel(checked: Checked, x: Array, weight: Array, bias: Array | None) -
     groups, length = g.groups, math.prod(g.out)
     if n == 0:  # an empty batch (Dask cannot reshape empty arrays)
         y = xp.zeros((0, out_channels, *g.out), dtype=dtype, device=device(x))
-        return y if bias is None else y + xp.reshape(bias, (out_channels, *([1] * g.nd)))
+        return (y if bias is None else y + xp.reshape(bias, (out_channels, *([1] * g.nd)))), None
     cols = _columns(xp, _patches(xp, x4, g), groups)
     w3 = _weight_rows(xp, weight, groups)
     # Dask reshapes either merge or split axes in one call, never both.
     y = xp.reshape(xp.reshape(w3 @ cols, (n, out_channels, length)), (n, out_channels, *g.out))
     if bias is not None:
         y = y + xp.reshape(bias, (out_channels, *([1] * g.nd)))
-    return y if g.batched else y[0, ...]
+    return (y if g.batched else y[0, ...]), cols
 
 
 def conv_backward_kernel(
@@ -370,10 +387,13 @@ def conv_backward_kernel(
     has_bias: bool,
     bias_dtype: DType | None = None,
     input_grad: bool = True,
+    columns: Array | None = None,
 ) -> tuple[Array | None, Array, Array | None]:
     """Compute ``(dx, dweight, dbias)`` on inputs :func:`check_conv_backward` passed.
 
     With ``input_grad=False``, ``dx`` is ``None`` and not computed.
+    ``columns``, the patches :func:`conv_forward_kernel` returned for
+    ``x``, saves building them again.
     """
     xp, dtype, g = checked.xp, checked.dtype, checked.constants
     assert isinstance(g, ConvGeometry)
@@ -396,7 +416,12 @@ def conv_backward_kernel(
 
     # dweight[g] = sum over n of dy[n, g] (Og, L) @ patches[n, g].T (L, Cg*P): one product
     # per sample, summed, so neither operand is copied into another layout.
-    cols = _columns(xp, _patches(xp, x4, g), groups)
+    if columns is None:
+        cols = _columns(xp, _patches(xp, x4, g), groups)
+    else:
+        cols = as_dtype(xp, columns, dtype)
+        if xp.isdtype(dtype, "complex floating"):
+            cols = xp.conj(cols)
     dweight = xp.reshape(
         xp.reshape(xp.sum(dy3 @ xp.matrix_transpose(cols), axis=0), (out_channels, cg * p)),
         tuple(int(s) for s in weight.shape),

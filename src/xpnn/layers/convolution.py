@@ -25,6 +25,7 @@ from ..functional.convolution import (
     check_conv,
     check_conv_backward,
     conv_backward_kernel,
+    conv_forward_kernel,
     conv_kernel,
     conv_padding,
     conv_tuple,
@@ -169,13 +170,14 @@ class _ConvNd(Module):
         backward : callable
             ``backward(dy, *, retain_graph=False) -> dx``: adds the weight
             and bias gradients into ``grads`` and returns the input gradient
-            (``None`` with ``input_grad=False``). It keeps ``x``, not the
-            patches, which it builds again. Called once unless the earlier
-            calls passed ``retain_graph=True``.
+            (``None`` with ``input_grad=False``). It keeps the input's
+            patches, ``prod(kernel_size)`` times the size of ``x``, so as not
+            to build them again. Called once unless the earlier calls passed
+            ``retain_graph=True``.
         """
         weight, bias = self.params["weight"], self.params.get("bias")
         forward = self._check(x, weight, bias)
-        y = conv_kernel(forward, x, weight, bias)
+        y, columns = conv_forward_kernel(forward, x, weight, bias)
         has_bias = bias is not None
         bias_dtype = None if bias is None else bias.dtype
         name = type(self).__name__
@@ -196,6 +198,7 @@ class _ConvNd(Module):
                 has_bias=has_bias,
                 bias_dtype=bias_dtype,
                 input_grad=input_grad,
+                columns=columns,
             )
             self._accumulate("weight", dweight)
             if dbias is not None:
