@@ -34,7 +34,7 @@ def test_mnist_defaults_to_the_cnn_with_batch_norm():
 def test_mnist_has_its_own_defaults_unless_given():
     args = _args("--task", "mnist")
     train.apply_task_defaults(args)
-    assert (args.epochs, args.batch_size, args.schedule) == (6, 64, "onecycle")
+    assert (args.epochs, args.batch_size, args.schedule) == (8, 64, "onecycle")
     given = _args("--task", "mnist", "--epochs", "20", "--batch-size", "32", "--schedule", "none")
     train.apply_task_defaults(given)
     assert (given.epochs, given.batch_size, given.schedule) == (20, 32, "none")

@@ -252,7 +252,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         action=GivenOption,
         type=positive_int,
         default=20,
-        help="passes over the training rows (default: %(default)s; 6 for --task mnist)",
+        help="passes over the training rows (default: %(default)s; 8 for --task mnist)",
     )
     parser.add_argument(
         "--batch-size",
