@@ -235,13 +235,14 @@ def shifted(
     )
     # A window of the padded image starting at (dy, dx) is the image moved by
     # (MAX_SHIFT - dy, MAX_SHIFT - dx).
-    dy = rng.integers(0, 2 * MAX_SHIFT + 1, n)
-    dx = rng.integers(0, 2 * MAX_SHIFT + 1, n)
-    rows = (dy[:, None] + np.arange(height))[:, None, :, None]
-    cols = (dx[:, None] + np.arange(width))[:, None, None, :]
+    dy = rng.integers(0, 2 * MAX_SHIFT + 1, size=(n, 1))
+    dx = rng.integers(0, 2 * MAX_SHIFT + 1, size=(n, 1))
+    rows = (dy + np.arange(height))[:, None, :, None]
+    cols = (dx + np.arange(width))[:, None, None, :]
     samples = np.arange(n)[:, None, None, None]
     channel = np.arange(channels)[None, :, None, None]
-    return padded[samples, channel, rows, cols].reshape(n, -1)
+    moved: np.ndarray = padded[samples, channel, rows, cols]
+    return moved.reshape(n, -1)
 
 
 def with_shifted_copy(dataset: Dataset, seed: int) -> Dataset:
