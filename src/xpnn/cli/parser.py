@@ -252,14 +252,14 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         action=GivenOption,
         type=positive_int,
         default=20,
-        help="passes over the training rows (default: %(default)s; 8 for --task mnist)",
+        help="passes over the training rows; 8 for --task mnist",
     )
     parser.add_argument(
         "--batch-size",
         action=GivenOption,
         type=positive_int,
         default=32,
-        help="rows per optimizer step (default: %(default)s; 64 for --task mnist)",
+        help="rows per optimizer step; 64 for --task mnist",
     )
     parser.add_argument(
         "--lr", action=GivenOption, type=positive_float, default=3e-3, help="learning rate"
@@ -278,7 +278,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         default="none",
         help="learning-rate schedule: none (--lr throughout), cosine (from --lr down to 0 "
         "along a cosine, stepped each epoch) or onecycle (1cycle peaking at --lr, stepped "
-        "each batch); default: %(default)s, onecycle for --task mnist",
+        "each batch); onecycle for --task mnist",
     )
     parser.add_argument(
         "--task",
