@@ -11,7 +11,7 @@ import numpy as np
 
 from .._compat import Array, describe_type
 from .._version import __version__
-from ..interop.binding import bound
+from ..interop.binding import bound, buffers_bound
 from ..layers import LAYERS, Module
 from ._common import BATCH, ExportError, require_onnx
 from .batch import SIZES, symbolic_batch
@@ -34,26 +34,6 @@ __all__ = ["build_onnx"]
 
 class _TraceError(ExportError):
     """A layer raised while it ran on ndonnx arrays (what another value propagation may change)."""
-
-
-@contextlib.contextmanager
-def _buffers_bound(model: Module, buffers: Mapping[str, Array]) -> Iterator[None]:
-    """Run a block with ``buffers`` in the model's buffer slots, then put the old ones back.
-
-    What :func:`xpnn.interop.binding.bound` does for the parameters: a
-    batch norm's running statistics become graph arguments too, so that
-    ndonnx folds nothing into them and they reach the file as named
-    initializers.
-    """
-    slots = model.buffer_slots()
-    saved = [(owner, local, owner.buffers[local]) for _, owner, local in slots]
-    try:
-        for name, owner, local in slots:
-            owner.buffers[local] = buffers[name]
-        yield
-    finally:
-        for owner, local, value in saved:
-            owner.buffers[local] = value
 
 
 def _where(model: Module, exc: BaseException) -> str:
@@ -99,7 +79,7 @@ def _record(
     params = {name: stand_ins[first] for name, first in _first_names(model).items()}
     buffers = {name: stand_ins[first] for name, first in _first_buffer_names(model).items()}
     try:
-        with bound(model, params), _buffers_bound(model, buffers):
+        with bound(model, params), buffers_bound(model, buffers):
             y = model(x)
     except Exception as exc:
         # At a fixed batch size the layer's message shows that size.

@@ -16,7 +16,7 @@ from .._checks import key_difference
 from .._compat import Array
 from ..layers import Module
 
-__all__ = ["bound", "check_params", "distinct_parameter_names"]
+__all__ = ["bound", "buffers_bound", "check_params", "distinct_parameter_names"]
 
 
 def distinct_parameter_names(model: Module, who: str) -> tuple[str, ...]:
@@ -93,3 +93,36 @@ def check_params(
             f"missing: {', '.join(missing) or 'none'}; unexpected: "
             f"{', '.join(unexpected) or 'none'}"
         )
+
+
+@contextmanager
+def buffers_bound(model: Module, buffers: Mapping[str, Array]) -> Iterator[None]:
+    """Run a block with ``buffers`` in the model's buffer slots, then put its own back.
+
+    What :func:`bound` does for the parameters, for the buffers (a batch
+    norm's running statistics): a traced step or an exported graph takes
+    them as arguments, so that nothing folds them in as constants.
+
+    Parameters
+    ----------
+    model : Module
+        The model; every buffer name of it must be in ``buffers``.
+    buffers : mapping of str to array
+        The arrays to bind, by buffer name (``"1.running_mean"``).
+
+    Notes
+    -----
+    A batch norm in training mode replaces its buffers inside the block; the
+    caller reads the new ones before the block ends. The model's own arrays
+    are put back on exit, also when the block raises, so no tracer stays in
+    the model after a trace.
+    """
+    slots = model.buffer_slots()
+    saved = [(owner, local, owner.buffers[local]) for _, owner, local in slots]
+    try:
+        for name, owner, local in slots:
+            owner.buffers[local] = buffers[name]
+        yield
+    finally:
+        for owner, local, value in saved:
+            owner.buffers[local] = value

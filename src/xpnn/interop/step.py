@@ -38,7 +38,7 @@ from ..layers import Dropout, Module, edge_features, forward_on_data
 from ..losses import LabelLoss
 from ..losses import Loss as LossObject
 from ..optim import Optimizer
-from .binding import bound, check_params, distinct_parameter_names
+from .binding import bound, buffers_bound, check_params, distinct_parameter_names
 
 __all__ = ["Params", "State", "StepFunction", "TrainStep", "check_traceable"]
 
@@ -51,25 +51,6 @@ State = dict[str, dict[str, Any]]
 StepFunction = Callable[[Params, State, Array, Array], tuple[Params, State, Array]]
 #: ``loss(prediction, target) -> (value, grad)``, as :mod:`xpnn.losses` objects.
 Loss = Callable[[Array, Array], tuple[Array, Array]]
-
-
-@contextmanager
-def _buffers_bound(model: Module, buffers: Mapping[str, Array]) -> Iterator[None]:
-    """Run a block with ``buffers`` in the model; put the model's own back afterwards.
-
-    A batch norm in training mode replaces its buffers in the block: the
-    caller reads the new ones before the block ends. Putting the model's
-    own arrays back leaves no tracer in it after a trace.
-    """
-    slots = model.buffer_slots()
-    saved = [(owner, local, owner.buffers[local]) for _, owner, local in slots]
-    try:
-        for name, owner, local in slots:
-            owner.buffers[local] = buffers[name]
-        yield
-    finally:
-        for owner, local, value in saved:
-            owner.buffers[local] = value
 
 
 @contextmanager
@@ -268,7 +249,7 @@ class TrainStep:
         model, optimizer = self.model, self.optimizer
         with (
             bound(model, params),
-            _buffers_bound(model, params),
+            buffers_bound(model, params),
             _threaded(optimizer, self.loss_fn, state),
         ):
             if self._classes is not None:
