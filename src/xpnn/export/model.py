@@ -7,7 +7,7 @@ arrays, each shared array once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -73,33 +73,22 @@ def _dtype_name(dtype: object) -> str:
     return name
 
 
-def _first_names(model: Module) -> dict[str, str]:
-    """Map every parameter name to the first name of its array.
+def _first_names(slots: Iterable[tuple[str, Module, str]]) -> dict[str, str]:
+    """Map every name of ``slots`` to the first name of its array.
 
-    A layer used twice holds one array under two names; the graph gets it
+    ``slots`` is ``model.parameter_slots()`` or ``model.buffer_slots()``. A
+    layer used twice holds one array under two names; the graph gets it
     once, under the first.
     """
     first: dict[tuple[int, str], str] = {}
-    return {
-        name: first.setdefault((id(owner), local), name)
-        for name, owner, local in model.parameter_slots()
-    }
-
-
-def _first_buffer_names(model: Module) -> dict[str, str]:
-    """Map every buffer name to the first name of its array, as :func:`_first_names`."""
-    first: dict[tuple[int, str], str] = {}
-    return {
-        name: first.setdefault((id(owner), local), name)
-        for name, owner, local in model.buffer_slots()
-    }
+    return {name: first.setdefault((id(owner), local), name) for name, owner, local in slots}
 
 
 def _host_parameters(model: Module, dtype: str | None) -> dict[str, np.ndarray]:
     """Return a host copy of each parameter array, by its first name."""
     host: dict[str, np.ndarray] = {}
     arrays = dict(model.named_parameters())
-    for name, first in _first_names(model).items():
+    for name, first in _first_names(model.parameter_slots()).items():
         if first in host:
             continue
         value = arrays[name]
@@ -122,7 +111,7 @@ def _host_buffers(model: Module, dtype: str | None) -> dict[str, np.ndarray]:
     """
     host: dict[str, np.ndarray] = {}
     arrays = dict(model.named_buffers())
-    for name, first in _first_buffer_names(model).items():
+    for name, first in _first_names(model.buffer_slots()).items():
         if first in host:
             continue
         value = arrays[name]

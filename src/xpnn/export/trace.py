@@ -18,7 +18,6 @@ from .batch import SIZES, symbolic_batch
 from .model import (
     _check_model,
     _dtype_name,
-    _first_buffer_names,
     _first_names,
     _host_buffers,
     _host_parameters,
@@ -76,8 +75,10 @@ def _record(
         name: ndx.argument(shape=value.shape, dtype=getattr(ndx, value.dtype.name))
         for name, value in arrays.items()
     }
-    params = {name: stand_ins[first] for name, first in _first_names(model).items()}
-    buffers = {name: stand_ins[first] for name, first in _first_buffer_names(model).items()}
+    params = {
+        name: stand_ins[first] for name, first in _first_names(model.parameter_slots()).items()
+    }
+    buffers = {name: stand_ins[first] for name, first in _first_names(model.buffer_slots()).items()}
     try:
         with bound(model, params), buffers_bound(model, buffers):
             y = model(x)
