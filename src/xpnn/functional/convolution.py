@@ -290,11 +290,6 @@ def check_conv_backward(
 # -- building blocks ----------------------------------------------------------
 
 
-def _index(ndim: int, axis: int, piece: slice) -> tuple[slice, ...]:
-    """Return a full index tuple: ``piece`` on ``axis``, everything elsewhere."""
-    return tuple(piece if a == axis else slice(None) for a in range(ndim))
-
-
 def _offsets(kernel: tuple[int, ...]) -> list[tuple[int, ...]]:
     """Every kernel offset, in C order (the order of ``weight``'s kernel axes)."""
     offsets: list[tuple[int, ...]] = [()]
