@@ -28,7 +28,7 @@ from ..functional.losses import check_label_values
 from ..layers import Module, forward_on_data
 from ..losses import BCEWithLogitsLoss, LabelLoss
 from .plan import epoch_plan
-from .sources import BatchSource, EagerSource, add
+from .sources import BatchSource, EagerSource, Inputs, add, first_input
 
 __all__ = [
     "SCHEDULER_INTERVALS",
@@ -142,10 +142,12 @@ def _correct(xp: Namespace, loss: Loss, prediction: Array, target: Array) -> Arr
 
 def open_source(
     xp: Namespace,
-    x: Array,
+    x: Inputs,
     y: Array,
     model: Module | None = None,
     optimizer: object | None = None,
+    *,
+    lengths_input: int | None = None,
 ) -> BatchSource:
     """Return the batch source for ``(x, y)``: the one place that tells backends apart.
 
@@ -153,7 +155,7 @@ def open_source(
     ----------
     xp : namespace
         The namespace of ``x`` and ``y``.
-    x : array of shape (n, ...)
+    x : array of shape (n, ...), or a tuple of them
         Inputs.
     y : array of shape (n, ...)
         Targets.
@@ -162,6 +164,9 @@ def open_source(
         steps; left out for evaluation.
     optimizer : object, optional
         Its optimizer.
+    lengths_input : int, optional
+        Which input of the tuple ``x`` holds the sequence lengths that cut
+        each batch (see :class:`~xpnn.training.sources.EagerSource`).
 
     Returns
     -------
@@ -170,12 +175,68 @@ def open_source(
         :class:`~xpnn.training.sources.EagerSource`.
     """
     # is_lazy first: it is cheap, and JAX, also lazy, trains like NumPy.
-    if is_lazy(x) and library_of(x) == "dask":
+    first = first_input(x)
+    if is_lazy(first) and library_of(first) == "dask":
+        if isinstance(x, tuple):
+            raise ValueError(
+                f"fit and evaluate take one input array on Dask, got a tuple of {len(x)}; "
+                "models of several inputs (such as sequences with their lengths) train on "
+                "eager backends and JAX"
+            )
         # Imported here: importing xpnn.training imports no Dask.
         from .dask_source import DaskSource
 
         return DaskSource(x, y, model, optimizer)
-    return EagerSource(xp, x, y)
+    return EagerSource(xp, x, y, lengths_input=lengths_input)
+
+
+def _inputs(x: Inputs, y: Array, lengths_input: int | None) -> tuple[tuple[Array, ...], Namespace]:
+    """Check the inputs of fit or evaluate; return them as a tuple, and their namespace."""
+    if isinstance(x, tuple):
+        if not x:
+            raise ValueError("x must be an array or a non-empty tuple of arrays, got ()")
+        named = {f"x[{i}]": a for i, a in enumerate(x)}
+    else:
+        named = {"x": x}
+    xp = array_namespace(**named, y=y)
+    inputs = tuple(named.values())
+    rows = [_rows(name, a) for name, a in named.items()]
+    if any(r != rows[0] for r in rows):
+        raise ValueError(f"the inputs of x must share their first axis (the rows), got {rows} rows")
+    if lengths_input is not None:
+        if isinstance(lengths_input, bool) or not isinstance(lengths_input, int):
+            raise TypeError(f"lengths_input must be an int or None, got {lengths_input!r}")
+        if not isinstance(x, tuple) or not 0 <= lengths_input < len(x):
+            count = len(x) if isinstance(x, tuple) else "no tuple"
+            raise ValueError(
+                f"lengths_input must name an input of the tuple x ({count}), got {lengths_input}"
+            )
+        lengths = x[lengths_input]
+        xp = array_namespace(lengths=lengths)
+        if lengths.ndim != 1 or not xp.isdtype(lengths.dtype, "integral"):
+            raise ValueError(
+                f"x[{lengths_input}] must hold the sequence lengths, an integer array (n,), got "
+                f"{lengths.dtype} of shape {tuple(lengths.shape)}"
+            )
+    return inputs, xp
+
+
+def _forward(model: Module, xb: Inputs) -> tuple[Any, Any]:
+    """Return ``model.forward(*inputs, input_grad=False)`` for a batch of data.
+
+    One array goes through :func:`~xpnn.layers.forward_on_data` (which also
+    serves a user's module that takes no ``input_grad``); several are the
+    arguments of a model that takes them, such as a sequence classifier's
+    ``forward(x, lengths, *, input_grad=True)``.
+    """
+    if isinstance(xb, tuple):
+        return model.forward(*xb, input_grad=False)
+    return forward_on_data(model, xb)
+
+
+def _predict(model: Module, xb: Inputs) -> Any:
+    """Return ``model(*inputs)``: the prediction alone, nothing kept for a backward pass."""
+    return model(*xb) if isinstance(xb, tuple) else model(xb)
 
 
 def _check_count(name: str, value: object, *, optional: bool = False) -> None:
@@ -187,7 +248,13 @@ def _check_count(name: str, value: object, *, optional: bool = False) -> None:
 
 
 def evaluate(
-    model: Module, loss: Loss, x: Array, y: Array, *, batch_size: int = 256
+    model: Module,
+    loss: Loss,
+    x: Inputs,
+    y: Array,
+    *,
+    batch_size: int = 256,
+    lengths_input: int | None = None,
 ) -> tuple[float, float | None]:
     """Return the mean loss and accuracy of ``model`` on ``(x, y)``, in eval mode.
 
@@ -197,13 +264,17 @@ def evaluate(
         The model; its training mode is restored afterwards.
     loss : callable
         ``loss(prediction, target) -> (value, grad)`` with mean reduction.
-    x : array of shape (n, ...)
-        Inputs.
+    x : array of shape (n, ...), or a tuple of them
+        Inputs; a tuple of arrays sharing their first axis is given to a
+        model of several inputs as ``model(*x)`` (not on Dask).
     y : array of shape (n, ...)
         Targets: integer class labels, binary targets, or values.
     batch_size : int, default 256
         Rows per forward pass. On Dask arrays the chunks of ``x`` are the
         forward passes instead, all in one computation.
+    lengths_input : int, optional
+        As for :func:`fit`: the input of the tuple ``x`` holding sequence
+        lengths, each forward pass cut to its longest sequence.
 
     Returns
     -------
@@ -212,14 +283,14 @@ def evaluate(
         ``None`` when ``y`` holds neither class labels nor binary targets.
     """
     _check_count("batch_size", batch_size)
-    xp = array_namespace(x=x, y=y)
-    rows = _rows("x", x)
-    source = open_source(xp, x, y)
+    inputs, xp = _inputs(x, y, lengths_input)
+    rows = _rows("x", inputs[0])
+    source = open_source(xp, x, y, lengths_input=lengths_input)
 
-    def score(xb: Array, yb: Array) -> tuple[Array, Array | None]:
-        prediction = model(xb)
+    def score(xb: Inputs, yb: Array) -> tuple[Array, Array | None]:
+        prediction = _predict(model, xb)
         value, _ = loss(prediction, yb)
-        return value * xb.shape[0], _correct(xp, loss, prediction, yb)
+        return value * yb.shape[0], _correct(xp, loss, prediction, yb)
 
     was_training = model.training
     model.eval()
@@ -313,7 +384,7 @@ def fit(
     model: Module,
     loss: Loss,
     optimizer: Optimizer,
-    x: Array,
+    x: Inputs,
     y: Array,
     *,
     epochs: int,
@@ -322,12 +393,13 @@ def fit(
     shuffle: bool = True,
     block_rows: int | None = None,
     interleave: int = 1,
-    validation_data: tuple[Array, Array] | None = None,
+    validation_data: tuple[Inputs, Array] | None = None,
     progress: bool | None = None,
     initial_epoch: int = 0,
     should_stop: Callable[[], bool] | None = None,
     scheduler: Scheduler | None = None,
     scheduler_interval: str = "step",
+    lengths_input: int | None = None,
 ) -> History:
     """Train ``model`` with mini-batches and return the per-epoch history.
 
@@ -341,8 +413,12 @@ def fit(
         such as :class:`xpnn.losses.CrossEntropyLoss`.
     optimizer : object
         With ``step()`` and ``zero_grad()``, such as :class:`xpnn.optim.SGD`.
-    x : array of shape (n, ...)
-        Training inputs, in the model's namespace and on its device.
+    x : array of shape (n, ...), or a tuple of them
+        Training inputs, in the model's namespace and on its device. A
+        tuple of arrays sharing their first axis (such as ``(features,
+        lengths)``) feeds a model of several inputs: each batch takes the
+        same rows of every one, and the model is called as
+        ``model.forward(*inputs, input_grad=False)``. Dask takes one array.
     y : array of shape (n, ...)
         Training targets.
     epochs : int
@@ -407,6 +483,16 @@ def fit(
         epochs x steps per epoch, ``ceil(rows / batch_size)``), or after
         each epoch, once its validation is done (as
         :class:`~xpnn.optim.CosineAnnealingLR` with ``T_max`` = epochs).
+    lengths_input : int, optional
+        For padded sequences: the position, in the tuple ``x``, of the
+        integer array ``(n,)`` of each row's valid steps. Every batch (of
+        training, and of ``validation_data``, which must then be a tuple
+        of the same layout) cuts the other inputs of two axes or more to
+        its longest sequence along axis 1, so that padding costs no more
+        than the batch needs. The lengths are read to the host once, when
+        training starts; no step reads anything back. The model must give
+        a row the same result whatever padding follows it (a recurrent
+        layer given ``lengths``, a masked mean).
 
     Returns
     -------
@@ -488,15 +574,15 @@ def fit(
         )
     per_step = scheduler if scheduler_interval == "step" else None
     per_epoch = scheduler if scheduler_interval == "epoch" else None
-    xp = array_namespace(x=x, y=y)
-    rows = _rows("x", x)
+    inputs, xp = _inputs(x, y, lengths_input)
+    rows = _rows("x", inputs[0])
     if _rows("y", y) != rows:
         raise ValueError(f"x and y must have the same number of rows, got {rows} and {y.shape[0]}")
     if rows == 0:
         raise ValueError(
-            f"fit needs at least one row of training data, got x of shape {tuple(x.shape)}"
+            f"fit needs at least one row of training data, got x of shape {tuple(inputs[0].shape)}"
         )
-    source = open_source(xp, x, y, model, optimizer)
+    source = open_source(xp, x, y, model, optimizer, lengths_input=lengths_input)
     if block_rows is None:
         block_rows = source.block_rows
     blocks = block_rows if block_rows is not None else max(rows, 1)
@@ -522,7 +608,7 @@ def fit(
             # to name its first bad step. (Dask's are graphs: not kept.)
             step_losses: list[Array] | None = [] if isinstance(source, EagerSource) else None
             for xb, yb in source.batches(windows, batch_size):
-                prediction, backward = forward_on_data(model, xb)
+                prediction, backward = _forward(model, xb)
                 if not labels_checked:
                     _check_labels_up_front(xp, loss, y, prediction)
                     labels_checked = True
@@ -536,7 +622,7 @@ def fit(
                 if step_losses is not None:
                     step_losses.append(value)
                 sums = (
-                    add(sums[0], value * xb.shape[0]),
+                    add(sums[0], value * yb.shape[0]),
                     add(sums[1], _correct(xp, loss, prediction, yb)),
                 )
                 sums = source.after_step(*sums)
@@ -553,7 +639,9 @@ def fit(
             history.loss.append(mean_loss)
             history.accuracy.append(total_correct / rows if total_correct is not None else None)
             if validation_data is not None:
-                val_loss, val_accuracy = evaluate(model, loss, *validation_data)
+                val_loss, val_accuracy = evaluate(
+                    model, loss, *validation_data, lengths_input=lengths_input
+                )
                 history.val_loss.append(val_loss)
                 history.val_accuracy.append(val_accuracy)
             history.seconds.append(time.perf_counter() - start)
