@@ -13,9 +13,12 @@ The conversions transpose; nothing is conjugated, complex weights included.
 
 Each parameter-free layer is one row of ``_PAIRS``: its torch and xpnn
 types, how to build each from the other, and what it checks of the torch
-module. The supported-types checks, the lookups in both directions and the
-messages that list what converts are all read from it; ``nn.Linear`` (with
-parameters) and ``nn.Sequential`` (with children) are handled apart. A row
+module. Each layer with parameters or buffers is one row of ``_STATEFUL``:
+the constructor settings each side reads from the other; its state moves
+through state dicts, which xpnn keeps in torch's names and layouts, so no
+parameter is copied by hand. The supported-types checks, the lookups in
+both directions and the messages that list what converts are all read from
+the two tables; ``nn.Sequential`` (with children) is handled apart. A row
 added there also belongs in the docstrings below and in
 ``docs/interop-torch.md``.
 """
@@ -254,25 +257,110 @@ _PAIRS = (
 _BY_TORCH = {pair.torch_type: pair for pair in _PAIRS}
 _BY_XPNN = {pair.xpnn_type: pair for pair in _PAIRS}
 
-_BATCH_NORMS: dict[type[nn.Module], type[BatchNorm1d | BatchNorm2d]] = {
-    nn.BatchNorm1d: BatchNorm1d,
-    nn.BatchNorm2d: BatchNorm2d,
-}
-_SUPPORTED_TYPES: tuple[type[nn.Module], ...] = (
-    nn.Linear,
-    nn.Sequential,
-    *_BATCH_NORMS,
-    *_BY_TORCH,
+# -- the layers with state ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Stateful:
+    """A torch layer with parameters or buffers, and its xpnn equal.
+
+    Both types are matched exactly. ``settings(module)`` gives the xpnn
+    constructor's keywords, ``torch_settings(layer)`` the torch
+    constructor's; each constructor also gets where its arrays go. The
+    state itself moves through state dicts, which xpnn keeps in torch's
+    names and layouts, so no row copies a parameter by hand. ``check`` is as
+    in :class:`_Pair`; ``build_torch(layer, device=, dtype=)`` replaces
+    ``torch_type(**torch_settings(layer), device=, dtype=)`` for a torch
+    module whose constructor takes no ``device``/``dtype``.
+    """
+
+    torch_type: type[nn.Module]
+    xpnn_type: type[Module]
+    settings: Callable[[Any], dict[str, Any]]
+    torch_settings: Callable[[Any], dict[str, Any]]
+    check: Callable[[Any, str], None] | None = None
+    build_torch: Callable[..., nn.Module] | None = None
+
+    @property
+    def torch_name(self) -> str:
+        return f"nn.{self.torch_type.__name__}"
+
+
+def _check_padding_mode(module: nn.Conv1d | nn.Conv2d, path: str) -> None:
+    if module.padding_mode != "zeros":
+        raise ValueError(
+            f"{type(module).__name__}(padding_mode={module.padding_mode!r}){_where(path)} has "
+            "no xpnn equal: xpnn's convolutions pad with zeros only"
+        )
+
+
+def _conv_settings(module: nn.Conv1d | nn.Conv2d) -> dict[str, Any]:
+    return {
+        "in_channels": module.in_channels,
+        "out_channels": module.out_channels,
+        "kernel_size": module.kernel_size,
+        "stride": module.stride,
+        "padding": module.padding,
+        "dilation": module.dilation,
+        "groups": module.groups,
+        "bias": module.bias is not None,
+    }
+
+
+def _conv_torch_settings(layer: Conv1d | Conv2d) -> dict[str, Any]:
+    return {
+        "in_channels": layer.in_channels,
+        "out_channels": layer.out_channels,
+        "kernel_size": layer.kernel_size,
+        "stride": layer.stride,
+        "padding": layer.padding,
+        "dilation": layer.dilation,
+        "groups": layer.groups,
+        "bias": "bias" in layer.params,
+    }
+
+
+def _batch_norm_settings(layer: Any) -> dict[str, Any]:
+    # The same five attributes, under the same names, on both sides.
+    return {
+        "num_features": layer.num_features,
+        "eps": layer.eps,
+        "momentum": layer.momentum,
+        "affine": layer.affine,
+        "track_running_stats": layer.track_running_stats,
+    }
+
+
+_STATEFUL = (
+    _Stateful(
+        nn.Linear,
+        Linear,
+        lambda m: {
+            "in_features": m.in_features,
+            "out_features": m.out_features,
+            "bias": m.bias is not None,
+        },
+        lambda layer: {
+            "in_features": layer.in_features,
+            "out_features": layer.out_features,
+            "bias": "bias" in layer.params,
+        },
+    ),
+    _Stateful(nn.Conv1d, Conv1d, _conv_settings, _conv_torch_settings, _check_padding_mode),
+    _Stateful(nn.Conv2d, Conv2d, _conv_settings, _conv_torch_settings, _check_padding_mode),
+    _Stateful(nn.BatchNorm1d, BatchNorm1d, _batch_norm_settings, _batch_norm_settings),
+    _Stateful(nn.BatchNorm2d, BatchNorm2d, _batch_norm_settings, _batch_norm_settings),
 )
+_STATEFUL_BY_TORCH = {row.torch_type: row for row in _STATEFUL}
+_STATEFUL_BY_XPNN = {row.xpnn_type: row for row in _STATEFUL}
+
+_SUPPORTED_TYPES: tuple[type[nn.Module], ...] = (nn.Sequential, *_STATEFUL_BY_TORCH, *_BY_TORCH)
 _SUPPORTED_NAMES = [
-    "nn.Linear",
+    _STATEFUL[0].torch_name,
     "nn.Sequential",
-    "nn.BatchNorm1d",
-    "nn.BatchNorm2d",
+    *(row.torch_name for row in _STATEFUL[1:]),
     *(pair.torch_name for pair in _PAIRS),
 ]
-_SUPPORTED_TYPES += (nn.Conv1d, nn.Conv2d)
-_SUPPORTED_NAMES[2:2] = ["nn.Conv1d", "nn.Conv2d"]
 _SUPPORTED = f"{', '.join(_SUPPORTED_NAMES[:-1])} and {_SUPPORTED_NAMES[-1]}"
 
 
@@ -286,15 +374,15 @@ def _check_torch(module: nn.Module, path: str, dtype: DType | str | None) -> Non
     parameters into the base layer would silently compute something else.
     """
     kind = type(module)
-    if kind in _CONVS:
-        _check_conv_torch(module, path, dtype)
-        return
     if kind is nn.Sequential:
         for name, child in module.named_children():
             _check_torch(child, f"{path}.{name}" if path else name, dtype)
         return
-    if kind is nn.Linear or kind in _BATCH_NORMS:
-        for local, param in module.named_parameters(recurse=False):
+    row = _STATEFUL_BY_TORCH.get(kind)
+    if row is not None:
+        if row.check is not None:
+            row.check(module, path)
+        for local, param in module.named_parameters():
             if param.dtype not in _STANDARD_DTYPES and dtype is None:
                 name = f"{path}.{local}" if path else local
                 raise TypeError(
@@ -319,161 +407,51 @@ def _check_torch(module: nn.Module, path: str, dtype: DType | str | None) -> Non
     )
 
 
-def _given(value: Array) -> Callable[..., Array]:
-    """Return an initialiser that hands ``Linear`` an array made beforehand."""
-
-    def init(shape: tuple[int, ...], **_: object) -> Array:
-        return value
-
-    return init
+def _dtype_name(name: str, value: Array) -> str:
+    return dtype_name(array_namespace(**{name: value}), value.dtype)
 
 
-def _linear_from_torch(
-    module: nn.Linear, xp: object | None, device: Device | str | None, dtype: DType | str | None
-) -> Linear:
-    # Copied first, in xpnn's layout and contiguous; Module.to then moves
-    # the copies, and returns them as they are when nothing has to move.
-    weight = module.weight.detach().t().clone(memory_format=torch.contiguous_format)
-    bias = module.bias.detach().clone() if module.bias is not None else None
-    if dtype is not None and weight.dtype not in _STANDARD_DTYPES:
-        # float16 and bfloat16 fit float32 exactly: no rounding on the way
-        # to the dtype asked for.
-        weight = weight.to(torch.float32)
-        bias = bias.to(torch.float32) if bias is not None else None
-    layer = Linear(
-        module.in_features,
-        module.out_features,
-        bias=bias is not None,
-        xp=torch,
-        device=weight.device,
-        dtype=weight.dtype,
-        weight_init=_given(weight),
-        bias_init=_given(bias),
-    )
-    return layer.to(xp, device, dtype)
+def _is_floating(value: torch.Tensor) -> bool:
+    return value.dtype.is_floating_point or value.dtype.is_complex
 
 
-def _batch_norm_from_torch(
-    module: nn.BatchNorm1d | nn.BatchNorm2d,
+def _stateful_from_torch(
+    row: _Stateful,
+    module: nn.Module,
     xp: object | None,
     device: Device | str | None,
     dtype: DType | str | None,
 ) -> Module:
-    # Built in torch where the module's arrays are, loaded from its state
-    # dict (copies: running statistics and num_batches_tracked included),
-    # then moved as Module.to moves.
+    # Built in torch where the module's arrays are and loaded from its state
+    # dict (copies, buffers included), then moved as Module.to moves: the
+    # copies are returned as they are when nothing has to move.
     state = {name: value.detach() for name, value in module.state_dict().items()}
-    floats = [value for value in state.values() if value.is_floating_point()]
-    if dtype is not None and floats and floats[0].dtype not in _STANDARD_DTYPES:
-        # float16 and bfloat16 fit float32 exactly, as for nn.Linear.
-        floats = [value.to(torch.float32) for value in floats]
-    layer = _BATCH_NORMS[type(module)](
-        module.num_features,
-        module.eps,
-        module.momentum,
-        module.affine,
-        module.track_running_stats,
-        xp=torch,
-        device=floats[0].device if floats else None,
-        dtype=floats[0].dtype if floats else None,
-    )
+    if dtype is not None:
+        # float16 and bfloat16 fit float32 exactly: no rounding on the way
+        # to the dtype asked for.
+        state = {
+            name: value.to(torch.float32)
+            if _is_floating(value) and value.dtype not in _STANDARD_DTYPES
+            else value
+            for name, value in state.items()
+        }
+    floats = [value for value in state.values() if _is_floating(value)]
+    place = {"device": floats[0].device, "dtype": floats[0].dtype} if floats else {}
+    build: Callable[..., Module] = row.xpnn_type  # every stateful layer takes xp=, device=, dtype=
+    layer = build(**row.settings(module), xp=torch, **place)
     layer.load_state_dict(state)
     return layer.to(xp, device, dtype)
-
-
-# -- convolutions: weights in torch's layout, copied as they are ---------------
-
-_CONVS: dict[type[nn.Module], type[Conv1d | Conv2d]] = {nn.Conv1d: Conv1d, nn.Conv2d: Conv2d}
-
-
-def _check_conv_torch(module: Any, path: str, dtype: DType | str | None) -> None:
-    if module.padding_mode != "zeros":
-        raise ValueError(
-            f"{type(module).__name__}(padding_mode={module.padding_mode!r}){_where(path)} has "
-            "no xpnn equal: xpnn's convolutions pad with zeros only"
-        )
-    for local, param in module.named_parameters(recurse=False):
-        if param.dtype not in _STANDARD_DTYPES and dtype is None:
-            name = f"{path}.{local}" if path else local
-            raise TypeError(
-                f"parameter {name!r} is {param.dtype}, which xpnn does not support; pass dtype= "
-                "(for example dtype='float32') or convert the module first with module.float()"
-            )
-
-
-def _conv_from_torch(
-    module: Any, xp: object | None, device: Device | str | None, dtype: DType | str | None
-) -> Module:
-    weight = module.weight.detach().clone(memory_format=torch.contiguous_format)
-    bias = module.bias.detach().clone() if module.bias is not None else None
-    if dtype is not None and weight.dtype not in _STANDARD_DTYPES:
-        weight = weight.to(torch.float32)
-        bias = bias.to(torch.float32) if bias is not None else None
-    layer = _CONVS[type(module)](
-        module.in_channels,
-        module.out_channels,
-        module.kernel_size,
-        module.stride,
-        module.padding,
-        module.dilation,
-        module.groups,
-        bias is not None,
-        xp=torch,
-        device=weight.device,
-        dtype=weight.dtype,
-        weight_init=_given(weight),
-        bias_init=_given(bias),
-    )
-    return layer.to(xp, device, dtype)
-
-
-def _conv_to_torch(
-    layer: Conv1d | Conv2d, path: str, device: torch.device | None, dtype: torch.dtype | str | None
-) -> nn.Module:
-    prefix = f"{path}." if path else ""
-    places = {
-        local: _torch_place(prefix + local, value, device, dtype)
-        for local, value in layer.params.items()
-    }
-    where, kind = places["weight"]
-    if any(place != (where, kind) for place in places.values()):
-        raise ValueError(
-            f"the weight and bias of the {type(layer).__name__}{_where(path)} would land on "
-            f"{', '.join(f'{d} as {t}' for d, t in places.values())}; pass device= and dtype= "
-            "to put them in one place"
-        )
-    kinds: dict[type[Module], Any] = {Conv1d: nn.Conv1d, Conv2d: nn.Conv2d}
-    meta: nn.Module = kinds[type(layer)](
-        layer.in_channels,
-        layer.out_channels,
-        layer.kernel_size,
-        stride=layer.stride,
-        padding=layer.padding,
-        dilation=layer.dilation,
-        groups=layer.groups,
-        bias="bias" in layer.params,
-        device="meta",
-        dtype=kind,
-    )
-    twin = meta.to_empty(device=where)
-    target = resolve_namespace(torch)
-    for local, value in layer.params.items():
-        twin.get_parameter(local).copy_(transfer(value, xp=target, device=where, dtype=kind))
-    return twin
 
 
 def _from_torch(
     module: nn.Module, xp: object | None, device: Device | str | None, dtype: DType | str | None
 ) -> Module:
     layer: Module
+    row = _STATEFUL_BY_TORCH.get(type(module))
     if isinstance(module, nn.Sequential):
         layer = Sequential(*(_from_torch(child, xp, device, dtype) for child in module))
-    elif type(module) in _CONVS:
-        layer = _conv_from_torch(module, xp, device, dtype)
-    elif isinstance(module, nn.Linear):
-        layer = _linear_from_torch(module, xp, device, dtype)
-    elif isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):  # exact types: checked
-        layer = _batch_norm_from_torch(module, xp, device, dtype)
+    elif row is not None:
+        layer = _stateful_from_torch(row, module, xp, device, dtype)
     else:  # _check_torch let only the exact types of _PAIRS through
         layer = _BY_TORCH[type(module)].to_xpnn(module)
     layer.training = module.training
@@ -573,17 +551,16 @@ def from_torch(
 
 def _check_xpnn(model: Module, path: str) -> None:
     kind = type(model)
-    if kind in (Conv1d, Conv2d):
-        return
     if kind is Sequential:
         for name, child in model.named_children():
             _check_xpnn(child, f"{path}.{name}" if path else name)
         return
-    if kind is Linear or kind in _BY_XPNN or kind in (BatchNorm1d, BatchNorm2d):
+    if kind in _STATEFUL_BY_XPNN or kind in _BY_XPNN:
         return
     raise TypeError(
         f"to_torch cannot convert {describe_type(model)}{_where(path)}; it converts xpnn's "
-        f"Linear, Sequential, {', '.join(cls.__name__ for cls in _BY_XPNN)} "
+        f"{', '.join(row.xpnn_type.__name__ for row in _STATEFUL)}, Sequential, "
+        f"{', '.join(cls.__name__ for cls in _BY_XPNN)} "
         "(exact types: a subclass may compute something else)"
     )
 
@@ -607,75 +584,51 @@ def _torch_place(
     return where, resolve_dtype(target, wanted, where)
 
 
-def _linear_to_torch(
-    layer: Linear, path: str, device: torch.device | None, dtype: torch.dtype | str | None
-) -> nn.Linear:
-    prefix = f"{path}." if path else ""
-    places = {
-        local: _torch_place(prefix + local, value, device, dtype)
-        for local, value in layer.params.items()
-    }
-    where, kind = places["weight"]
-    if any(place != (where, kind) for place in places.values()):
-        raise ValueError(
-            f"the weight and bias of the Linear{_where(path)} would land on "
-            f"{', '.join(f'{d} as {t}' for d, t in places.values())}, and nn.Linear needs them "
-            "together; pass device= and dtype= to put them in one place"
-        )
-    # Made on the meta device, then given memory: no random draw to
-    # overwrite, and torch's global generator is left as the caller had it.
-    meta = nn.Linear(
-        layer.in_features,
-        layer.out_features,
-        bias="bias" in layer.params,
-        device="meta",
-        dtype=kind,
-    )
-    twin = meta.to_empty(device=where)
-    target = resolve_namespace(torch)
-    for local, value in layer.params.items():
-        moved = transfer(value, xp=target, device=where, dtype=kind)
-        twin_param = twin.get_parameter(local)
-        # copy_ always copies, even when transfer had nothing to move.
-        twin_param.copy_(moved.T if local == "weight" else moved)
-    return twin
-
-
-def _batch_norm_to_torch(
-    layer: BatchNorm1d | BatchNorm2d,
+def _stateful_to_torch(
+    row: _Stateful,
+    layer: Module,
     path: str,
     device: torch.device | None,
     dtype: torch.dtype | str | None,
 ) -> nn.Module:
-    # Placed by the first floating array, as Module.to places; the buffers
-    # (num_batches_tracked an int64) go in through load_state_dict, copied.
-    arrays = {**layer.params, **layer.buffers}
-    floats = [(name, value) for name, value in layer.params.items()] + [
-        (name, value) for name, value in layer.buffers.items() if name != "num_batches_tracked"
-    ]
-    where, kind = None, None
-    if floats:
-        first, value = floats[0]
-        where, kind = _torch_place(f"{path}.{first}" if path else first, value, device, dtype)
-    twin = (nn.BatchNorm1d if isinstance(layer, BatchNorm1d) else nn.BatchNorm2d)(
-        layer.num_features,
-        layer.eps,
-        layer.momentum,
-        layer.affine,
-        layer.track_running_stats,
-        device=where,
-        dtype=kind,
-    )
+    prefix = f"{path}." if path else ""
+    state = layer.state_dict()
+    # Integer buffers (a batch norm's step count) keep their dtype; the
+    # floating arrays take ``dtype`` and must land in one place, since a
+    # torch module holds its parameters together.
+    floating = {
+        name: _torch_place(prefix + name, value, device, dtype)
+        for name, value in state.items()
+        if array_namespace(**{name: value}).isdtype(
+            value.dtype, ("real floating", "complex floating")
+        )
+    }
+    distinct = list(dict.fromkeys(floating.values()))
+    if len(distinct) > 1:
+        raise ValueError(
+            f"the parameters of the {type(layer).__name__}{_where(path)} would land on "
+            f"{', '.join(f'{d} as {t}' for d, t in distinct)}, and a torch module needs them "
+            "together; pass device= and dtype= to put them in one place"
+        )
+    where, kind = distinct[0] if distinct else (device, None)
+    # Made on the meta device, then given memory: no random draw to
+    # overwrite, and torch's global generator is left as the caller had it.
+    if row.build_torch is not None:
+        meta = row.build_torch(layer, device="meta", dtype=kind)
+    else:
+        meta = row.torch_type(**row.torch_settings(layer), device="meta", dtype=kind)
+    twin = meta.to_empty(device=where if where is not None else "cpu")
     target = resolve_namespace(torch)
+    # load_state_dict copies, even where transfer had nothing to move.
     twin.load_state_dict(
         {
             name: transfer(
                 value,
                 xp=target,
                 device=where,
-                dtype=torch.int64 if name == "num_batches_tracked" else kind,
+                dtype=kind if name in floating else getattr(torch, _dtype_name(name, value)),
             )
-            for name, value in arrays.items()
+            for name, value in state.items()
         }
     )
     return twin
@@ -685,6 +638,7 @@ def _to_torch(
     model: Module, path: str, device: torch.device | None, dtype: torch.dtype | str | None
 ) -> nn.Module:
     twin: nn.Module
+    row = _STATEFUL_BY_XPNN.get(type(model))
     if isinstance(model, Sequential):
         twin = nn.Sequential(
             *(
@@ -692,12 +646,8 @@ def _to_torch(
                 for name, child in model.named_children()
             )
         )
-    elif isinstance(model, (Conv1d, Conv2d)):
-        twin = _conv_to_torch(model, path, device, dtype)
-    elif isinstance(model, Linear):
-        twin = _linear_to_torch(model, path, device, dtype)
-    elif isinstance(model, BatchNorm1d | BatchNorm2d):
-        twin = _batch_norm_to_torch(model, path, device, dtype)
+    elif row is not None:
+        twin = _stateful_to_torch(row, model, path, device, dtype)
     else:  # _check_xpnn let only the exact types of _PAIRS through
         twin = _BY_XPNN[type(model)].to_torch(model)
     twin.training = model.training
