@@ -34,6 +34,7 @@ from .activations import (
     tanh_backward,
 )
 from .convolution import conv1d, conv1d_backward, conv2d, conv2d_backward
+from .layer_norm import layer_norm, layer_norm_backward, rms_norm, rms_norm_backward
 from .linear import linear, linear_backward
 from .losses import (
     binary_cross_entropy,
@@ -45,6 +46,7 @@ from .losses import (
     smooth_l1_loss,
     softmax_cross_entropy,
 )
+from .masks import masked_mean, masked_mean_backward, padding_mask
 from .normalization import batch_norm, batch_norm_backward
 from .pooling import (
     adaptive_avg_pool1d,
@@ -89,12 +91,16 @@ __all__ = [
     "identity_backward",
     "kl_div",
     "l1_loss",
+    "layer_norm",
+    "layer_norm_backward",
     "leaky_relu",
     "leaky_relu_backward",
     "linear",
     "linear_backward",
     "log_softmax",
     "log_softmax_backward",
+    "masked_mean",
+    "masked_mean_backward",
     "max_pool1d",
     "max_pool1d_backward",
     "max_pool2d",
@@ -102,8 +108,11 @@ __all__ = [
     "mish",
     "mish_backward",
     "mse_loss",
+    "padding_mask",
     "relu",
     "relu_backward",
+    "rms_norm",
+    "rms_norm_backward",
     "sigmoid",
     "sigmoid_backward",
     "silu",

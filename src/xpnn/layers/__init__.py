@@ -20,6 +20,7 @@ from .activations import (
 from .convolution import Conv1d, Conv2d
 from .dropout import Dropout
 from .edges import edge_features
+from .layer_norm import LayerNorm, RMSNorm
 from .linear import Linear
 from .normalization import BatchNorm1d, BatchNorm2d
 from .pooling import (
@@ -50,6 +51,7 @@ __all__ = [
     "Flatten",
     "Hardtanh",
     "Identity",
+    "LayerNorm",
     "LeakyReLU",
     "Linear",
     "LogSoftmax",
@@ -57,6 +59,7 @@ __all__ = [
     "MaxPool2d",
     "Mish",
     "Module",
+    "RMSNorm",
     "ReLU",
     "Sequential",
     "SiLU",

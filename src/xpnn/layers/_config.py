@@ -24,6 +24,7 @@ from .activations import (
 )
 from .convolution import Conv1d, Conv2d
 from .dropout import Dropout
+from .layer_norm import LayerNorm, RMSNorm
 from .linear import Linear
 from .normalization import BatchNorm1d, BatchNorm2d
 from .pooling import (
@@ -71,6 +72,8 @@ LAYERS: dict[str, type[Module]] = {
         Unflatten,
         BatchNorm1d,
         BatchNorm2d,
+        LayerNorm,
+        RMSNorm,
     )
 }
 
