@@ -263,13 +263,13 @@ def average_heads(weights: Array) -> Array:
 
 
 def average_heads_backward(dy: Array, num_heads: int) -> Array:
-    """Return the gradient of :func:`average_heads`'s input, (N, 1, L, S): it broadcasts over heads."""
+    """Return the gradient of :func:`average_heads`'s input: (N, 1, L, S), broadcast over heads."""
     xp = array_namespace(dy=dy)
     return xp.expand_dims(dy, axis=1) / num_heads
 
 
 def _additive(xp: Namespace, mask: Array, dtype: DType, zero: Array, hidden: Array) -> Array:
-    """A boolean mask (True hides) as 0/-inf; a floating one cast to ``dtype``."""
+    """Turn a boolean mask (True hides) into 0/-inf; cast a floating one to ``dtype``."""
     if xp.isdtype(mask.dtype, "bool"):
         return xp.where(mask, hidden, zero)
     return mask if mask.dtype == dtype else xp.astype(mask, dtype)
