@@ -33,6 +33,14 @@ from .activations import (
     tanh,
     tanh_backward,
 )
+from .attention import (
+    merge_heads,
+    merge_heads_backward,
+    scaled_dot_product_attention,
+    scaled_dot_product_attention_backward,
+    split_heads,
+    split_heads_backward,
+)
 from .convolution import conv1d, conv1d_backward, conv2d, conv2d_backward
 from .layer_norm import layer_norm, layer_norm_backward, rms_norm, rms_norm_backward
 from .linear import linear, linear_backward
@@ -105,6 +113,8 @@ __all__ = [
     "max_pool1d_backward",
     "max_pool2d",
     "max_pool2d_backward",
+    "merge_heads",
+    "merge_heads_backward",
     "mish",
     "mish_backward",
     "mse_loss",
@@ -113,6 +123,8 @@ __all__ = [
     "relu_backward",
     "rms_norm",
     "rms_norm_backward",
+    "scaled_dot_product_attention",
+    "scaled_dot_product_attention_backward",
     "sigmoid",
     "sigmoid_backward",
     "silu",
@@ -123,6 +135,8 @@ __all__ = [
     "softmax_cross_entropy",
     "softplus",
     "softplus_backward",
+    "split_heads",
+    "split_heads_backward",
     "tanh",
     "tanh_backward",
 ]
