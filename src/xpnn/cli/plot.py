@@ -2,7 +2,8 @@
 
 ``curves.png`` (the learning curves) for every task; for classification,
 ``confusion.png`` (the confusion matrix of the test split) and
-``mistakes.png`` (the test images the model got most confidently wrong).
+``mistakes.png`` (the test images the model got most confidently wrong;
+for sequences, heat maps of their features over time).
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ class Predictions:
         The inputs, for the pictures of mistakes.
     image_shape : tuple of int or None
         ``(channels, height, width)`` of one input; None for inputs that are
-        no images (then ``mistakes.png`` is not drawn).
+        no images (then ``mistakes.png`` is not drawn, unless they are
+        sequences).
+    lengths : numpy.ndarray of shape (n,), optional
+        For sequences, ``images`` of shape ``(n, steps, features)``: each
+        one's valid steps; ``mistakes.png`` draws its features over them.
     """
 
     def __init__(
@@ -43,12 +48,14 @@ class Predictions:
         probabilities: np.ndarray,
         images: np.ndarray,
         image_shape: tuple[int, ...] | None,
+        lengths: np.ndarray | None = None,
     ) -> None:
         self.labels = labels
         self.probabilities = probabilities
         self.predicted = np.argmax(probabilities, axis=1)
         self.images = images
         self.image_shape = image_shape
+        self.lengths = lengths
 
     @property
     def classes(self) -> int:
@@ -166,13 +173,16 @@ def plot_mistakes(predictions: Predictions, path: Path) -> bool:
     """
     shape = predictions.image_shape
     wrong = np.flatnonzero(predictions.predicted != predictions.labels)
-    if shape is None or wrong.size == 0:
+    if (shape is None and predictions.lengths is None) or wrong.size == 0:
         return False
     plt = _pyplot(path)
     if plt is None:
         return False
     confidence = predictions.probabilities[wrong, predictions.predicted[wrong]]
     shown = wrong[np.argsort(-confidence, kind="stable")][:MISTAKES_SHOWN]
+    if shape is None:
+        _sequence_mistakes(plt, predictions, shown, wrong.size, path)
+        return True
     columns = min(8, shown.size)
     rows = -(-shown.size // columns)
     figure, grid = plt.subplots(rows, columns, figsize=(1.6 * columns, 2.3 * rows), squeeze=False)
@@ -193,3 +203,55 @@ def plot_mistakes(predictions: Predictions, path: Path) -> bool:
     figure.tight_layout()
     _save(plt, figure, path)
     return True
+
+
+#: The most misclassified sequences ``mistakes.png`` shows.
+SEQUENCES_SHOWN = 8
+
+
+def _sequence_mistakes(
+    plt: Any, predictions: Predictions, worst: np.ndarray, wrong: int, path: Path
+) -> None:
+    """Draw the features of the worst sequences over time, one heat map each.
+
+    Each map has the steps across and the features (MFCCs, for speech) up,
+    its valid steps only, on one colour scale for all, so that maps compare.
+    """
+    from matplotlib.ticker import MaxNLocator as integer_ticks
+
+    assert predictions.lengths is not None
+    shown = worst[:SEQUENCES_SHOWN]
+    columns = min(4, shown.size)
+    rows = -(-shown.size // columns)
+    figure, grid = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.6 * rows), squeeze=False)
+    for axes in grid.flat:
+        axes.axis("off")
+    steps = [predictions.images[i, : predictions.lengths[i]] for i in shown]
+    # Standardised features: a symmetric scale that clips the rare extremes.
+    limit = float(np.percentile(np.abs(np.concatenate(steps)), 99)) or 1.0
+    image = None
+    for axes, index, frames in zip(grid.flat, shown, steps, strict=False):
+        axes.axis("on")
+        image = axes.imshow(
+            frames.T,
+            origin="lower",
+            aspect="auto",
+            cmap="coolwarm",
+            vmin=-limit,
+            vmax=limit,
+            interpolation="nearest",
+        )
+        predicted = predictions.predicted[index]
+        probability = predictions.probabilities[index, predicted]
+        axes.set_title(
+            f"true {predictions.labels[index]}, said {predicted} ({probability:.0%})", fontsize=9
+        )
+        axes.set_xlabel("frame", fontsize=8)
+        axes.set_ylabel("coefficient", fontsize=8)
+        axes.tick_params(labelsize=7)
+        axes.xaxis.set_major_locator(integer_ticks(integer=True))
+    figure.suptitle(f"the {shown.size} test sequences classified worst, of {wrong} wrong")
+    figure.tight_layout()
+    if image is not None:
+        figure.colorbar(image, ax=grid.ravel().tolist(), shrink=0.8, label="standardised value")
+    _save(plt, figure, path)

@@ -32,9 +32,9 @@ from ..testing import to_numpy
 from ..training import DivergedError, History, evaluate, fit
 from . import cluster
 from .backends import Choice, SelectionError, choose, to_device
-from .data import Dataset, digits, mnist_shifted
+from .data import Dataset, digits, mnist_shifted, spoken_digits
 from .interrupt import StopRequest
-from .models import cnn, mlp
+from .models import SEQUENCE_MODELS, SequenceClassifier, cnn, mlp, sequence_model
 from .plot import Predictions
 from .resume import history_of, joined, restore, resume_settings
 from .run_files import prepare_output, read_run, write_outputs
@@ -88,6 +88,11 @@ def run(args: argparse.Namespace) -> int:
         resume_settings(args, previous)
     else:
         apply_task_defaults(args)
+    if args.task in SEQUENCE_TASKS and args.backend == "dask":
+        raise SelectionError(
+            f"--task {args.task} trains on sequences with their lengths, two inputs, which "
+            "the Dask backend does not take; choose another --backend"
+        )
     choice = choose(args.backend, args.device, args.dtype)
     cluster.check_options(choice.backend, args.scheduler, args.workers, args.threads)
     prepare_output(args.output, resume=previous is not None, force=getattr(args, "force", False))
@@ -100,10 +105,12 @@ def run(args: argparse.Namespace) -> int:
 
 #: The data sets of ``--task``, by name. MNIST trains on each training image
 #: and a shifted copy of it (:func:`~xpnn.cli.data.with_shifted_copy`).
-TASKS = {"digits": digits, "mnist": mnist_shifted}
+TASKS = {"digits": digits, "mnist": mnist_shifted, "spoken-digits": spoken_digits}
+#: The tasks whose samples are sequences, for the sequence models only.
+SEQUENCE_TASKS = frozenset({"spoken-digits"})
 #: The models of ``--model``; the default depends on the task (:data:`DEFAULT_MODELS`).
-MODELS = ("mlp", "cnn", "cnn-bn")
-DEFAULT_MODELS = {"digits": "mlp", "mnist": "cnn-bn"}
+MODELS = ("mlp", "cnn", "cnn-bn", *SEQUENCE_MODELS)
+DEFAULT_MODELS = {"digits": "mlp", "mnist": "cnn-bn", "spoken-digits": "conv"}
 #: The settings whose default depends on the task, where it is not the parser's.
 #: For MNIST, chosen by measurement: batch norm, a 1cycle schedule and the
 #: shifted copies take the CNN past 98% test accuracy in eight epochs, where
@@ -137,9 +144,20 @@ def build_model(args: argparse.Namespace, choice: Choice, data: Dataset) -> Modu
     Raises
     ------
     SelectionError
-        For a convolutional model on data that are no images.
+        For a convolutional model on data that are no images, or a model
+        of sequences on data that are none, and the reverse.
     """
     name = model_name(args)
+    sequences = data.lengths_train is not None
+    if (name in SEQUENCE_MODELS) != sequences:
+        wanted = ", ".join(SEQUENCE_MODELS) if sequences else "mlp, cnn, cnn-bn"
+        raise SelectionError(
+            f"--model {name} does not fit --task {args.task}, whose models are {wanted}"
+        )
+    if sequences:
+        return sequence_model(
+            name, choice, data.features, data.classes, args.hidden, seed=args.seed
+        )
     if name == "mlp":
         return mlp(choice, data.features, data.classes, hidden=args.hidden, seed=args.seed)
     if data.image_shape is None:
@@ -240,14 +258,26 @@ def _train(
     request: StopRequest,
 ) -> int:
     data = load_data(args)
-    train_data = to_device(choice, data.x_train), to_device(choice, data.y_train, integral=True)
-    test_data = to_device(choice, data.x_test), to_device(choice, data.y_test, integral=True)
+    train_data = (
+        _inputs(choice, data.x_train, data.lengths_train),
+        to_device(choice, data.y_train, integral=True),
+    )
+    test_data = (
+        _inputs(choice, data.x_test, data.lengths_test),
+        to_device(choice, data.y_test, integral=True),
+    )
+    # Sequences come with their lengths, the second input: each batch is cut
+    # to its longest sequence.
+    lengths_input = None if data.lengths_train is None else 1
     if on is not None:
         # The data live on the workers from here on, sent once.
         train_data, test_data = cluster.persist(*train_data), cluster.persist(*test_data)
     model = build_model(args, choice, data)
     loss = CrossEntropyLoss()
-    optimizer = make_optimizer(args.optimizer, model, args.lr)
+    # What the optimizer steps and the checkpoint holds: a sequence
+    # classifier's layers (xpnn.cli.models.SequenceClassifier), else the model.
+    layers = model.body if isinstance(model, SequenceClassifier) else model
+    optimizer = make_optimizer(args.optimizer, layers, args.lr)
     steps_per_epoch = math.ceil(data.x_train.shape[0] / args.batch_size)
     scheduler, interval = make_scheduler(
         args.schedule, optimizer, args.lr, args.epochs, steps_per_epoch
@@ -255,7 +285,7 @@ def _train(
     history, done, seconds_before = History(), 0, 0.0
     if previous is not None:
         checkpoint = args.output / "model.safetensors"
-        restore(checkpoint, choice, model, optimizer, scheduler)
+        restore(checkpoint, choice, layers, optimizer, scheduler)
         history = history_of(previous)
         done, seconds_before = int(previous["epochs_done"]), float(previous["seconds"])
         print(f"resuming the run in {args.output} after epoch {done} of {args.epochs}")
@@ -285,6 +315,7 @@ def _train(
                 should_stop=request.requested,
                 scheduler=scheduler,
                 scheduler_interval=interval,
+                lengths_input=lengths_input,
             )
     except DivergedError as exc:
         print(
@@ -296,7 +327,7 @@ def _train(
     history = joined(history, new)
     done = len(history.loss)
     complete = done == args.epochs
-    test_loss, test_accuracy = evaluate(model, loss, *test_data)
+    test_loss, test_accuracy = evaluate(model, loss, *test_data, lengths_input=lengths_input)
     # Integer labels always give an accuracy.
     assert test_accuracy is not None
     rows = data.x_test.shape[0]
@@ -333,7 +364,7 @@ def _train(
     write_outputs(
         args.output,
         metrics,
-        model,
+        layers,
         optimizer,
         history,
         scheduler=scheduler,
@@ -354,9 +385,17 @@ def _schedule_note(schedule: str) -> str:
     return "" if schedule == "none" else f" with a {schedule} schedule"
 
 
+def _inputs(choice: Choice, x: np.ndarray, lengths: np.ndarray | None) -> Any:
+    """Return ``x`` on the run's device, with ``lengths`` as a second input where given."""
+    if lengths is None:
+        return to_device(choice, x)
+    return to_device(choice, x), to_device(choice, lengths, integral=True)
+
+
 def _predictions(model: Module, data: Dataset, x_test: Any) -> Predictions:
     """Return the test split's labels and the model's softmax probabilities, on the host."""
-    logits = to_numpy(model(x_test)).astype(np.float64)
+    inputs = x_test if isinstance(x_test, tuple) else (x_test,)
+    logits = to_numpy(model(*inputs)).astype(np.float64)
     shifted = logits - logits.max(axis=1, keepdims=True)
     exps = np.exp(shifted)
     return Predictions(
@@ -364,11 +403,23 @@ def _predictions(model: Module, data: Dataset, x_test: Any) -> Predictions:
         probabilities=exps / exps.sum(axis=1, keepdims=True),
         images=data.x_test,
         image_shape=data.image_shape,
+        lengths=data.lengths_test,
     )
+
+
+#: How the run's first line names each sequence model, given ``--hidden``.
+SEQUENCE_NOTES = {
+    "gru": "{}-unit GRU",
+    "lstm": "{}-unit LSTM",
+    "conv": "1-D CNN of {} channels",
+    "transformer": "transformer encoder of width {}",
+}
 
 
 def _model_note(args: argparse.Namespace) -> str:
     name = model_name(args)
     if name == "mlp":
         return f"{args.hidden}-unit MLP"
+    if name in SEQUENCE_NOTES:
+        return SEQUENCE_NOTES[name].format(args.hidden)
     return "LeNet-style CNN" + (" with batch norm" if name == "cnn-bn" else "")
