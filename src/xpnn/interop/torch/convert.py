@@ -59,6 +59,7 @@ from ...layers import (
     Flatten,
     Hardtanh,
     Identity,
+    LayerNorm,
     LeakyReLU,
     Linear,
     LogSoftmax,
@@ -75,6 +76,8 @@ from ...layers import (
     Tanh,
     Unflatten,
 )
+from ...layers.attention import MultiheadAttention
+from ...layers.transformer import TransformerEncoder, TransformerEncoderLayer
 from ...losses import Loss
 from .losses import is_torch_loss, loss_from_torch, loss_to_torch
 
@@ -280,6 +283,7 @@ class _Stateful:
     torch_settings: Callable[[Any], dict[str, Any]]
     check: Callable[[Any, str], None] | None = None
     build_torch: Callable[..., nn.Module] | None = None
+    build_xpnn: Callable[..., Module] | None = None
 
     @property
     def torch_name(self) -> str:
@@ -331,6 +335,109 @@ def _batch_norm_settings(layer: Any) -> dict[str, Any]:
     }
 
 
+def _check_attention(module: nn.MultiheadAttention, path: str) -> None:
+    if module.bias_k is not None or module.add_zero_attn or not module._qkv_same_embed_dim:
+        raise ValueError(
+            f"nn.MultiheadAttention{_where(path)} with add_bias_kv, add_zero_attn or kdim/vdim "
+            "other than embed_dim has no xpnn equal"
+        )
+
+
+def _attention_settings(layer: Any) -> dict[str, Any]:
+    # The same attributes on both sides.
+    return {
+        "embed_dim": layer.embed_dim,
+        "num_heads": layer.num_heads,
+        "dropout": layer.dropout,
+        "bias": layer.in_proj_bias is not None,
+        "batch_first": layer.batch_first,
+    }
+
+
+def _check_encoder_layer(module: nn.TransformerEncoderLayer, path: str) -> None:
+    _check_attention(module.self_attn, f"{path}.self_attn" if path else "self_attn")
+    activation = module.activation
+    gelu = activation is nn.functional.gelu or (
+        type(activation) is nn.GELU and activation.approximate == "none"
+    )
+    relu = activation is nn.functional.relu or type(activation) is nn.ReLU
+    drops = {module.dropout.p, module.dropout1.p, module.dropout2.p, module.self_attn.dropout}
+    if not (relu or gelu) or len(drops) != 1:
+        raise ValueError(
+            f"nn.TransformerEncoderLayer{_where(path)} has no xpnn equal: xpnn's takes the "
+            "activation 'relu' or 'gelu' (exact) and one dropout probability"
+        )
+
+
+def _encoder_layer_settings(module: nn.TransformerEncoderLayer) -> dict[str, Any]:
+    activation = module.activation
+    gelu = activation is nn.functional.gelu or type(activation) is nn.GELU
+    return {
+        "d_model": module.self_attn.embed_dim,
+        "nhead": module.self_attn.num_heads,
+        "dim_feedforward": module.linear1.out_features,
+        "dropout": module.dropout.p,
+        "activation": "gelu" if gelu else "relu",
+        "layer_norm_eps": module.norm1.eps,
+        "batch_first": module.self_attn.batch_first,
+        "norm_first": module.norm_first,
+        "bias": module.linear1.bias is not None,
+    }
+
+
+def _norm_settings(norm: Any) -> dict[str, Any]:
+    return {
+        "normalized_shape": tuple(norm.normalized_shape),
+        "eps": norm.eps,
+        "elementwise_affine": norm.elementwise_affine,
+        "bias": norm.bias is not None,
+    }
+
+
+def _check_encoder(module: nn.TransformerEncoder, path: str) -> None:
+    for index, layer in enumerate(module.layers):
+        where = f"{path}.layers.{index}" if path else f"layers.{index}"
+        if type(layer) is not nn.TransformerEncoderLayer:
+            raise TypeError(f"from_torch cannot convert {describe_type(layer)}{_where(where)}")
+        _check_encoder_layer(layer, where)
+    if module.norm is not None and type(module.norm) is not nn.LayerNorm:
+        raise TypeError(
+            f"from_torch converts an nn.TransformerEncoder whose norm is an nn.LayerNorm or "
+            f"None, got {describe_type(module.norm)}{_where(path)}"
+        )
+
+
+def _encoder_settings(module: nn.TransformerEncoder) -> dict[str, Any]:
+    norm = module.norm
+    return {
+        "layer": _encoder_layer_settings(module.layers[0]),
+        "num_layers": len(module.layers),
+        "norm": None if norm is None else _norm_settings(norm),
+    }
+
+
+def _build_encoder(
+    layer: dict[str, Any], num_layers: int, norm: dict[str, Any] | None, **place: Any
+) -> TransformerEncoder:
+    return TransformerEncoder(
+        TransformerEncoderLayer(**layer, **place),
+        num_layers,
+        norm=None if norm is None else LayerNorm(**norm, **place),
+    )
+
+
+def _build_torch_encoder(layer: TransformerEncoder, **place: Any) -> nn.TransformerEncoder:
+    first: dict[str, Any] = layer.layers[0].config()["settings"]
+    norm = layer.norm
+    # The regular path: torch's nested-tensor fast path zeroes padded outputs.
+    return nn.TransformerEncoder(
+        nn.TransformerEncoderLayer(**first, **place),
+        layer.num_layers,
+        norm=None if norm is None else nn.LayerNorm(**_norm_settings(norm), **place),
+        enable_nested_tensor=False,
+    )
+
+
 _STATEFUL = (
     _Stateful(
         nn.Linear,
@@ -350,6 +457,29 @@ _STATEFUL = (
     _Stateful(nn.Conv2d, Conv2d, _conv_settings, _conv_torch_settings, _check_padding_mode),
     _Stateful(nn.BatchNorm1d, BatchNorm1d, _batch_norm_settings, _batch_norm_settings),
     _Stateful(nn.BatchNorm2d, BatchNorm2d, _batch_norm_settings, _batch_norm_settings),
+    _Stateful(
+        nn.MultiheadAttention,
+        MultiheadAttention,
+        _attention_settings,
+        _attention_settings,
+        _check_attention,
+    ),
+    _Stateful(
+        nn.TransformerEncoderLayer,
+        TransformerEncoderLayer,
+        _encoder_layer_settings,
+        lambda layer: layer.config()["settings"],
+        _check_encoder_layer,
+    ),
+    _Stateful(
+        nn.TransformerEncoder,
+        TransformerEncoder,
+        _encoder_settings,
+        lambda layer: {},
+        _check_encoder,
+        build_torch=_build_torch_encoder,
+        build_xpnn=_build_encoder,
+    ),
 )
 _STATEFUL_BY_TORCH = {row.torch_type: row for row in _STATEFUL}
 _STATEFUL_BY_XPNN = {row.xpnn_type: row for row in _STATEFUL}
@@ -437,7 +567,8 @@ def _stateful_from_torch(
         }
     floats = [value for value in state.values() if _is_floating(value)]
     place = {"device": floats[0].device, "dtype": floats[0].dtype} if floats else {}
-    build: Callable[..., Module] = row.xpnn_type  # every stateful layer takes xp=, device=, dtype=
+    # Every stateful layer takes xp=, device=, dtype= (or its row builds it).
+    build: Callable[..., Module] = row.build_xpnn or row.xpnn_type
     layer = build(**row.settings(module), xp=torch, **place)
     layer.load_state_dict(state)
     return layer.to(xp, device, dtype)
@@ -452,6 +583,7 @@ def _from_torch(
         layer = Sequential(*(_from_torch(child, xp, device, dtype) for child in module))
     elif row is not None:
         layer = _stateful_from_torch(row, module, xp, device, dtype)
+        layer.train(module.training)  # a composite layer's children follow it
     else:  # _check_torch let only the exact types of _PAIRS through
         layer = _BY_TORCH[type(module)].to_xpnn(module)
     layer.training = module.training
@@ -648,6 +780,7 @@ def _to_torch(
         )
     elif row is not None:
         twin = _stateful_to_torch(row, model, path, device, dtype)
+        twin.train(model.training)  # a composite layer's children follow it
     else:  # _check_xpnn let only the exact types of _PAIRS through
         twin = _BY_XPNN[type(model)].to_torch(model)
     twin.training = model.training
