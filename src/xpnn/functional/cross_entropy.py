@@ -87,6 +87,10 @@ class CrossEntropyConstants(NamedTuple):
     #: Whether every option is at its default (no weight, no smoothing):
     #: then ``q`` is the one-hot matrix itself.
     plain: bool
+    #: For 2-D inputs reduced to a 0-d loss: a row of shape (1, rows) that
+    #: weighs each row's term (``1 / rows`` for a mean, 1 for a sum), so that
+    #: the loss is two products, ``row_weights @ (terms @ ones)``. Else None.
+    row_weights: Array | None = None
 
 
 def _raise_bad_label(xp: Namespace, labels: Array, classes: int, ignore_index: int) -> None:
@@ -507,6 +511,16 @@ def _check(
         probabilities=probabilities,
         ignore_in_range=0 <= ignore_index < classes,
         plain=weight is None and label_smoothing == 0.0,
+        row_weights=(
+            xp.full(
+                (1, count),
+                1.0 / count if reduction == "mean" else 1.0,
+                dtype=input.dtype,
+                device=where,
+            )
+            if ndim == 2 and count and reduction in ("mean", "sum")
+            else None
+        ),
     )
     return Checked(xp=xp, dtype=input.dtype, constants=constants)
 
@@ -628,6 +642,12 @@ def _indices(
         grad = probs - onehot_values if probs is not None else -onehot_values
         if reduction == "none":
             return xp.sum(terms, axis=-1), grad
+        if c.row_weights is not None:
+            # The (weighted) sum of the terms as two products: NumPy's sum of
+            # a small matrix costs as much as both, and gives a scalar that
+            # would have to become an array again. [0, 0, ...] is 0-d.
+            loss = (c.row_weights @ (terms @ c.ones))[0, 0, ...]
+            return loss, grad if c.scale is None else grad * c.scale
         loss = xp.sum(terms)
         if c.scale is not None:
             loss, grad = loss * c.scale, grad * c.scale

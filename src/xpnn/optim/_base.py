@@ -201,7 +201,7 @@ class Optimizer:
         self._state: dict[str, dict[str, Any]] = {}
         # What the checks of the gradients concluded, by kind (xpnn._checks).
         self._checks = CheckBoundary()
-        self._scalars: dict[tuple[float, object, object], Array] = {}
+        self._scalars: dict[tuple[float, tuple[object, object]], Array] = {}
 
     # -- subclass hooks --------------------------------------------------
 
@@ -225,6 +225,15 @@ class Optimizer:
         """
         raise NotImplementedError
 
+    def _plain_factor(self) -> float | None:
+        """Return ``c`` if every update is ``param + c * grad`` under the current settings.
+
+        Such an update needs no state but the step count (plain SGD):
+        :meth:`step` then writes it itself, without a call of :meth:`_update`
+        per parameter. ``None`` (the default) means :meth:`_update` decides.
+        """
+        return None
+
     def _scalar(self, xp: Namespace, value: float, like: Array) -> Array:
         """Return ``value`` as a 0-d array of ``like``'s dtype and device.
 
@@ -238,7 +247,7 @@ class Optimizer:
             where = like.device  # the standard's attribute: no call on every step
         except AttributeError:  # Dask arrays have none
             where = device_of(like)
-        key = (value, like.dtype, where)
+        key = (value, (like.dtype, where))
         scalar = self._scalars.get(key)
         if scalar is None:
             if len(self._scalars) >= 64:  # a learning-rate schedule: forget old rates
@@ -303,10 +312,13 @@ class Optimizer:
             stateful=tuple([name in state for name in names]),
         )
         update = self._update
+        # Plain SGD: every update is param + factor * grad, written here.
+        factor = self._plain_factor()
+        scalars = self._scalars
         index = 0
-        # Per parameter: its namespace and whether its gradient needs a cast,
-        # both decided by the kinds the check saw.
-        for (name, owner, local), (xp, cast) in zip(live, checked.constants, strict=True):
+        # Per parameter: its namespace, whether its gradient needs a cast, and
+        # its (dtype, device), all decided by the kinds the check saw.
+        for (name, owner, local), (xp, cast, where) in zip(live, checked.constants, strict=True):
             param, grad = arrays[index], arrays[index + 1]
             index += 2
             if cast:
@@ -315,10 +327,20 @@ class Optimizer:
             if entry is None:
                 entry = state[name] = {"step": 0, **dict.fromkeys(self.buffer_names)}
             step = entry["step"] + 1
-            scale, increment = update(xp, param, grad, entry, step)
-            new = scale_add(param, scale, increment)
-            if new is not param:
-                owner.params[local] = new
+            if factor is None:
+                scale, increment = update(xp, param, grad, entry, step)
+                new = scale_add(param, scale, increment)
+                if new is not param:
+                    owner.params[local] = new
+            else:
+                scalar = scalars.get((factor, where))
+                if scalar is None:
+                    scalar = self._scalar(xp, factor, param)
+                # scale_add(param, 1.0, grad * scalar), without the call.
+                if is_writeable(param):
+                    param += grad * scalar
+                else:
+                    owner.params[local] = param + grad * scalar
             entry["step"] = step
 
     def _check_step(
@@ -327,13 +349,18 @@ class Optimizer:
         """Check each gradient against its parameter, and existing buffers too.
 
         ``arrays`` alternate parameter and gradient; ``constants`` of the
-        result holds ``(namespace, cast)`` for each parameter, ``cast``
-        telling whether its gradient has another dtype.
+        result holds ``(namespace, cast, (dtype, device))`` for each
+        parameter, ``cast`` telling whether its gradient has another dtype.
         """
         plan = []
         for index, (name, has_state) in enumerate(zip(names, stateful, strict=True)):
             param, grad = arrays[2 * index], arrays[2 * index + 1]
-            plan.append((self._check_gradient(name, param, grad), grad.dtype != param.dtype))
+            xp = self._check_gradient(name, param, grad)
+            try:
+                where = param.device
+            except AttributeError:  # Dask arrays have none
+                where = device_of(param)
+            plan.append((xp, grad.dtype != param.dtype, (param.dtype, where)))
             if has_state:
                 self._check_buffers(name, param, self._state[name])
         return Checked(xp=plan[0][0], constants=tuple(plan))

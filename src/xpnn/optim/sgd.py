@@ -138,6 +138,12 @@ class SGD(Optimizer):
     def _required_buffers(self, hyper: Mapping[str, Any], step: int) -> tuple[str, ...]:
         return self.buffer_names if step > 0 and hyper["momentum"] != 0 else ()
 
+    def _plain_factor(self) -> float | None:
+        hyper = self._hyper
+        if hyper["momentum"] or hyper["weight_decay"] or hyper["maximize"]:
+            return None
+        return -hyper["lr"]
+
     def _update(
         self, xp: Namespace, param: Array, grad: Array, entry: dict[str, Any], step: int
     ) -> tuple[float, Array]:
