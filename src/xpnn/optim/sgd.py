@@ -142,7 +142,7 @@ class SGD(Optimizer):
         hyper = self._hyper
         if hyper["momentum"] or hyper["weight_decay"] or hyper["maximize"]:
             return None
-        return -hyper["lr"]
+        return -float(hyper["lr"])
 
     def _update(
         self, xp: Namespace, param: Array, grad: Array, entry: dict[str, Any], step: int
