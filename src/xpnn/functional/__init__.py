@@ -42,6 +42,7 @@ from .attention import (
     split_heads_backward,
 )
 from .convolution import conv1d, conv1d_backward, conv2d, conv2d_backward
+from .embedding import embedding, embedding_backward
 from .layer_norm import layer_norm, layer_norm_backward, rms_norm, rms_norm_backward
 from .linear import linear, linear_backward
 from .losses import (
@@ -90,6 +91,8 @@ __all__ = [
     "conv2d_backward",
     "elu",
     "elu_backward",
+    "embedding",
+    "embedding_backward",
     "gelu",
     "gelu_backward",
     "hardtanh",
