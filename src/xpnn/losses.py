@@ -102,6 +102,11 @@ class Loss:
     def _check(self, input: Array, target: Array, *held: Array, **options: Any) -> Checked:
         raise NotImplementedError
 
+    def _check_settings(self, input: Array, target: Array, *held: Array) -> Checked:
+        # The settings are fixed when the loss is made: they need no place in
+        # the key that the check boundary builds at every call.
+        return self._check(input, target, *held, **self._options)
+
     def _given(self, held: tuple[Array, ...]) -> dict[str, Array | None]:
         """Map the arrays a check received back to their names (absent ones are None)."""
         given = iter(held)
@@ -116,7 +121,7 @@ class Loss:
         :mod:`xpnn.functional.losses`): of the loss itself unless the
         reduction is ``'none'``.
         """
-        checked = self._checks.check(self._check, input, target, *self._held, **self._options)
+        checked = self._checks.check(self._check_settings, input, target, *self._held)
         return type(self)._function(input, target, checked=checked, **self._keywords)
 
     def reset_checks(self) -> None:
@@ -240,7 +245,7 @@ class LabelLoss(Loss):
 
     def __call__(self, input: Array, target: Array) -> tuple[Array, Array]:
         """Return ``(loss, grad)``: the loss and its gradient for ``input``."""
-        checked = self._checks.check(self._check, input, target, *self._held, **self._options)
+        checked = self._checks.check(self._check_settings, input, target, *self._held)
         return type(self)._function(
             input, target, checked=checked, check_labels=self.check_labels, **self._keywords
         )

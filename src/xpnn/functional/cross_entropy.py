@@ -614,7 +614,10 @@ def _indices(
 ) -> tuple[Array, Array]:
     """Loss and gradient for class-index targets, classes on the last axis."""
     class_index: Array = c.class_index  # set for class indices
-    onehot = as_dtype(xp, labels, class_index.dtype)[..., None] == class_index
+    compared = labels
+    if compared.dtype != class_index.dtype:  # as_dtype, without the call
+        compared = xp.astype(compared, class_index.dtype)
+    onehot = compared[..., None] == class_index
     if c.ignore_in_range:
         onehot = onehot & (labels != ignore_index)[..., None]
     # The divisor of an unweighted mean: the rows not ignored. Eager labels

@@ -238,8 +238,15 @@ class Module:
         # One list for the whole walk: optimizers walk the model every step.
         for local in self.params:
             slots.append((prefix + local, self, local))
-        if self.children():  # leaves have none: no names to make
-            for name, child in self.named_children():
+        children = self.children()
+        if children:  # leaves have none: no names to make
+            # The default names are the positions: no second walk to make them.
+            named = (
+                enumerate(children)
+                if type(self).named_children is Module.named_children
+                else self.named_children()
+            )
+            for name, child in named:
                 child._collect_slots(f"{prefix}{name}.", slots)
 
     def named_parameters(self) -> Iterator[tuple[str, Array]]:
@@ -550,8 +557,9 @@ class Module:
 
     def zero_grad(self) -> None:
         """Forget accumulated gradients (they become ``None`` again)."""
-        for name in self.grads:
-            self.grads[name] = None
+        grads = self.grads
+        for name in grads:
+            grads[name] = None
         for child in self.children():
             child.zero_grad()
 

@@ -235,9 +235,13 @@ class Linear(Module):
                 bias_dtype=bias_dtype,
                 input_grad=input_grad,
             )
-            self._accumulate("weight", dweight)
+            # What self._accumulate does, without two calls per step.
+            grads = self.grads
+            current = grads["weight"]
+            grads["weight"] = dweight if current is None else current + dweight
             if dbias is not None:
-                self._accumulate("bias", dbias)
+                current = grads["bias"]
+                grads["bias"] = dbias if current is None else current + dbias
             used = not retain_graph
             return dx
 

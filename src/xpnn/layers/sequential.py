@@ -67,11 +67,14 @@ class Sequential(Module):
         ``retain_graph`` keyword is called plainly, ``backward(dy)``.
         """
         backwards = []
-        for index, layer in enumerate(self.layers):
-            if index == 0 and not input_grad:
-                x, layer_backward = forward_on_data(layer, x)
-            else:
-                x, layer_backward = layer.forward(x)
+        layers = self.layers
+        start = 0
+        if not input_grad and layers:
+            x, layer_backward = forward_on_data(layers[0], x)
+            backwards.append(layer_backward)
+            start = 1
+        for layer in layers[start:] if start else layers:
+            x, layer_backward = layer.forward(x)
             backwards.append(layer_backward)
 
         used = False
