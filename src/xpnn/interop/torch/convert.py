@@ -68,6 +68,7 @@ from ...layers import (
     Mish,
     Module,
     ReLU,
+    RMSNorm,
     Sequential,
     Sigmoid,
     SiLU,
@@ -77,6 +78,7 @@ from ...layers import (
     Unflatten,
 )
 from ...layers.attention import MultiheadAttention
+from ...layers.embedding import Embedding
 from ...layers.transformer import TransformerEncoder, TransformerEncoderLayer
 from ...losses import Loss
 from .losses import is_torch_loss, loss_from_torch, loss_to_torch
@@ -394,6 +396,32 @@ def _norm_settings(norm: Any) -> dict[str, Any]:
     }
 
 
+def _rms_norm_settings(norm: Any) -> dict[str, Any]:
+    # The same three attributes, under the same names, on both sides.
+    return {
+        "normalized_shape": tuple(norm.normalized_shape),
+        "eps": norm.eps,
+        "elementwise_affine": norm.elementwise_affine,
+    }
+
+
+def _embedding_settings(table: Any) -> dict[str, Any]:
+    return {
+        "num_embeddings": table.num_embeddings,
+        "embedding_dim": table.embedding_dim,
+        "padding_idx": table.padding_idx,
+    }
+
+
+def _check_embedding(module: nn.Embedding, path: str) -> None:
+    if module.max_norm is not None or module.scale_grad_by_freq or module.sparse:
+        raise ValueError(
+            f"nn.Embedding(max_norm={module.max_norm}, scale_grad_by_freq="
+            f"{module.scale_grad_by_freq}, sparse={module.sparse}){_where(path)} has no xpnn "
+            "equal: xpnn's Embedding has no max_norm, scale_grad_by_freq or sparse gradient"
+        )
+
+
 def _check_encoder(module: nn.TransformerEncoder, path: str) -> None:
     for index, layer in enumerate(module.layers):
         where = f"{path}.layers.{index}" if path else f"layers.{index}"
@@ -457,6 +485,9 @@ _STATEFUL = (
     _Stateful(nn.Conv2d, Conv2d, _conv_settings, _conv_torch_settings, _check_padding_mode),
     _Stateful(nn.BatchNorm1d, BatchNorm1d, _batch_norm_settings, _batch_norm_settings),
     _Stateful(nn.BatchNorm2d, BatchNorm2d, _batch_norm_settings, _batch_norm_settings),
+    _Stateful(nn.LayerNorm, LayerNorm, _norm_settings, _norm_settings),
+    _Stateful(nn.RMSNorm, RMSNorm, _rms_norm_settings, _rms_norm_settings),
+    _Stateful(nn.Embedding, Embedding, _embedding_settings, _embedding_settings, _check_embedding),
     _Stateful(
         nn.MultiheadAttention,
         MultiheadAttention,
@@ -608,8 +639,10 @@ def from_torch(
         ``nn.LogSoftmax(dim)``, ``nn.SiLU``, ``nn.Softplus``, ``nn.ELU``,
         ``nn.Hardtanh``, ``nn.Mish``, ``nn.Identity``, ``nn.Dropout``,
         ``nn.Conv1d``/``nn.Conv2d``, the max, average and adaptive average
-        pools (1d, 2d), ``nn.Flatten``, ``nn.Unflatten`` and
-        ``nn.BatchNorm1d``/``nn.BatchNorm2d``. Subclasses are refused,
+        pools (1d, 2d), ``nn.Flatten``, ``nn.Unflatten``,
+        ``nn.BatchNorm1d``/``nn.BatchNorm2d``, ``nn.LayerNorm``,
+        ``nn.RMSNorm`` and ``nn.Embedding`` (without ``max_norm``,
+        ``scale_grad_by_freq`` or ``sparse``). Subclasses are refused,
         since their ``forward`` may differ. Or a loss module with an xpnn
         twin of the same name (``nn.CrossEntropyLoss``, ``nn.NLLLoss``,
         ``nn.MSELoss``, ...), converted with its options and class weights
