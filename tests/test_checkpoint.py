@@ -28,11 +28,13 @@ from xpnn import (
     GELU,
     CheckpointError,
     Dropout,
+    LayerNorm,
     LeakyReLU,
     Linear,
     LogSoftmax,
     Module,
     ReLU,
+    RMSNorm,
     Sequential,
     Sigmoid,
     Softmax,
@@ -42,6 +44,7 @@ from xpnn._compat import array_namespace, dtype_name, resolve_namespace
 from xpnn._compat import device as device_of
 from xpnn.checkpoint import load_optimizer
 from xpnn.layers import LAYERS
+from xpnn.layers.embedding import Embedding
 from xpnn.optim import SGD, Adam, AdamW
 from xpnn.testing import assert_close, random_array, to_numpy
 
@@ -263,6 +266,26 @@ def test_single_layers_and_models_without_parameters(tmp_path):
     assert xpnn.load(path).config() == Sequential(ReLU(), Dropout(0.5)).config()
 
 
+def test_sequence_layers_round_trip(xp, device, tmp_path):
+    where = {"xp": xp, "device": device, "dtype": xp.float32}
+    model = Sequential(
+        Embedding(6, 4, padding_idx=-1, seed=1, **where),
+        LayerNorm(4, bias=False, **where),
+        RMSNorm((3, 4), eps=1e-3, **where),
+    )
+    for index, (name, param) in enumerate(model.named_parameters()):
+        shape = tuple(param.shape)
+        value = random_array(xp, shape, dtype=xp.float32, device=device, seed=index)
+        model.set_parameter(name, value)
+    xpnn.save(model, tmp_path / "sequence.safetensors")
+    loaded = xpnn.load(tmp_path / "sequence.safetensors", xp=xp, device=device)
+    assert loaded.config() == model.config()
+    assert_same_parameters(loaded, model)
+    integral = xp.__array_namespace_info__().default_dtypes(device=device)["indexing"]
+    indices = xp.asarray([[0, 5, 2], [1, 1, 3]], dtype=integral, device=device)
+    assert_close(loaded(indices), model(indices), rtol=0, atol=0)
+
+
 def test_mixed_dtypes_are_kept_per_tensor(tmp_path):
     model = Sequential(Linear(2, 3, dtype=np.float32, seed=0), Linear(3, 2, seed=1))
     model[1].bias = model[1].bias.astype(np.float32)
@@ -346,7 +369,8 @@ def test_every_other_layer_holds_no_parameters():
         "Unflatten": {"dim": 1, "unflattened_size": (2, 2)},
     }
     for name, cls in LAYERS.items():
-        if name not in ("Linear", "Sequential", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d"):
+        with_parameters = ("BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "Embedding")
+        if name not in ("Linear", "Sequential", "LayerNorm", "RMSNorm", *with_parameters):
             assert cls(**settings.get(name, {})).params == {}, name
 
 

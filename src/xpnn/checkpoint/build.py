@@ -113,8 +113,9 @@ def declared_shapes(
 ) -> dict[str, tuple[int, ...]]:
     """Return the parameter shapes ``config`` declares, without building anything.
 
-    :class:`~xpnn.Linear` and the batch norms hold parameters among xpnn's
-    layers (``buffers=True``: the batch norms' buffers instead). Knowing
+    :class:`~xpnn.Linear`, the convolutions, the batch, layer and RMS norms
+    and :class:`~xpnn.Embedding` hold parameters among xpnn's layers
+    (``buffers=True``: the batch norms' buffers instead). Knowing
     their shapes up front keeps a forged structure (a Linear of 10**9 by
     10**9) from allocating before it is compared with the file's tensors.
     Malformed entries count for nothing here: ``from_config`` rejects them
@@ -157,6 +158,19 @@ def declared_shapes(
         if settings.get("bias", True):
             conv[f"{prefix}bias"] = (out_channels,)
         return {} if buffers else conv
+    if kind in ("LayerNorm", "RMSNorm") and isinstance(settings, Mapping):
+        normalized = settings.get("normalized_shape")
+        sizes = normalized if isinstance(normalized, list) else [normalized]
+        shape = tuple(map(_as_size, sizes))
+        norm: dict[str, tuple[int, ...]] = {}
+        if settings.get("elementwise_affine", True):
+            norm[f"{prefix}weight"] = shape
+            if kind == "LayerNorm" and settings.get("bias", True):
+                norm[f"{prefix}bias"] = shape
+        return {} if buffers else norm
+    if kind == "Embedding" and isinstance(settings, Mapping):
+        table = (_as_size(settings.get("num_embeddings")), _as_size(settings.get("embedding_dim")))
+        return {} if buffers else {f"{prefix}weight": table}
     shapes = {}
     if kind == "Sequential" and isinstance(children, list):
         for index, child in enumerate(children):
