@@ -15,20 +15,19 @@ from xpnn.testing import assert_close, check_gradients, random_array, to_numpy
 TORCH = {RNN: torch.nn.RNN, GRU: torch.nn.GRU, LSTM: torch.nn.LSTM}
 
 # (layer, settings, time, batch, lengths, initial state given)
+# Few shapes (JAX compiles each operation per shape): time 4 and batch 3 but for batch 1.
 CASES = [
-    (GRU, {}, 3, 3, [3, 1, 2], True),
-    (GRU, {}, 4, 1, [4], False),
-    (GRU, {}, 3, 2, None, True),
+    (GRU, {}, 4, 3, [3, 1, 4], True),
+    (GRU, {}, 4, 1, None, False),
     (GRU, {"num_layers": 2, "bidirectional": True, "batch_first": True}, 4, 3, [2, 4, 1], True),
-    (LSTM, {}, 3, 3, [3, 1, 2], True),
+    (LSTM, {}, 4, 3, [3, 1, 4], True),
     (LSTM, {"num_layers": 2, "bidirectional": True}, 4, 3, [4, 4, 4], True),
-    (RNN, {"bias": False}, 3, 2, [1, 3], True),
+    (RNN, {"bias": False}, 4, 3, None, True),
     (RNN, {"nonlinearity": "relu", "bidirectional": True}, 4, 3, [2, 4, 1], False),
 ]
 IDS = [
     "gru-lengths",
-    "gru-batch1",
-    "gru-full",
+    "gru-batch1-unpadded",
     "gru-2layer-bidi-batchfirst",
     "lstm-lengths",
     "lstm-2layer-bidi-all-full",
@@ -36,6 +35,8 @@ IDS = [
     "rnn-relu-bidi",
 ]
 FEATURES, HIDDEN = 3, 4
+#: The cases also run in float32.
+FLOAT32 = ("gru-lengths", "lstm-lengths", "rnn-tanh-nobias")
 
 
 def _twin(layer):
@@ -56,13 +57,18 @@ def _t(a, grad=False):
 def test_forward_and_every_gradient_match_torch(
     xp, device, real_dtype, cls, settings, time, batch, lengths, given
 ):
+    case = IDS[CASES.index((cls, settings, time, batch, lengths, given))]
+    if real_dtype != xp.float64 and case not in FLOAT32:
+        pytest.skip("float32: one case per cell is enough")
     layer = cls(FEATURES, HIDDEN, **settings, seed=1, xp=xp, device=device, dtype=real_dtype)
     twin = _twin(layer)
     lstm = cls is LSTM
     first = settings.get("batch_first", False)
     count = layer.num_layers * (2 if layer.bidirectional else 1)
     make = {"dtype": real_dtype, "device": device}
-    x = random_array(xp, (batch, time, FEATURES) if first else (time, batch, FEATURES), seed=2, **make)
+    x = random_array(
+        xp, (batch, time, FEATURES) if first else (time, batch, FEATURES), seed=2, **make
+    )
     h0 = random_array(xp, (count, batch, HIDDEN), seed=3, **make)
     c0 = random_array(xp, (count, batch, HIDDEN), seed=4, **make)
     hx = ((h0, c0) if lstm else h0) if given else None
@@ -117,8 +123,8 @@ def test_gradients_match_finite_differences(xp, device):
         pytest.skip("the device has no float64")
     layer = GRU(2, 2, seed=0, xp=xp, device=device, dtype=dtype)
     names = list(layer.params)
-    lengths = xp.asarray([3, 1], device=device)
-    x = random_array(xp, (3, 2, 2), dtype=dtype, device=device, seed=1)
+    lengths = xp.asarray([2, 1], device=device)
+    x = random_array(xp, (2, 2, 2), dtype=dtype, device=device, seed=1)
     h0 = random_array(xp, (1, 2, 2), dtype=dtype, device=device, seed=2)
     inputs = [x, h0, *(layer.params[n] for n in names)]
 
@@ -132,9 +138,9 @@ def test_gradients_match_finite_differences(xp, device):
         for name, w in zip(names, weights, strict=True):
             layer.params[name] = w
         layer.zero_grad()
-        (output, h_n), back = layer.forward(x, h0, lengths=lengths)
-        d_out = xp.reshape(dy[:12], (3, 2, 2))
-        d_h = xp.reshape(dy[12:], (1, 2, 2))
+        (_output, _h_n), back = layer.forward(x, h0, lengths=lengths)
+        d_out = xp.reshape(dy[:8], (2, 2, 2))
+        d_h = xp.reshape(dy[8:], (1, 2, 2))
         dx, dh0 = back(d_out, d_h)
         return [dx, dh0, *(layer.grads[n] for n in names)]
 
@@ -147,16 +153,14 @@ def test_dropout_between_layers_matches_torch_with_the_same_masks():
     layer = GRU(3, 4, num_layers=2, dropout=0.5, seed=generator)
     draws = copy.deepcopy(generator)  # the layer draws its masks from this very generator
     x = np.random.default_rng(4).normal(size=(3, 2, 3))
-    (output, h_n), backward = layer.forward(x)
+    (output, _h_n), backward = layer.forward(x)
     d_out = np.ones_like(output)
     dx, _ = backward(d_out, None)
     mask = (draws.random((3, 2, 4)) >= 0.5) * 2.0
     state = {k: torch.tensor(v) for k, v in layer.state_dict().items()}
     first, second = torch.nn.GRU(3, 4).double(), torch.nn.GRU(4, 4).double()
     first.load_state_dict({k: v for k, v in state.items() if k.endswith("l0")})
-    second.load_state_dict(
-        {k.replace("l1", "l0"): v for k, v in state.items() if k.endswith("l1")}
-    )
+    second.load_state_dict({k.replace("l1", "l0"): v for k, v in state.items() if k.endswith("l1")})
     tx = torch.tensor(x, requires_grad=True)
     middle, _ = first(tx)
     t_out, _ = second(middle * torch.tensor(mask))
@@ -203,7 +207,8 @@ def test_checks_say_what_was_expected():
     with pytest.raises(ValueError, match=r"d_output must have the shape of output, \(5, 2, 4\)"):
         backward(np.zeros((5, 2, 3)))
     dx, dhx = backward(np.ones_like(output))  # the failed call did not use it up
-    assert dx is None and dhx is None
+    assert dx is None
+    assert dhx is None
     with pytest.raises(RuntimeError, match="second time"):
         backward(np.ones_like(output))
 
@@ -212,7 +217,8 @@ def test_checkpoint_round_trip(tmp_path):
     model = LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True, seed=0)
     xpnn.save(model, tmp_path / "lstm.safetensors")
     loaded = xpnn.load(tmp_path / "lstm.safetensors", dtype="float32")
-    assert isinstance(loaded, LSTM) and loaded.config() == model.config()
+    assert isinstance(loaded, LSTM)
+    assert loaded.config() == model.config()
     assert list(loaded.state_dict()) == list(model.state_dict())
     x = np.random.default_rng(0).normal(size=(2, 5, 3))
     expected, _ = model(x)
