@@ -35,6 +35,7 @@ from xpnn import (  # noqa: E402
     Conv2d,
     Dropout,
     Flatten,
+    LayerNorm,
     LeakyReLU,
     Linear,
     LogSoftmax,
@@ -42,6 +43,7 @@ from xpnn import (  # noqa: E402
     MaxPool2d,
     Module,
     ReLU,
+    RMSNorm,
     Sequential,
     Sigmoid,
     Softmax,
@@ -482,6 +484,14 @@ def with_statistics(model: Module, seed: int = 0) -> Module:
     return model.eval()
 
 
+def scaled(layer: Module, seed: int = 0) -> Module:
+    """``layer`` with parameters drawn away from their initial ones and zeros."""
+    rng = np.random.default_rng(seed)
+    for name, value in dict(layer.named_parameters()).items():
+        layer.set_parameter(name, rng.uniform(0.5, 1.5, value.shape))
+    return layer
+
+
 def lenet() -> Sequential:
     """LeNet on 1x12x12 images given as rows of 144, as ``xpnn train --model cnn-bn``."""
     return with_statistics(
@@ -578,6 +588,9 @@ IMAGE_LAYERS: dict[str, tuple[Any, tuple[int, ...], str]] = {
         (3,),
         "float32",
     ),
+    "layernorm-last2": (lambda: scaled(LayerNorm((3, 4), eps=1e-3)), (3, 4), "float32"),
+    "layernorm-plain": (lambda: LayerNorm(5, elementwise_affine=False), (2, 5), "float64"),
+    "rmsnorm": (lambda: scaled(RMSNorm(4)), (2, 4), "float64"),
     "flatten": (lambda: Flatten(), (2, 3, 4), "float64"),
     "flatten-inner": (lambda: Flatten(2, 3), (2, 3, 4), "float32"),
     "unflatten": (lambda: Unflatten(1, (3, -1)), (12,), "float64"),
@@ -598,6 +611,20 @@ def test_each_image_layer_alone(tmp_path: Path, kind: str) -> None:
         expected = oracle(x)
         assert dims(proto.graph.output[0])[0] == BATCH
         assert_close(np.asarray(sess.run(None, {"input": x})[0]), expected, err_msg=f"{rows}")
+
+
+def test_embedding_forward_traces_through_ndonnx() -> None:
+    # to_onnx takes a floating input; the lookup itself traces and runs.
+    from xpnn.functional import embedding
+
+    weight = np.random.default_rng(0).standard_normal((5, 3))
+    indices = ndonnx.argument(shape=("N", 2), dtype=ndonnx.int64)
+    graph = ndonnx.build({"indices": indices}, {"y": embedding(indices, ndonnx.asarray(weight))})
+    runner = onnxruntime.InferenceSession(
+        graph.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    host = np.array([[4, 0], [1, 1], [3, 4]])
+    np.testing.assert_array_equal(runner.run(None, {"indices": host})[0], weight[host])
 
 
 def test_batchnorm_in_training_is_refused_before_writing(tmp_path: Path) -> None:
@@ -690,3 +717,21 @@ def test_value_propagation_backends_build_the_same_graph(monkeypatch: pytest.Mon
     monkeypatch.setattr(trace, "_reference_value_propagation", contextlib.nullcontext)
     default = build_onnx(model, **fixed)
     assert fast.SerializeToString() == default.SerializeToString()
+
+
+def test_transformer_encoder_classifier(tmp_path: Path) -> None:
+    from xpnn import LayerNorm, TransformerEncoder, TransformerEncoderLayer
+
+    layer = TransformerEncoderLayer(8, 2, 16, dropout=0.1, batch_first=True, seed=1)
+    model = Sequential(
+        Linear(3, 8, seed=0),
+        TransformerEncoder(layer, 2, norm=LayerNorm(8)),
+        Flatten(),
+        Linear(32, 2, seed=2),
+    ).eval()
+    path = tmp_path / "transformer.onnx"
+    to_onnx(model, path, input_shape=(None, 4, 3), dtype="float32")
+    oracle = on_numpy(model, "float32")
+    for rows in (1, 5):
+        x = inputs((rows, 4, 3), "float32", seed=rows)
+        assert_close(run(path, x), oracle(x), err_msg=f"{rows} rows")

@@ -45,6 +45,7 @@ from .._checks import (
     check_known_shape,
     check_real_floating,
     check_same_device,
+    is_unknown,
     shape_str,
 )
 from .._compat import Array, DType, Namespace, array_namespace, is_lazy
@@ -141,9 +142,13 @@ def check_index_values(indices: Array, num_embeddings: int) -> None:
 def embedding_kernel(checked: Checked, indices: Array, weight: Array) -> Array:
     """Gather the rows of ``weight``: ``y`` of shape ``(*indices.shape, embedding_dim)``."""
     xp = checked.xp
+    if indices.ndim == 1:
+        return xp.take(weight, indices, axis=0)
     flat = xp.reshape(indices, (-1,))
     rows = xp.take(weight, flat, axis=0)
-    return xp.reshape(rows, (*indices.shape, weight.shape[1]))
+    # One size unknown until run (an exported graph's batch) is reshape's -1.
+    shape = tuple(-1 if is_unknown(size) else size for size in indices.shape)
+    return xp.reshape(rows, (*shape, weight.shape[1]))
 
 
 def check_embedding_backward(
