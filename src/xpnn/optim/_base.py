@@ -201,7 +201,7 @@ class Optimizer:
         self._state: dict[str, dict[str, Any]] = {}
         # What the checks of the gradients concluded, by kind (xpnn._checks).
         self._checks = CheckBoundary()
-        self._scalars: dict[tuple[float, tuple[object, object]], Array] = {}
+        self._scalars: dict[tuple[object, object], dict[float, Array]] = {}
 
     # -- subclass hooks --------------------------------------------------
 
@@ -243,17 +243,26 @@ class Optimizer:
         costs about 1 µs, as much as the product of a 64 x 64 matrix. The
         arrays are kept between steps (a few per learning rate).
         """
+        scalar = self._scalars_of(like).get(value)
+        return self._new_scalar(xp, value, like) if scalar is None else scalar
+
+    def _scalars_of(self, like: Array) -> dict[float, Array]:
+        """Return the 0-d arrays kept for ``like``'s dtype and device, by value."""
         try:
             where = like.device  # the standard's attribute: no call on every step
         except AttributeError:  # Dask arrays have none
             where = device_of(like)
-        key = (value, (like.dtype, where))
-        scalar = self._scalars.get(key)
-        if scalar is None:
-            if len(self._scalars) >= 64:  # a learning-rate schedule: forget old rates
-                self._scalars.clear()
-            scalar = xp.asarray(value, dtype=like.dtype, device=device_of(like))
-            self._scalars[key] = scalar
+        key = (like.dtype, where)
+        kept = self._scalars.get(key)
+        if kept is None:
+            kept = self._scalars[key] = {}
+        return kept
+
+    def _new_scalar(self, xp: Namespace, value: float, like: Array) -> Array:
+        kept = self._scalars_of(like)
+        if len(kept) >= 64:  # a learning-rate schedule: forget old rates
+            kept.clear()
+        scalar = kept[value] = xp.asarray(value, dtype=like.dtype, device=device_of(like))
         return scalar
 
     # -- public API ------------------------------------------------------
@@ -304,21 +313,19 @@ class Optimizer:
         # dtype, shape, device) and on which parameters have buffers, so a
         # training loop that feeds the same kinds every step runs them once.
         state = self._state
-        names = tuple([slot[0] for slot in live])
+        # Between resets the state only gains entries (here, below): its size
+        # tells which parameters have some, for the buffers' checks.
         checked = self._checks.check(
-            self._check_step,
-            *arrays,
-            names=names,
-            stateful=tuple([name in state for name in names]),
+            self._check_step, *arrays, slots=tuple(live), state_size=len(state)
         )
         update = self._update
         # Plain SGD: every update is param + factor * grad, written here.
         factor = self._plain_factor()
-        scalars = self._scalars
         index = 0
         # Per parameter: its namespace, whether its gradient needs a cast, and
-        # its (dtype, device), all decided by the kinds the check saw.
-        for (name, owner, local), (xp, cast, where) in zip(live, checked.constants, strict=True):
+        # the 0-d arrays kept for its dtype and device, all decided by the
+        # kinds the check saw.
+        for (name, owner, local), (xp, cast, kept) in zip(live, checked.constants, strict=True):
             param, grad = arrays[index], arrays[index + 1]
             index += 2
             if cast:
@@ -333,9 +340,9 @@ class Optimizer:
                 if new is not param:
                     owner.params[local] = new
             else:
-                scalar = scalars.get((factor, where))
+                scalar = kept.get(factor)
                 if scalar is None:
-                    scalar = self._scalar(xp, factor, param)
+                    scalar = self._new_scalar(xp, factor, param)
                 # scale_add(param, 1.0, grad * scalar), without the call.
                 if is_writeable(param):
                     param += grad * scalar
@@ -344,24 +351,21 @@ class Optimizer:
             entry["step"] = step
 
     def _check_step(
-        self, *arrays: Array, names: tuple[str, ...], stateful: tuple[bool, ...]
+        self, *arrays: Array, slots: tuple[tuple[str, Module, str], ...], state_size: int
     ) -> Checked:
         """Check each gradient against its parameter, and existing buffers too.
 
-        ``arrays`` alternate parameter and gradient; ``constants`` of the
-        result holds ``(namespace, cast, (dtype, device))`` for each
-        parameter, ``cast`` telling whether its gradient has another dtype.
+        ``arrays`` alternate parameter and gradient, those of ``slots``;
+        ``constants`` of the result holds ``(namespace, cast, scalars)`` for
+        each parameter: ``cast`` tells whether its gradient has another
+        dtype, ``scalars`` are the 0-d arrays kept for its dtype and device.
         """
         plan = []
-        for index, (name, has_state) in enumerate(zip(names, stateful, strict=True)):
+        for index, (name, _, _) in enumerate(slots):
             param, grad = arrays[2 * index], arrays[2 * index + 1]
             xp = self._check_gradient(name, param, grad)
-            try:
-                where = param.device
-            except AttributeError:  # Dask arrays have none
-                where = device_of(param)
-            plan.append((xp, grad.dtype != param.dtype, (param.dtype, where)))
-            if has_state:
+            plan.append((xp, grad.dtype != param.dtype, self._scalars_of(param)))
+            if name in self._state:
                 self._check_buffers(name, param, self._state[name])
         return Checked(xp=plan[0][0], constants=tuple(plan))
 
