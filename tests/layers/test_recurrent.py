@@ -224,3 +224,50 @@ def test_checkpoint_round_trip(tmp_path):
     expected, _ = model(x)
     got, _ = loaded(x.astype(np.float32))
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+class _Classifier(xpnn.Module):
+    """A GRU over (batch, time, features), its last hidden state, a linear head."""
+
+    def __init__(self, xp, device) -> None:
+        super().__init__()
+        where = {"xp": xp, "device": device, "dtype": xp.float64}
+        self.gru = GRU(3, 4, batch_first=True, seed=0, **where)
+        self.head = xpnn.Linear(4, 2, seed=1, **where)
+
+    def children(self):
+        return [self.gru, self.head]
+
+    def named_children(self):
+        return [("gru", self.gru), ("head", self.head)]
+
+    def forward(self, x, *, input_grad=True):
+        (_, h_n), gru_backward = self.gru.forward(x, input_grad=input_grad)
+        y, head_backward = self.head.forward(h_n[-1, ...])
+
+        def backward(dy):
+            return gru_backward(None, head_backward(dy)[None, ...])[0]
+
+        return y, backward
+
+
+@pytest.mark.backend("dask")
+def test_fit_trains_on_dask_chunks_as_on_numpy(xp, device):
+    """A GRU classifier, batch-chunked sequences: the losses and weights of a NumPy run."""
+    import array_api_compat.numpy as npx
+    import dask.array as da
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 4, 3)), rng.integers(0, 2, 8)
+    options = {"epochs": 2, "batch_size": 4, "seed": 3, "progress": False}
+    reference = _Classifier(npx, "cpu")
+    loss = xpnn.CrossEntropyLoss
+    expected = xpnn.fit(
+        reference, loss(), xpnn.optim.SGD(reference, lr=0.5), x, y, block_rows=4, **options
+    )
+    model = _Classifier(xp, device)
+    chunked = da.from_array(x, chunks=(4, 4, 3)), da.from_array(y, chunks=4)
+    history = xpnn.fit(model, loss(), xpnn.optim.SGD(model, lr=0.5), *chunked, **options)
+    np.testing.assert_allclose(history.loss, expected.loss, rtol=1e-9)
+    for name, value in model.state_dict().items():
+        np.testing.assert_allclose(to_numpy(value), reference.state_dict()[name], err_msg=name)
