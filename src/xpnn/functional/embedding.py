@@ -258,7 +258,7 @@ def embedding(indices: Array, weight: Array, padding_idx: int | None = None) -> 
 
     Returns
     -------
-    y : array of shape (*indices.shape, embedding_dim)
+    y : array of shape ``(*indices.shape, embedding_dim)``
         In ``weight``'s dtype.
 
     Raises
@@ -288,7 +288,7 @@ def embedding_backward(
 
     Parameters
     ----------
-    dy : array of shape (*indices.shape, embedding_dim)
+    dy : array of shape ``(*indices.shape, embedding_dim)``
         The gradient of the output.
     indices : integer array
         As given to :func:`embedding`.

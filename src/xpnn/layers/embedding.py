@@ -126,7 +126,7 @@ class Embedding(Module):
 
         Returns
         -------
-        y : array of shape (*indices.shape, embedding_dim)
+        y : array of shape ``(*indices.shape, embedding_dim)``
         backward : callable
             ``backward(dy, *, retain_graph=False) -> None``: adds the weight
             gradient into ``grads["weight"]`` (zero on the ``padding_idx``
