@@ -735,3 +735,33 @@ def test_transformer_encoder_classifier(tmp_path: Path) -> None:
     for rows in (1, 5):
         x = inputs((rows, 4, 3), "float32", seed=rows)
         assert_close(run(path, x), oracle(x), err_msg=f"{rows} rows")
+
+
+class _SequenceClassifier(Module):
+    """A bidirectional GRU, its output at the last step, a linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gru = xpnn.GRU(3, 4, bidirectional=True, batch_first=True, seed=0)
+        self.head = Linear(8, 2, seed=1)
+
+    def children(self) -> list[Module]:
+        return [self.gru, self.head]
+
+    def named_children(self) -> list[tuple[str, Module]]:
+        return [("gru", self.gru), ("head", self.head)]
+
+    def forward(self, x: Any, *, input_grad: bool = True) -> tuple[Any, Any]:
+        output, _ = self.gru(x)
+        return self.head(output[:, -1, :]), None
+
+
+def test_gru_unrolls_over_a_fixed_number_of_steps(tmp_path: Path) -> None:
+    """The time loop unrolls at export: the steps are fixed, the batch is not."""
+    model = _SequenceClassifier().eval()
+    path = tmp_path / "gru.onnx"
+    to_onnx(model, path, input_shape=(None, 4, 3), dtype="float32")
+    oracle = on_numpy(model, "float32")
+    for rows in (1, 7):
+        x = inputs((rows, 4, 3), "float32", seed=rows)
+        assert_close(run(path, x), oracle(x))

@@ -38,6 +38,7 @@ from .._checks import (
     check_known_shape,
     check_real_floating,
     check_same_device,
+    is_unknown,
     shape_str,
 )
 from .._compat import Array, Namespace, array_namespace, device, is_lazy
@@ -136,8 +137,12 @@ def check_recurrent(
             f"batch_first=True), got a {x.ndim}-D array of shape {shape_str(tuple(x.shape))}; "
             f"add a batch axis to a single sequence with xp.expand_dims(x, axis=1)"
         )
-    shape = check_known_shape("x", x, f"the {mode} layer's time loop")
+    shape = tuple(x.shape)
     time, batch, features = (shape[1], shape[0], shape[2]) if batch_first else shape
+    if is_unknown(time) or is_unknown(features) or (lengths is not None and is_unknown(batch)):
+        # The loop needs the number of steps; the batch may stay unknown (a
+        # traced export with a dynamic batch) unless lengths index into it.
+        check_known_shape("x", x, f"the {mode} layer's time loop")
     w_ih = weights[0]
     assert w_ih is not None
     expected_features = int(w_ih.shape[1])
@@ -147,7 +152,7 @@ def check_recurrent(
             f"{features} (x has shape {shape_str(shape)}); pass sequences of "
             f"{expected_features} features, or build the layer with input_size={features}"
         )
-    if time < 1 or batch < 1:
+    if time < 1 or (not is_unknown(batch) and batch < 1):
         raise ValueError(
             f"x must hold at least one time step and one sequence, got shape {shape_str(shape)}"
         )
@@ -272,11 +277,11 @@ class _Mask(NamedTuple):
 
 def _project(xp: Namespace, x: Array, w: Array, bias: Array | None) -> Array:
     """Return ``x @ w.T + bias`` for every step at once: (T, B, F) to (T, B, G*H)."""
-    time, batch, features = x.shape
-    y = xp.reshape(x, (time * batch, features)) @ w.T
+    time, _, features = x.shape
+    y = xp.reshape(x, (-1, features)) @ w.T
     if bias is not None:
         y = y + bias
-    return xp.reshape(y, (time, batch, w.shape[0]))
+    return xp.reshape(y, (time, -1, w.shape[0]))
 
 
 def _stack_states(xp: Namespace, states: list[Array], mask: _Mask | None) -> Array:
@@ -340,7 +345,7 @@ def _gru_backward(
 ) -> tuple[Array | None, Array, list[Array | None]]:
     w_hh = weights[1]
     states, gates, news, hidden_n = saved
-    hidden, time, batch = c.hidden, c.time, c.batch
+    hidden, time = c.hidden, c.time
     rz = xp.stack(gates, axis=0)
     r, z = rz[..., :hidden], rz[..., hidden:]
     n = xp.stack(news, axis=0)
@@ -365,7 +370,7 @@ def _gru_backward(
     for t in range(time - 1, -1, -1):
         if d_out is not None:
             dh = dh + d_out[t, ...]
-        dgh = xp.reshape(factors[t, ...] * dh[:, None, :], (batch, three))
+        dgh = xp.reshape(factors[t, ...] * dh[:, None, :], (-1, three))
         d_gh.append(dgh)
         d_h.append(dh)
         dh = dh * carry[t, ...] + dgh @ w_hh
@@ -373,9 +378,8 @@ def _gru_backward(
     d_h.reverse()
     dgh_all = xp.stack(d_gh, axis=0)
     dgx_all = xp.concat([dgh_all[..., : 2 * hidden], a_n * xp.stack(d_h, axis=0)], axis=-1)
-    rows = time * batch
-    dgh2 = xp.reshape(dgh_all, (rows, three))
-    dgx2 = xp.reshape(dgx_all, (rows, three))
+    dgh2 = xp.reshape(dgh_all, (-1, three))
+    dgx2 = xp.reshape(dgx_all, (-1, three))
     return _weight_gradients(xp, x, previous, dgx2, dgh2, weights, dh, input_grad)
 
 
@@ -391,17 +395,16 @@ def _weight_gradients(
 ) -> tuple[Array | None, Array, list[Array | None]]:
     """Return one direction's gradients from its pre-activation gradients of every step."""
     w_ih, _, b_ih, b_hh = weights
-    time, batch, features = x.shape
-    rows = time * batch
-    d_w_ih = dgx2.T @ xp.reshape(x, (rows, features))
-    d_w_hh = dgh2.T @ xp.reshape(previous, (rows, previous.shape[-1]))
+    time, _, features = x.shape
+    d_w_ih = dgx2.T @ xp.reshape(x, (-1, features))
+    d_w_hh = dgh2.T @ xp.reshape(previous, (-1, previous.shape[-1]))
     d_b_ih = None if b_ih is None else xp.sum(dgx2, axis=0)
     d_b_hh = None
     if b_hh is not None:
         d_b_hh = d_b_ih if dgh2 is dgx2 and d_b_ih is not None else xp.sum(dgh2, axis=0)
     dx = None
     if input_grad:
-        dx = xp.reshape(dgx2 @ w_ih, (time, batch, features))
+        dx = xp.reshape(dgx2 @ w_ih, (time, -1, features))
     return dx, dh0, [d_w_ih, d_w_hh, d_b_ih, d_b_hh]
 
 
@@ -460,7 +463,7 @@ def _rnn_backward(
         back = da @ w_hh
         dh = back if through is None else back + dh * through[t, ...]
     d_a.reverse()
-    da2 = xp.reshape(xp.stack(d_a, axis=0), (c.time * c.batch, c.hidden))
+    da2 = xp.reshape(xp.stack(d_a, axis=0), (-1, c.hidden))
     previous = xp.stack(states[:-1], axis=0)
     return _weight_gradients(xp, x, previous, da2, da2, weights, dh, input_grad)
 
@@ -526,7 +529,7 @@ def _lstm_backward(
     input_grad: bool,
 ) -> tuple[Array | None, tuple[Array, Array], list[Array | None]]:
     w_hh = weights[1]
-    hidden, time, batch = c.hidden, c.time, c.batch
+    hidden, time = c.hidden, c.time
     states, cells, sigmoids, candidates, tanh_cells = saved
     sig = xp.stack(sigmoids, axis=0)
     i, f, o = sig[..., :hidden], sig[..., hidden : 2 * hidden], sig[..., 2 * hidden :]
@@ -556,13 +559,13 @@ def _lstm_backward(
         if d_out is not None:
             dh = dh + d_out[t, ...]
         dct = dc + dh * q[t, ...]
-        da = xp.reshape(xp.stack([dct, dct, dct, dh], axis=1) * factors[t, ...], (batch, four))
+        da = xp.reshape(xp.stack([dct, dct, dct, dh], axis=1) * factors[t, ...], (-1, four))
         d_a.append(da)
         dc = dct * keep_cell[t, ...]
         back = da @ w_hh
         dh = back if through is None else back + dh * through[t, ...]
     d_a.reverse()
-    da2 = xp.reshape(xp.stack(d_a, axis=0), (time * batch, four))
+    da2 = xp.reshape(xp.stack(d_a, axis=0), (-1, four))
     previous = xp.stack(states[:-1], axis=0)
     dx, _, grads = _weight_gradients(xp, x, previous, da2, da2, weights, dh, input_grad)
     return dx, (dh, dc), grads
@@ -598,13 +601,22 @@ class RecurrentSaved(NamedTuple):
     dropout: list[Array | None]
 
 
+def _zero_state(xp: Namespace, c: RecurrentConstants, like: Array) -> Array:
+    """Return zeros (batch, hidden) in the dtype and on the device of ``like``, (T, B, F)."""
+    if not is_unknown(c.batch):
+        return xp.zeros((c.batch, c.hidden), dtype=like.dtype, device=device(like))
+    # A batch of unknown size (a traced export): zeros broadcast from the input's rows.
+    column = xp.zeros_like(like[0, :, :1])
+    return column + xp.zeros((1, c.hidden), dtype=like.dtype, device=device(like))
+
+
 def _reverse(xp: Namespace, a: Array, index: Array | None) -> Array:
     """Reverse each sequence of ``a`` (T, B, F) in time, within its length if ``index``."""
     if index is None:
         return xp.flip(a, axis=0)
-    time, batch, features = a.shape
-    flat = xp.take(xp.reshape(a, (time * batch, features)), index, axis=0)
-    return xp.reshape(flat, (time, batch, features))
+    time, _, features = a.shape
+    flat = xp.take(xp.reshape(a, (-1, features)), index, axis=0)
+    return xp.reshape(flat, (time, -1, features))
 
 
 def recurrent_kernel(
@@ -655,7 +667,6 @@ def recurrent_kernel(
     """
     xp, dtype = checked.xp, checked.dtype
     c: RecurrentConstants = checked.constants
-    where = device(x)
     dtypes = (
         x.dtype,
         None if h0 is None else h0.dtype,
@@ -682,7 +693,6 @@ def recurrent_kernel(
             steps = c.steps[:, None]
             within = xp.where(steps < lengths[None, :], lengths[None, :] - 1 - steps, steps)
             reverse = xp.reshape(within * c.batch + c.batch_index[None, :], (c.time * c.batch,))
-    state_shape = (c.batch, c.hidden)
     lstm = c.mode == "LSTM"
     forward_cell: Callable[..., Any] = _CELLS[c.mode][0]
     inputs, cells, finals, final_cells, by_layer = [], [], [], [], []
@@ -695,18 +705,10 @@ def recurrent_kernel(
             index = layer * c.directions + direction
             ws = cast[index]
             layer_weights.append(ws)
-            h = (
-                xp.zeros(state_shape, dtype=dtype, device=where)
-                if h0 is None
-                else as_dtype(xp, h0[index, ...], dtype)
-            )
+            h = _zero_state(xp, c, x) if h0 is None else as_dtype(xp, h0[index, ...], dtype)
             start: Any = h
             if lstm:
-                cell = (
-                    xp.zeros(state_shape, dtype=dtype, device=where)
-                    if c0 is None
-                    else as_dtype(xp, c0[index, ...], dtype)
-                )
+                cell = _zero_state(xp, c, x) if c0 is None else as_dtype(xp, c0[index, ...], dtype)
                 start = (h, cell)
             seq = layer_input if direction == 0 else _reverse(xp, layer_input, reverse)
             out, last, saved = forward_cell(xp, c, seq, ws, start, mask, keep)
@@ -780,7 +782,6 @@ def recurrent_backward_kernel(
         if c.batch_first:
             d_output = xp.permute_dims(d_output, (1, 0, 2))
         d_output = as_dtype(xp, d_output, dtype)
-    state_shape = (c.batch, c.hidden)
     count = c.layers * c.directions
     dh0: list[Array] = [xp.zeros((0,), device=where)] * count
     dc0: list[Array] = list(dh0)
@@ -799,14 +800,14 @@ def recurrent_backward_kernel(
                 if direction == 1:
                     d_out = _reverse(xp, d_out, saved.reverse)
             dh = (
-                xp.zeros(state_shape, dtype=dtype, device=where)
+                _zero_state(xp, c, layer_input)
                 if d_h_n is None
                 else as_dtype(xp, d_h_n[index, ...], dtype)
             )
             start: Any = dh
             if lstm:
                 dc = (
-                    xp.zeros(state_shape, dtype=dtype, device=where)
+                    _zero_state(xp, c, layer_input)
                     if d_c_n is None
                     else as_dtype(xp, d_c_n[index, ...], dtype)
                 )
