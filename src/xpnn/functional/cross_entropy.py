@@ -87,10 +87,12 @@ class CrossEntropyConstants(NamedTuple):
     #: Whether every option is at its default (no weight, no smoothing):
     #: then ``q`` is the one-hot matrix itself.
     plain: bool
-    #: For 2-D inputs reduced to a 0-d loss: a row of shape (1, rows) that
-    #: weighs each row's term (``1 / rows`` for a mean, 1 for a sum), so that
-    #: the loss is two products, ``row_weights @ (terms @ ones)``. Else None.
+    #: For 2-D inputs reduced to a 0-d loss: a vector of shape (rows,) that
+    #: weighs each row's term (``1 / rows`` for a mean, 1 for a sum), and
+    #: one of ones, shape (classes,), so that the loss is two products,
+    #: ``row_weights @ (terms @ class_ones)``. Else None.
     row_weights: Array | None = None
+    class_ones: Array | None = None
 
 
 def _raise_bad_label(xp: Namespace, labels: Array, classes: int, ignore_index: int) -> None:
@@ -498,6 +500,8 @@ def _check(
     scale = None
     if reduction == "mean" and count:
         scale = xp.asarray(1.0 / count, dtype=input.dtype, device=where)
+    reduced = ndim == 2 and count > 0 and reduction in ("mean", "sum")
+    weight_of_row = 1.0 / count if reduction == "mean" and count else 1.0
     constants = CrossEntropyConstants(
         classes=classes,
         rows=count,
@@ -511,16 +515,10 @@ def _check(
         probabilities=probabilities,
         ignore_in_range=0 <= ignore_index < classes,
         plain=weight is None and label_smoothing == 0.0,
-        row_weights=(
-            xp.full(
-                (1, count),
-                1.0 / count if reduction == "mean" else 1.0,
-                dtype=input.dtype,
-                device=where,
-            )
-            if ndim == 2 and count and reduction in ("mean", "sum")
-            else None
-        ),
+        row_weights=xp.full((count,), weight_of_row, dtype=input.dtype, device=where)
+        if reduced
+        else None,
+        class_ones=xp.ones((classes,), dtype=input.dtype, device=where) if reduced else None,
     )
     return Checked(xp=xp, dtype=input.dtype, constants=constants)
 
@@ -647,9 +645,11 @@ def _indices(
             return xp.sum(terms, axis=-1), grad
         if c.row_weights is not None:
             # The (weighted) sum of the terms as two products: NumPy's sum of
-            # a small matrix costs as much as both, and gives a scalar that
-            # would have to become an array again. [0, 0, ...] is 0-d.
-            loss = (c.row_weights @ (terms @ c.ones))[0, 0, ...]
+            # a small matrix costs as much as both. NumPy's product of two
+            # vectors is a scalar, which [...] makes a 0-d array.
+            loss = c.row_weights @ (terms @ c.class_ones)
+            if type(loss) is not type(input):
+                loss = loss[...]
             return loss, grad if c.scale is None else grad * c.scale
         loss = xp.sum(terms)
         if c.scale is not None:
