@@ -13,6 +13,7 @@ line and exit status 2, not an allocation error from deep inside NumPy.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from collections.abc import Callable
@@ -32,13 +33,16 @@ __all__ = [
     "FALLBACK_MEMORY",
     "OPTIMIZER_BUFFERS",
     "ConvClassifier",
+    "RecurrentClassifier",
     "SequenceClassifier",
+    "TransformerClassifier",
     "available_memory",
     "check_memory",
     "cnn",
     "format_bytes",
     "mlp",
     "sequence_model",
+    "sinusoids",
     "training_bytes",
 ]
 
@@ -398,6 +402,58 @@ class ConvClassifier(SequenceClassifier):
         return logits, backward
 
 
+class RecurrentClassifier(SequenceClassifier):
+    """A recurrent layer's state at each sequence's last valid step, then ``Linear``.
+
+    The body is ``GRU, Linear`` (or ``LSTM, Linear``), the recurrent layer
+    batch first; given the lengths, it stops each sequence at its own end
+    (as ``torch.nn.utils.rnn.pack_padded_sequence`` does), and its last
+    layer's final state (both directions', concatenated, for a
+    bidirectional one) gives the logits.
+    """
+
+    def forward(  # type: ignore[override]
+        self, x: Array, lengths: Array, *, input_grad: bool = True
+    ) -> tuple[Array, Callable[[Array], Array | None]]:
+        """Return the logits ``(batch, classes)`` and their backward closure."""
+        xp = array_namespace(x=x, lengths=lengths)
+        recurrent, head = self.body.layers
+        run: Any = recurrent.forward  # a GRU's or LSTM's, which takes lengths
+        (_, state), recurrent_backward = run(x, lengths=lengths, input_grad=input_grad)
+        lstm = isinstance(state, tuple)
+        h_n = state[0] if lstm else state
+        # h_n is (layers * directions, batch, hidden): the last layer's rows.
+        directions = 2 if getattr(recurrent, "bidirectional", False) else 1
+        last = h_n[h_n.shape[0] - directions :, ...]
+        features = xp.concat([last[i] for i in range(directions)], axis=1)
+        logits, head_backward = head.forward(features)
+
+        def backward(dlogits: Array) -> Array | None:
+            dfeatures = head_backward(dlogits)
+            assert dfeatures is not None  # the head's input gradient was asked for
+            width = last.shape[2]
+            dlast = xp.stack([dfeatures[:, i * width : (i + 1) * width] for i in range(directions)])
+            earlier = xp.zeros(
+                (h_n.shape[0] - directions, *h_n.shape[1:]), dtype=h_n.dtype, device=device_of(h_n)
+            )
+            d_h_n = xp.concat([earlier, dlast], axis=0)
+            dx, _ = recurrent_backward(None, (d_h_n, None) if lstm else d_h_n)
+            return dx
+
+        return logits, backward
+
+
+def recurrent_classifier(
+    kind: str, choice: Choice, features: int, classes: int, hidden: int, *, seed: int
+) -> RecurrentClassifier:
+    """Return the ``gru`` or ``lstm`` model (``kind`` ``"GRU"`` or ``"LSTM"``): one layer."""
+    from ..layers import recurrent
+
+    where = {"xp": choice.xp, "device": choice.device, "dtype": choice.dtype}
+    layer = getattr(recurrent, kind)(features, hidden, batch_first=True, seed=seed, **where)
+    return RecurrentClassifier(Sequential(layer, Linear(hidden, classes, seed=seed + 1, **where)))
+
+
 #: The convolution blocks of the ``conv`` model, and their kernel size.
 CONV_BLOCKS, CONV_KERNEL = 2, 5
 
@@ -422,8 +478,103 @@ def conv_classifier(
     return ConvClassifier(Sequential(*layers))
 
 
+def sinusoids(steps: int, width: int) -> np.ndarray:
+    """Return the sinusoidal position encodings of "Attention is all you need", ``(steps, width)``.
+
+    Column ``2i`` is ``sin(t / 10000^(2i / width))`` and column ``2i + 1``
+    the cosine of the same, at step ``t``. Fixed numbers, no parameters.
+
+    Examples
+    --------
+    >>> sinusoids(2, 4).round(3)
+    array([[0.   , 1.   , 0.   , 1.   ],
+           [0.841, 0.54 , 0.01 , 1.   ]])
+    """
+    angles = np.arange(steps)[:, None] / 10000.0 ** (np.arange(0, width, 2) / width)
+    table = np.zeros((steps, width))
+    table[:, 0::2] = np.sin(angles)
+    table[:, 1::2] = np.cos(angles[:, : width // 2])
+    return table
+
+
+class TransformerClassifier(SequenceClassifier):
+    """A projection, position encodings, a transformer encoder, a masked mean, then ``Linear``.
+
+    The body is ``Linear, TransformerEncoder, Linear``: each step's
+    features are projected to the model's width and added to the
+    sinusoidal encoding of its position (:func:`sinusoids`, no
+    parameters); the encoder attends over the valid steps only (its
+    ``src_key_padding_mask``); the mean of its output over the valid steps
+    gives the logits.
+    """
+
+    def forward(  # type: ignore[override]
+        self, x: Array, lengths: Array, *, input_grad: bool = True
+    ) -> tuple[Array, Callable[[Array], Array | None]]:
+        """Return the logits ``(batch, classes)`` and their backward closure."""
+        from ..functional import masked_mean, masked_mean_backward, padding_mask
+
+        xp = array_namespace(x=x, lengths=lengths)
+        project, encoder, head = self.body.layers
+        steps = x.shape[1]
+        h, project_backward = project.forward(x, input_grad=input_grad)
+        positions = xp.asarray(sinusoids(steps, h.shape[2]), dtype=h.dtype, device=device_of(h))
+        mask = padding_mask(lengths, steps)
+        encode: Any = encoder.forward  # a TransformerEncoder's, which takes the mask
+        h, encoder_backward = encode(h + positions, src_key_padding_mask=mask)
+        pooled = masked_mean(h, mask)
+        logits, head_backward = head.forward(pooled)
+
+        def backward(dlogits: Array) -> Array | None:
+            dpooled = head_backward(dlogits)
+            dh = encoder_backward(masked_mean_backward(dpooled, h, mask))
+            return project_backward(dh)
+
+        return logits, backward
+
+
+#: Heads and layers of the ``transformer`` model; its feed-forward width is
+#: twice ``--hidden``, its dropout :data:`TRANSFORMER_DROPOUT`.
+TRANSFORMER_HEADS, TRANSFORMER_LAYERS, TRANSFORMER_DROPOUT = 4, 2, 0.1
+
+
+def transformer_classifier(
+    choice: Choice, features: int, classes: int, hidden: int, *, seed: int
+) -> TransformerClassifier:
+    """Return the ``transformer`` model, of width ``hidden`` (a multiple of 4 heads)."""
+    from ..layers.transformer import TransformerEncoder, TransformerEncoderLayer
+
+    if hidden % TRANSFORMER_HEADS:
+        raise SelectionError(
+            f"--model transformer splits --hidden among {TRANSFORMER_HEADS} heads; got "
+            f"{hidden}, choose a multiple of {TRANSFORMER_HEADS}"
+        )
+    where = {"xp": choice.xp, "device": choice.device, "dtype": choice.dtype}
+    layer = TransformerEncoderLayer(
+        hidden,
+        TRANSFORMER_HEADS,
+        2 * hidden,
+        dropout=TRANSFORMER_DROPOUT,
+        batch_first=True,
+        seed=seed + 1,
+        **where,
+    )
+    return TransformerClassifier(
+        Sequential(
+            Linear(features, hidden, seed=seed, **where),
+            TransformerEncoder(layer, TRANSFORMER_LAYERS, seed=seed + 2),
+            Linear(hidden, classes, seed=seed + 3, **where),
+        )
+    )
+
+
 #: The models of the spoken digits, by ``--model`` name.
-SEQUENCE_MODELS: dict[str, Callable[..., SequenceClassifier]] = {"conv": conv_classifier}
+SEQUENCE_MODELS: dict[str, Callable[..., SequenceClassifier]] = {
+    "gru": functools.partial(recurrent_classifier, "GRU"),
+    "lstm": functools.partial(recurrent_classifier, "LSTM"),
+    "conv": conv_classifier,
+    "transformer": transformer_classifier,
+}
 
 
 def sequence_model(

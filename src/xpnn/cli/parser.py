@@ -252,7 +252,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         action=GivenOption,
         type=positive_int,
         default=20,
-        help="passes over the training rows; 8 for --task mnist",
+        help="passes over the training rows; 8 for --task mnist, 30 for --task spoken-digits",
     )
     parser.add_argument(
         "--batch-size",
@@ -278,29 +278,34 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         default="none",
         help="learning-rate schedule: none (--lr throughout), cosine (from --lr down to 0 "
         "along a cosine, stepped each epoch) or onecycle (1cycle peaking at --lr, stepped "
-        "each batch); onecycle for --task mnist",
+        "each batch); onecycle for --task mnist, cosine for --task spoken-digits",
     )
     parser.add_argument(
         "--task",
         action=GivenOption,
         choices=train.TASKS,
         default="digits",
-        help="digits (scikit-learn's 8x8 digits) or mnist (5,000 real 28x28 MNIST digits, "
-        "from xpnn[images])",
+        help="digits (scikit-learn's 8x8 digits), mnist (5,000 real 28x28 MNIST digits, "
+        "from xpnn[images]) or spoken-digits (3,000 recordings of spoken digits as MFCC "
+        "sequences, from xpnn[speech])",
     )
     parser.add_argument(
         "--model",
         action=GivenOption,
         choices=train.MODELS,
         help="mlp (Linear-ReLU-Linear), cnn (two conv-ReLU-max-pool blocks, then Linear) or "
-        "cnn-bn (cnn with batch norm); default: mlp for digits, cnn-bn for mnist",
+        "cnn-bn (cnn with batch norm); for spoken-digits: gru or lstm (the final state, then "
+        "Linear), conv (two 1-D convolutions, a mean over the frames, then Linear) or "
+        "transformer (projection, position encodings, two encoder layers, a mean, then "
+        "Linear); default: mlp for digits, cnn-bn for mnist, gru for spoken-digits",
     )
     parser.add_argument(
         "--hidden",
         action=GivenOption,
         type=positive_int,
         default=64,
-        help="units of the hidden layer",
+        help="units of the hidden layer (of the state, the channels or the model width of "
+        "the spoken-digits models)",
     )
     parser.add_argument(
         "--seed",
@@ -385,8 +390,8 @@ COMMANDS: tuple[Command, ...] = (
         "train",
         help="train an MLP on scikit-learn's handwritten digits",
         description="Train a classifier: Linear-ReLU-Linear on the 8x8 digits that scikit-learn "
-        "ships (--task digits), or a LeNet-style CNN on 5,000 real 28x28 MNIST digits "
-        "(--task mnist).",
+        "ships (--task digits), a LeNet-style CNN on 5,000 real 28x28 MNIST digits "
+        "(--task mnist), or a GRU on 3,000 spoken digits (--task spoken-digits).",
         epilog="Writes into the --output directory: metrics.json (test and per-epoch "
         "scores, and the settings of the run), model.safetensors (the model, the "
         "optimizer's state and the schedule's, for xpnn export and xpnn.load) and "
