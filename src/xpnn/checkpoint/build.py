@@ -108,6 +108,23 @@ def _as_size(value: object) -> int:
         return 0
 
 
+#: The children's names of the layers whose children are named, in config order.
+_CHILD_NAMES: dict[str, tuple[str, ...]] = {
+    "TransformerEncoderLayer": (
+        "self_attn",
+        "linear1",
+        "dropout",
+        "linear2",
+        "norm1",
+        "norm2",
+        "dropout1",
+        "dropout2",
+        "activation",
+    ),
+    "TransformerEncoder": ("layers", "norm"),
+}
+
+
 def declared_shapes(
     config: object, prefix: str = "", *, buffers: bool = False
 ) -> dict[str, tuple[int, ...]]:
@@ -171,7 +188,20 @@ def declared_shapes(
     if kind == "Embedding" and isinstance(settings, Mapping):
         table = (_as_size(settings.get("num_embeddings")), _as_size(settings.get("embedding_dim")))
         return {} if buffers else {f"{prefix}weight": table}
+    if kind == "MultiheadAttention" and isinstance(settings, Mapping):
+        embed = _as_size(settings.get("embed_dim"))
+        attention: dict[str, tuple[int, ...]] = {f"{prefix}in_proj_weight": (3 * embed, embed)}
+        if settings.get("bias", True):
+            attention[f"{prefix}in_proj_bias"] = (3 * embed,)
+        attention = {} if buffers else attention
+        if isinstance(children, list) and children:
+            attention.update(declared_shapes(children[0], f"{prefix}out_proj.", buffers=buffers))
+        return attention
     shapes = {}
+    child_names = _CHILD_NAMES.get(kind) if isinstance(kind, str) else None
+    if child_names is not None and isinstance(children, list):
+        for name, child in zip(child_names, children, strict=False):
+            shapes.update(declared_shapes(child, f"{prefix}{name}.", buffers=buffers))
     if kind == "Sequential" and isinstance(children, list):
         for index, child in enumerate(children):
             shapes.update(declared_shapes(child, f"{prefix}{index}.", buffers=buffers))
