@@ -194,15 +194,19 @@ def segment_sums(xp: Namespace, keys: Array, values: Array) -> Array:
 
     ``ceil(log2(n))`` Hillis-Steele passes; the last row of each run ends up
     holding the run's sum (a balanced tree of additions). Fixed shapes, no
-    write in place.
+    write in place. Each pass gathers the row ``step`` places back through
+    an index array rather than a slice, so that every pass has the same
+    shapes and operations: JAX compiles them once, not once per pass.
     """
     n = int(keys.shape[0])
+    positions = xp.arange(n, dtype=keys.dtype, device=device_of(keys))
     step = 1
     while step < n:
-        same = keys[step:] == keys[:-step]
-        tail = values[step:, ...]
-        tail = xp.where(same[:, None], tail + values[:-step, ...], tail)
-        values = xp.concat([values[:step, ...], tail], axis=0)
+        back = positions - step
+        inside = back >= 0
+        back = xp.where(inside, back, positions)  # any index in range: masked below
+        same = inside & (xp.take(keys, back) == keys)
+        values = xp.where(same[:, None], values + xp.take(values, back, axis=0), values)
         step *= 2
     return values
 
