@@ -284,9 +284,16 @@ def _project(xp: Namespace, x: Array, w: Array, bias: Array | None) -> Array:
     return xp.reshape(y, (time, -1, w.shape[0]))
 
 
-def _stack_states(xp: Namespace, states: list[Array], mask: _Mask | None) -> Array:
-    out = xp.stack(states[1:], axis=0)
-    return out if mask is None else out * mask.weight
+def _transposed(xp: Namespace, w: Array) -> Array:
+    """Return ``w.T`` laid out contiguously: NumPy multiplies by a strided transpose 3x slower."""
+    return xp.reshape(w.T, (w.shape[1], w.shape[0]), copy=True)
+
+
+def _outputs(xp: Namespace, states: list[Array], mask: _Mask | None) -> tuple[Array, Array]:
+    """Return the outputs (T, B, H), zero past each length, and every state (T + 1, B, H)."""
+    every = xp.stack(states, axis=0)
+    out = every[1:, ...]
+    return (out if mask is None else out * mask.weight), every
 
 
 def _gru_forward(
@@ -301,35 +308,40 @@ def _gru_forward(
     w_ih, w_hh, b_ih, b_hh = weights
     hidden = c.hidden
     two = 2 * hidden
-    scale = c.scale
-    bias_x = b_ih
-    bias_n = None
+    # r and z: b_hr and b_hz join the input projection, and their columns are
+    # halved so that one tanh gives both sigmoids, sigmoid(a) = (1 + tanh(a/2)) / 2.
+    # n: b_hn stays inside the reset product. Separate products keep each
+    # step's operands contiguous.
+    b_rz = b_n = b_hn = None
+    if b_ih is not None:
+        b_rz, b_n = b_ih[:two], b_ih[two:]
     if b_hh is not None:
-        # b_hr and b_hz join the input projection; b_hn stays inside the reset product.
-        bias_n = b_hh[two:]
-        folded = xp.concat([b_hh[:two], xp.zeros((hidden,), dtype=b_hh.dtype, device=device(b_hh))])
-        bias_x = folded if bias_x is None else bias_x + folded
-    gx = _project(xp, x, w_ih * scale[:, None], None if bias_x is None else bias_x * scale)
-    gx_rz, gx_n = gx[..., :two], gx[..., two:]
-    w_t = (w_hh * scale[:, None]).T
+        b_rz = b_hh[:two] if b_rz is None else b_rz + b_hh[:two]
+        b_hn = b_hh[two:]
+    gx_rz = _project(xp, x, w_ih[:two, ...] * 0.5, None if b_rz is None else b_rz * 0.5)
+    gx_n = _project(xp, x, w_ih[two:, ...], b_n)
+    w_rz = _transposed(xp, w_hh[:two, ...] * 0.5)
+    w_n = _transposed(xp, w_hh[two:, ...])
     h = h0
-    states, gates, news, hidden_n = [h0], [], [], []
+    states, gates, news, hidden_n, diffs = [h0], [], [], [], []
     for t in range(c.time):
-        gh = h @ w_t
-        rz = xp.tanh(gx_rz[t, ...] + gh[:, :two]) * 0.5 + 0.5
-        ghn = gh[:, two:]
-        if bias_n is not None:
-            ghn = ghn + bias_n
+        rz = xp.tanh(gx_rz[t, ...] + h @ w_rz) * 0.5 + 0.5
+        ghn = h @ w_n
+        if b_hn is not None:
+            ghn = ghn + b_hn
         n = xp.tanh(gx_n[t, ...] + rz[:, :hidden] * ghn)
-        new = n + rz[:, hidden:] * (h - n)
+        diff = h - n
+        new = n + rz[:, hidden:] * diff
         h = new if mask is None else xp.where(mask.valid[t, ...], new, h)
         states.append(h)
         if keep:
             gates.append(rz)
             news.append(n)
             hidden_n.append(ghn)
-    saved = (states, gates, news, hidden_n) if keep else None
-    return _stack_states(xp, states, mask), h, saved
+            diffs.append(diff)
+    output, every = _outputs(xp, states, mask)
+    saved = (every, gates, news, hidden_n, diffs) if keep else None
+    return output, h, saved
 
 
 def _gru_backward(
@@ -344,68 +356,73 @@ def _gru_backward(
     input_grad: bool,
 ) -> tuple[Array | None, Array, list[Array | None]]:
     w_hh = weights[1]
-    states, gates, news, hidden_n = saved
-    hidden, time = c.hidden, c.time
-    rz = xp.stack(gates, axis=0)
-    r, z = rz[..., :hidden], rz[..., hidden:]
-    n = xp.stack(news, axis=0)
-    ghn = xp.stack(hidden_n, axis=0)
-    previous = xp.stack(states[:-1], axis=0)
-    # The derivative factors of every step at once (docs/recurrent.md):
-    # dn_pre = dh * a_n, dz_pre = dh * k_z, dr_pre = dh * k_r, d(ghn) = dh * k_hn.
-    a_n = (1 - z) * (1 - n * n)
-    k_z = (previous - n) * z * (1 - z)
-    k_r = a_n * ghn * r * (1 - r)
-    k_hn = a_n * r
-    carry = z
-    if mask is not None:
-        # A padded step passes dh through unchanged and takes no gradient.
-        a_n, k_z, k_r, k_hn = (k * mask.weight for k in (a_n, k_z, k_r, k_hn))
-        carry = 1 - mask.weight * (1 - z)
-        if d_out is not None:
-            d_out = d_out * mask.weight
-    factors = xp.stack([k_r, k_z, k_hn], axis=2)
-    three = 3 * hidden
-    d_gh, d_h = [], []
-    for t in range(time - 1, -1, -1):
+    every, gates, news, hidden_n, diffs = saved
+    hidden = c.hidden
+    if mask is not None and d_out is not None:
+        d_out = d_out * mask.weight
+    # Every factor is computed step by step, from the small arrays the
+    # forward kept: arrays of every step at once would cost NumPy fresh
+    # pages for each (docs/recurrent.md gives the derivation).
+    grads = _Accumulator(xp, x, every, weights, input_grad)
+    for t in range(c.time - 1, -1, -1):
         if d_out is not None:
             dh = dh + d_out[t, ...]
-        dgh = xp.reshape(factors[t, ...] * dh[:, None, :], (-1, three))
-        d_gh.append(dgh)
-        d_h.append(dh)
-        dh = dh * carry[t, ...] + dgh @ w_hh
-    d_gh.reverse()
-    d_h.reverse()
-    dgh_all = xp.stack(d_gh, axis=0)
-    dgx_all = xp.concat([dgh_all[..., : 2 * hidden], a_n * xp.stack(d_h, axis=0)], axis=-1)
-    dgh2 = xp.reshape(dgh_all, (-1, three))
-    dgx2 = xp.reshape(dgx_all, (-1, three))
-    return _weight_gradients(xp, x, previous, dgx2, dgh2, weights, dh, input_grad)
+        rz, n = gates[t], news[t]
+        # A padded step passes dh through unchanged and takes no gradient.
+        live = dh if mask is None else dh * mask.weight[t, ...]
+        through = live * rz[:, hidden:]
+        d_an = (live - through) * (1 - n * n)
+        d_ghn = d_an * rz[:, :hidden]
+        d_rz = xp.concat([d_an * hidden_n[t], live * diffs[t]], axis=1) * (rz * (1 - rz))
+        dgh = xp.concat([d_rz, d_ghn], axis=1)
+        dgx = xp.concat([d_rz, d_an], axis=1)
+        grads.add(t, dgx, dgh)
+        back = through + dgh @ w_hh
+        dh = back if mask is None else back + (dh - live)
+    return grads.result(dh)
 
 
-def _weight_gradients(
-    xp: Namespace,
-    x: Array,
-    previous: Array,
-    dgx2: Array,
-    dgh2: Array,
-    weights: Weights,
-    dh0: Array,
-    input_grad: bool,
-) -> tuple[Array | None, Array, list[Array | None]]:
-    """Return one direction's gradients from its pre-activation gradients of every step."""
-    w_ih, _, b_ih, b_hh = weights
-    time, _, features = x.shape
-    d_w_ih = dgx2.T @ xp.reshape(x, (-1, features))
-    d_w_hh = dgh2.T @ xp.reshape(previous, (-1, previous.shape[-1]))
-    d_b_ih = None if b_ih is None else xp.sum(dgx2, axis=0)
-    d_b_hh = None
-    if b_hh is not None:
-        d_b_hh = d_b_ih if dgh2 is dgx2 and d_b_ih is not None else xp.sum(dgh2, axis=0)
-    dx = None
-    if input_grad:
-        dx = xp.reshape(dgx2 @ w_ih, (time, -1, features))
-    return dx, dh0, [d_w_ih, d_w_hh, d_b_ih, d_b_hh]
+class _Accumulator:
+    """The gradients of one direction, added up step by step from each step's gate gradients.
+
+    No array of every step is built: on NumPy, one would cost fresh pages at
+    every call, more than the small products per step.
+    """
+
+    def __init__(
+        self, xp: Namespace, x: Array, every: Array, weights: Weights, input_grad: bool
+    ) -> None:
+        self.xp, self.x, self.every, self.weights = xp, x, every, weights
+        self.input_grad = input_grad
+        self.sums: list[Array | None] | None = None
+        self.dx: list[Array] = []
+
+    def add(self, t: int, dgx: Array, dgh: Array) -> None:
+        """Add step ``t``'s share, from its gate gradients (``dgh`` may be ``dgx``)."""
+        xp = self.xp
+        w_ih, _, b_ih, b_hh = self.weights
+        shares = [dgx.T @ self.x[t, ...], dgh.T @ self.every[t, ...]]
+        # Each bias its own array, even where the two gradients are equal.
+        shares.append(None if b_ih is None else xp.sum(dgx, axis=0))
+        shares.append(None if b_hh is None else xp.sum(dgh, axis=0))
+        if self.sums is None:
+            self.sums = shares
+        else:
+            self.sums = [
+                None if total is None else total + share
+                for total, share in zip(self.sums, shares, strict=True)
+            ]
+        if self.input_grad:
+            self.dx.append(dgx @ w_ih)
+
+    def result(self, dh0: Array) -> tuple[Array | None, Array, list[Array | None]]:
+        """Return ``(dx, dh0, [d_weight_ih, d_weight_hh, d_bias_ih, d_bias_hh])``."""
+        dx = None
+        if self.input_grad:
+            self.dx.reverse()
+            dx = self.xp.stack(self.dx, axis=0)
+        assert self.sums is not None
+        return dx, dh0, self.sums
 
 
 def _rnn_forward(
@@ -420,7 +437,7 @@ def _rnn_forward(
     w_ih, w_hh, b_ih, b_hh = weights
     bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
     gx = _project(xp, x, w_ih, bias)
-    w_t = w_hh.T
+    w_t = _transposed(xp, w_hh)
     relu = c.mode == "RNN_RELU"
     h = h0
     states = [h0]
@@ -429,7 +446,8 @@ def _rnn_forward(
         new = xp.maximum(a, c.zero) if relu else xp.tanh(a)
         h = new if mask is None else xp.where(mask.valid[t, ...], new, h)
         states.append(h)
-    return _stack_states(xp, states, mask), h, (states if keep else None)
+    output, every = _outputs(xp, states, mask)
+    return output, h, (every if keep else None)
 
 
 def _rnn_backward(
@@ -444,8 +462,8 @@ def _rnn_backward(
     input_grad: bool,
 ) -> tuple[Array | None, Array, list[Array | None]]:
     w_hh = weights[1]
-    states = saved
-    after = xp.stack(states[1:], axis=0)
+    every = saved
+    after = every[1:, ...]
     relu = c.mode == "RNN_RELU"
     factor = xp.astype(after > 0, after.dtype) if relu else 1 - after * after
     through = None
@@ -454,18 +472,15 @@ def _rnn_backward(
         through = 1 - mask.weight
         if d_out is not None:
             d_out = d_out * mask.weight
-    d_a = []
+    grads = _Accumulator(xp, x, every, weights, input_grad)
     for t in range(c.time - 1, -1, -1):
         if d_out is not None:
             dh = dh + d_out[t, ...]
         da = dh * factor[t, ...]
-        d_a.append(da)
+        grads.add(t, da, da)
         back = da @ w_hh
         dh = back if through is None else back + dh * through[t, ...]
-    d_a.reverse()
-    da2 = xp.reshape(xp.stack(d_a, axis=0), (-1, c.hidden))
-    previous = xp.stack(states[:-1], axis=0)
-    return _weight_gradients(xp, x, previous, da2, da2, weights, dh, input_grad)
+    return grads.result(dh)
 
 
 def _lstm_internal(xp: Namespace, a: Array, hidden: int) -> Array:
@@ -492,7 +507,7 @@ def _lstm_forward(
     w_x = _lstm_internal(xp, w_ih, hidden) * scale[:, None]
     b_x = None if bias is None else _lstm_internal(xp, bias, hidden) * scale
     gx = _project(xp, x, w_x, b_x)
-    w_t = (_lstm_internal(xp, w_hh, hidden) * scale[:, None]).T
+    w_t = _transposed(xp, _lstm_internal(xp, w_hh, hidden) * scale[:, None])
     h, cell = state
     states, cells, sigmoids, candidates, tanh_cells = [h], [cell], [], [], []
     for t in range(c.time):
@@ -513,8 +528,9 @@ def _lstm_forward(
             sigmoids.append(sig)
             candidates.append(g)
             tanh_cells.append(tc)
-    saved = (states, cells, sigmoids, candidates, tanh_cells) if keep else None
-    return _stack_states(xp, states, mask), (h, cell), saved
+    output, every = _outputs(xp, states, mask)
+    saved = (every, cells, sigmoids, candidates, tanh_cells) if keep else None
+    return output, (h, cell), saved
 
 
 def _lstm_backward(
@@ -530,7 +546,7 @@ def _lstm_backward(
 ) -> tuple[Array | None, tuple[Array, Array], list[Array | None]]:
     w_hh = weights[1]
     hidden, time = c.hidden, c.time
-    states, cells, sigmoids, candidates, tanh_cells = saved
+    every, cells, sigmoids, candidates, tanh_cells = saved
     sig = xp.stack(sigmoids, axis=0)
     i, f, o = sig[..., :hidden], sig[..., hidden : 2 * hidden], sig[..., 2 * hidden :]
     g = xp.stack(candidates, axis=0)
@@ -554,21 +570,18 @@ def _lstm_backward(
     factors = xp.stack([k_i, k_f, k_g, k_o], axis=2)
     four = 4 * hidden
     dh, dc = dstate
-    d_a = []
+    grads = _Accumulator(xp, x, every, weights, input_grad)
     for t in range(time - 1, -1, -1):
         if d_out is not None:
             dh = dh + d_out[t, ...]
         dct = dc + dh * q[t, ...]
         da = xp.reshape(xp.stack([dct, dct, dct, dh], axis=1) * factors[t, ...], (-1, four))
-        d_a.append(da)
+        grads.add(t, da, da)
         dc = dct * keep_cell[t, ...]
         back = da @ w_hh
         dh = back if through is None else back + dh * through[t, ...]
-    d_a.reverse()
-    da2 = xp.reshape(xp.stack(d_a, axis=0), (-1, four))
-    previous = xp.stack(states[:-1], axis=0)
-    dx, _, grads = _weight_gradients(xp, x, previous, da2, da2, weights, dh, input_grad)
-    return dx, (dh, dc), grads
+    dx, _, gradients = grads.result(dh)
+    return dx, (dh, dc), gradients
 
 
 #: The forward and backward of each cell, by mode.
