@@ -17,9 +17,11 @@ from .activations import (
     Softplus,
     Tanh,
 )
+from .attention import MultiheadAttention
 from .convolution import Conv1d, Conv2d
 from .dropout import Dropout
 from .edges import edge_features
+from .embedding import Embedding
 from .layer_norm import LayerNorm, RMSNorm
 from .linear import Linear
 from .normalization import BatchNorm1d, BatchNorm2d
@@ -31,13 +33,18 @@ from .pooling import (
     MaxPool1d,
     MaxPool2d,
 )
+from .recurrent import GRU, LSTM, RNN
 from .reshape import Flatten, Unflatten
 from .sequential import Sequential
+from .transformer import TransformerEncoder, TransformerEncoderLayer
 
 __all__ = [
     "ELU",
     "GELU",
+    "GRU",
     "LAYERS",
+    "LSTM",
+    "RNN",
     "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d",
     "AvgPool1d",
@@ -48,6 +55,7 @@ __all__ = [
     "Conv1d",
     "Conv2d",
     "Dropout",
+    "Embedding",
     "Flatten",
     "Hardtanh",
     "Identity",
@@ -59,6 +67,7 @@ __all__ = [
     "MaxPool2d",
     "Mish",
     "Module",
+    "MultiheadAttention",
     "RMSNorm",
     "ReLU",
     "Sequential",
@@ -67,6 +76,8 @@ __all__ = [
     "Softmax",
     "Softplus",
     "Tanh",
+    "TransformerEncoder",
+    "TransformerEncoderLayer",
     "Unflatten",
     "call_backward",
     "edge_features",

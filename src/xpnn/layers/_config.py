@@ -22,8 +22,10 @@ from .activations import (
     Softplus,
     Tanh,
 )
+from .attention import MultiheadAttention
 from .convolution import Conv1d, Conv2d
 from .dropout import Dropout
+from .embedding import Embedding
 from .layer_norm import LayerNorm, RMSNorm
 from .linear import Linear
 from .normalization import BatchNorm1d, BatchNorm2d
@@ -35,8 +37,10 @@ from .pooling import (
     MaxPool1d,
     MaxPool2d,
 )
+from .recurrent import GRU, LSTM, RNN
 from .reshape import Flatten, Unflatten
 from .sequential import Sequential
+from .transformer import TransformerEncoder, TransformerEncoderLayer
 
 __all__ = ["LAYERS", "from_config"]
 
@@ -72,8 +76,15 @@ LAYERS: dict[str, type[Module]] = {
         Unflatten,
         BatchNorm1d,
         BatchNorm2d,
+        RNN,
+        GRU,
+        LSTM,
         LayerNorm,
         RMSNorm,
+        Embedding,
+        MultiheadAttention,
+        TransformerEncoderLayer,
+        TransformerEncoder,
     )
 }
 
@@ -133,11 +144,23 @@ def _build(config: object, where: str, placement: dict[str, Any]) -> Module:
                 for i, child in enumerate(children)
             )
         )
+    composite = getattr(LAYERS[kind], "_from_config", None)
+    if composite is not None:  # layers with children: attention, transformer
+        built = [
+            _build(child, f"{where}['children'][{i}]", placement)
+            for i, child in enumerate(children)
+        ]
+        try:
+            return composite(dict(settings), built, placement)  # type: ignore[no-any-return]
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where} does not describe a {kind}: {exc}") from None
     if children:
         raise ValueError(f"{where}['children'] must be empty for {kind}, got {len(children)}")
     extra: dict[str, Any] = {}
     if kind in ("Linear", "Conv1d", "Conv2d"):
         extra = {**placement, "weight_init": "zeros", "bias_init": "zeros"}
+    elif kind in ("RNN", "GRU", "LSTM"):
+        extra = dict(placement)
     try:
         return LAYERS[kind](**settings, **extra)
     except (TypeError, ValueError) as exc:
