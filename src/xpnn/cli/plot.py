@@ -168,8 +168,11 @@ def plot_mistakes(predictions: Predictions, path: Path) -> bool:
 
     Up to :data:`MISTAKES_SHOWN` images in a grid, each titled with its true
     label, the predicted one and the probability the model gave the
-    prediction. Returns False, drawing nothing, when the inputs are no
-    images, when nothing is wrong, or when matplotlib is missing.
+    prediction; for sequences (``predictions.lengths`` given), up to
+    :data:`SEQUENCES_SHOWN` heat maps of their features over their valid
+    steps, titled alike. Returns False, drawing nothing, when the inputs are
+    neither images nor sequences, when nothing is wrong, or when matplotlib
+    is missing.
     """
     shape = predictions.image_shape
     wrong = np.flatnonzero(predictions.predicted != predictions.labels)
