@@ -54,8 +54,8 @@ def _compare(model, twin, x, tol, **masks):
 
 @pytest.mark.parametrize(
     ("norm_first", "activation", "batch_first"),
-    [(False, "relu", False), (True, "gelu", True), (True, "relu", False), (False, "gelu", True)],
-    ids=["post-relu", "pre-gelu-batch-first", "pre-relu", "post-gelu-batch-first"],
+    [(False, "relu", False), (True, "gelu", True)],
+    ids=["post-relu", "pre-gelu-batch-first"],
 )
 def test_encoder_layer_matches_torch(xp, device, real_dtype, norm_first, activation, batch_first):
     make = {"xp": xp, "device": device, "dtype": real_dtype}
