@@ -398,7 +398,14 @@ def _inputs(choice: Choice, x: np.ndarray, lengths: np.ndarray | None) -> Any:
 def _predictions(model: Module, data: Dataset, x_test: Any) -> Predictions:
     """Return the test split's labels and the model's softmax probabilities, on the host."""
     inputs = x_test if isinstance(x_test, tuple) else (x_test,)
-    logits = to_numpy(model(*inputs)).astype(np.float64)
+    # In eval mode, as evaluate scores: no dropout, a batch norm's running
+    # statistics, so the pictures count what the printed accuracy counts.
+    was_training = model.training
+    model.eval()
+    try:
+        logits = to_numpy(model(*inputs)).astype(np.float64)
+    finally:
+        model.train(was_training)
     shifted = logits - logits.max(axis=1, keepdims=True)
     exps = np.exp(shifted)
     return Predictions(
