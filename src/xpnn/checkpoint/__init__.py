@@ -14,6 +14,8 @@ no code from it, and any safetensors reader can open it.
 - :func:`load_optimizer` restores the optimizer's state into an optimizer
   made for the loaded model, as ``torch.optim.Optimizer.load_state_dict``
   does in PyTorch.
+- :func:`load_task` reads the task record saved with a model (what it
+  is for, its classes and the preparation of its input).
 - :func:`load_scheduler` restores the learning-rate schedule's state into a
   schedule made for that optimizer, as ``scheduler.load_state_dict`` does.
 
@@ -31,7 +33,7 @@ its error, and the checks of a file's header and metadata),
 
 from __future__ import annotations
 
-from .build import load
+from .build import load, load_task
 from .format import (
     DIGEST_ALGORITHM,
     FORMAT,
@@ -54,5 +56,6 @@ __all__ = [
     "load",
     "load_optimizer",
     "load_scheduler",
+    "load_task",
     "save",
 ]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Mapping
+from typing import Any
 
 from .._checks import key_difference
 from .._compat import Device, DType
 from ..layers import Module, from_config
 from .format import Contents, PathLike, check_optimizer_record, name_list, open_checkpoint
 
-__all__ = ["build_model", "declared_shapes", "load", "mismatch"]
+__all__ = ["build_model", "declared_shapes", "load", "load_task", "mismatch"]
 
 
 def load(
@@ -85,6 +86,28 @@ def load(
         for name in contents.model_buffers:
             model.set_buffer(name, contents.array(name))
     return model.to(xp, device, dtype)
+
+
+def load_task(path: PathLike) -> dict[str, Any] | None:
+    """Return the task record saved with the checkpoint at ``path`` (``save(task=...)``).
+
+    The file's header and metadata are checked as :func:`load` checks them;
+    no tensor is read.
+
+    Returns
+    -------
+    dict or None
+        The record, or None when the file holds none.
+
+    Raises
+    ------
+    CheckpointError
+        If the file is not a valid xpnn checkpoint.
+    OSError
+        If the file cannot be opened.
+    """
+    with open_checkpoint(path, verify=False) as contents:
+        return contents.task
 
 
 def mismatch(needed: Mapping[str, tuple[int, ...]], stored: Mapping[str, tuple[int, ...]]) -> str:

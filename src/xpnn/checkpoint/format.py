@@ -145,6 +145,11 @@ class Contents:
         The recorded digest of every tensor, by name, each checked to be
         well formed; None when the file records none (written before xpnn
         recorded digests, or by another tool) or when verification is off.
+    task : dict or None
+        What the model was trained for and how its input is prepared (the
+        task's name, its classes, a tokenizer, an image size), as
+        :func:`~xpnn.checkpoint.save` got it in ``task=``; None when the
+        file records none.
     """
 
     where: str
@@ -158,6 +163,7 @@ class Contents:
     scheduler: dict[str, Any] | None = None
     buffers: dict[str, dict[str, str]] = field(default_factory=dict)
     digests: dict[str, str] | None = None
+    task: dict[str, Any] | None = None
     _digest_names_checked: bool = field(default=False, repr=False)
 
     def fail(self, message: str) -> CheckpointError:
@@ -322,6 +328,8 @@ def _inspect(file: Any, where: str, *, verify: bool) -> Contents:
         contents.optimizer = _from_json(metadata, "optimizer", where, dict)
     if "scheduler" in metadata:
         contents.scheduler = _from_json(metadata, "scheduler", where, dict)
+    if "task" in metadata:
+        contents.task = _from_json(metadata, "task", where, dict)
     return contents
 
 

@@ -35,6 +35,7 @@ def save(
     *,
     optimizer: Optimizer | None = None,
     scheduler: LRScheduler | None = None,
+    task: dict[str, Any] | None = None,
 ) -> None:
     """Save ``model``, and optionally ``optimizer``'s and ``scheduler``'s state, to ``path``.
 
@@ -63,6 +64,12 @@ def save(
         :meth:`~xpnn.optim.LRScheduler.state_dict` (its class, settings and
         position; a :class:`~xpnn.optim.SequentialLR` with its schedules')
         is saved in the metadata, for :func:`~xpnn.checkpoint.load_scheduler`.
+    task : dict, optional
+        What the model is for and how its input is prepared (JSON values),
+        saved as the metadata's ``"task"`` for
+        :func:`~xpnn.checkpoint.load_task`: ``xpnn train`` records its task,
+        classes and preprocessing (a tokenizer, an image size), so that
+        ``xpnn predict`` needs the checkpoint alone.
 
     Raises
     ------
@@ -159,6 +166,8 @@ def save(
         )
     if scheduler is not None:
         metadata["scheduler"] = _to_json(scheduler.state_dict(), "the scheduler's state")
+    if task is not None:
+        metadata["task"] = _to_json(dict(task), "task")
     metadata["dtypes"] = json.dumps({name: dtype for name, (_, dtype) in tensors.items()})
     stored = {name: stored_array(array, dtype) for name, (array, dtype) in tensors.items()}
     # Hashed from the host arrays the file is built from, so the digests are

@@ -16,7 +16,7 @@ import numpy as np
 from ..files import atomic_write
 from ..training import History
 
-__all__ = ["Predictions", "plot_confusion", "plot_curves", "plot_mistakes"]
+__all__ = ["Predictions", "plot_confusion", "plot_curves", "plot_mistakes", "plot_words"]
 
 #: The most mistakes ``mistakes.png`` shows.
 MISTAKES_SHOWN = 24
@@ -258,3 +258,45 @@ def _sequence_mistakes(
     if image is not None:
         figure.colorbar(image, ax=grid.ravel().tolist(), shrink=0.8, label="standardised value")
     _save(plt, figure, path)
+
+
+#: Tokens per class that ``words.png`` shows.
+WORDS_SHOWN = 12
+
+
+def plot_words(scores: np.ndarray, tokens: list[str], class_names: list[str], path: Path) -> bool:
+    """Draw, for each class, the tokens that push a text hardest toward it.
+
+    Parameters
+    ----------
+    scores : numpy.ndarray of shape (tokens, classes)
+        How much each token adds to each class's logit (for a bag model,
+        its embedding row times the final linear map: exact).
+    tokens : list of str
+        The text of each row of ``scores``.
+    class_names : list of str
+        The name of each class.
+    path : pathlib.Path
+        The image to write. A token's push toward a class is its score
+        there less its mean score over the classes, since what is added to
+        every logit changes no probability.
+
+    Returns
+    -------
+    bool
+        False when matplotlib is missing, as :func:`plot_curves`.
+    """
+    plt = _pyplot(path)
+    if plt is None:
+        return False
+    push = scores - scores.mean(axis=1, keepdims=True)
+    classes = len(class_names)
+    figure, panels = plt.subplots(1, classes, figsize=(3.2 * classes, 4.2), squeeze=False)
+    for column, (axes, name) in enumerate(zip(panels[0], class_names, strict=True)):
+        top = np.argsort(-push[:, column], kind="stable")[:WORDS_SHOWN][::-1]
+        axes.barh(range(top.size), push[top, column], color=f"C{column}")
+        axes.set_yticks(range(top.size), [tokens[i] for i in top])
+        axes.set(title=f"toward {name}", xlabel="logit above the mean of the classes")
+    figure.tight_layout()
+    _save(plt, figure, path)
+    return True

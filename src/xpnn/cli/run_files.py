@@ -19,6 +19,7 @@ import re
 import secrets
 import shutil
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ RUN_FILES = (
     "curves.png",
     "confusion.png",
     "mistakes.png",
+    "words.png",
 )
 
 #: The per-epoch lists of ``metrics.json``, which ``--resume`` extends.
@@ -262,6 +264,8 @@ def write_outputs(
     *,
     scheduler: LRScheduler | None = None,
     predictions: Predictions | None = None,
+    task: dict[str, Any] | None = None,
+    pictures: Mapping[str, Callable[[Path], bool]] | None = None,
 ) -> None:
     """Write the run's files into ``output`` as one set: ``metrics.json`` last, naming the rest.
 
@@ -295,11 +299,24 @@ def write_outputs(
     predictions : Predictions, optional
         The test split's labels and probabilities, for ``confusion.png`` and
         (for images) ``mistakes.png``.
+    task : dict, optional
+        The task's record saved in the checkpoint (``xpnn.save(task=...)``):
+        its name, classes and the preparation of its input, for
+        ``xpnn predict``.
+    pictures : mapping of str to callable, optional
+        More pictures of the task, by file name (one of :data:`RUN_FILES`):
+        ``draw(path) -> bool``, False when nothing was drawn.
     """
     staging = output / f"{_STAGING_PREFIX}{secrets.token_hex(8)}"
     staging.mkdir()
     try:
-        save(model, staging / "model.safetensors", optimizer=optimizer, scheduler=scheduler)
+        save(
+            model,
+            staging / "model.safetensors",
+            optimizer=optimizer,
+            scheduler=scheduler,
+            task=task,
+        )
         written = ["model.safetensors"]
         if plot_curves(history, staging / "curves.png"):
             written.append("curves.png")
@@ -308,6 +325,9 @@ def write_outputs(
                 written.append("confusion.png")
             if plot_mistakes(predictions, staging / "mistakes.png"):
                 written.append("mistakes.png")
+        for name, draw in (pictures or {}).items():
+            if draw(staging / name):
+                written.append(name)
         files = {name: _digest(staging / name) for name in written}
         record = _strict_json({**metrics, "files": files})
         text = json.dumps(record, indent=2, allow_nan=False) + "\n"
