@@ -53,7 +53,7 @@ CPU_BACKENDS = [spec for spec in MATRIX.values() if any(not d.gpu for d in spec.
 # file gives. torch.autograd, the gradient oracle of every session, is the
 # torch backend's own pin (a quick CPU build where one lies on disk).
 SHARED_REQUIREMENTS = (
-    ".[test,demo,docs,typecheck,images,speech]",
+    ".[test,demo,docs,typecheck,images,speech,text]",
     *dict.fromkeys(r for spec in CPU_BACKENDS for r in spec.requirements),
 )
 SHARED_ENV = ROOT / ".nox" / "shared"
