@@ -14,6 +14,11 @@ from xpnn.testing import assert_close, check_gradients, random_array, to_numpy
 E, HEADS = 4, 2
 
 
+def _needs_float64(xp, device):
+    if "float64" not in xp.__array_namespace_info__().dtypes(device=device, kind="real floating"):
+        pytest.skip(f"device {device!r} has no float64, which finite differences need")
+
+
 def _randomise(model, xp, device, dtype, seed=20):
     """Give every parameter (biases included, which start at zero) random values."""
     for index, (name, value) in enumerate(model.named_parameters()):
@@ -140,6 +145,7 @@ def test_forward_and_every_gradient_match_torch(xp, device, real_dtype, case):
 
 
 def test_gradients_match_finite_differences(xp, device):
+    _needs_float64(xp, device)
     make = {"dtype": xp.float64, "device": device}
     layer = MultiheadAttention(E, HEADS, batch_first=True, seed=0, xp=xp, **make)
     _randomise(layer, xp, device, xp.float64)
@@ -160,18 +166,18 @@ def test_gradients_match_finite_differences(xp, device):
 
 
 def test_dropout_acts_in_training_only(xp, device):
-    make = {"dtype": xp.float64, "device": device}
+    make = {"dtype": xp.float32, "device": device}
     layer = MultiheadAttention(E, HEADS, dropout=0.5, batch_first=True, seed=3, xp=xp, **make)
     x = random_array(xp, (2, 3, E), seed=1, **make)
     _, weights = layer(x, x, x, average_attn_weights=False)
     host = to_numpy(weights)
     assert np.any(host == 0.0)  # dropped
     kept = host[host != 0.0]
-    assert np.all(kept <= 2.0 + 1e-12)
+    assert np.all(kept <= 2.0 + 1e-6)
     assert np.any(kept > 1.0 / 3.0)
     layer.eval()
     _, weights = layer(x, x, x)
-    assert_close(xp.sum(weights, axis=-1), np.ones((2, 3)), xp=xp, device=device, dtype=xp.float64)
+    assert_close(xp.sum(weights, axis=-1), np.ones((2, 3)), xp=xp, device=device, dtype=xp.float32)
     again = MultiheadAttention(E, HEADS, dropout=0.5, batch_first=True, seed=3, xp=xp, **make)
     assert_close(again(x, x, x, average_attn_weights=False)[1], host, xp=xp, device=device)
 
