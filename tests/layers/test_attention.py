@@ -46,7 +46,7 @@ def _check_parameter_gradients(model, twin, tol):
 # (batch_first, self-attention, batch, key_padding_mask, attn_mask, need_weights, average)
 CASES = {
     "self-padding": (False, True, 2, "odd-lengths", None, True, True),
-    "cross-float-3d-mask": (True, False, 2, None, "float-3d", True, False),
+    "cross-float-masks": (True, False, 2, "float", "float-3d", True, False),
     "one-key-visible": (True, False, 2, None, "one-key", True, True),
     "causal-batch-1": (False, True, 1, None, "causal", False, True),
     "hidden-row": (True, False, 2, "hidden-row", None, False, True),
@@ -75,6 +75,8 @@ def test_forward_and_every_gradient_match_torch(xp, device, real_dtype, case):
     elif padding == "hidden-row":  # the second sequence is padding throughout
         kpm = np.zeros((n, source), dtype=bool)
         kpm[1] = True
+    elif padding == "float":  # added to the scores
+        kpm = np.random.default_rng(7).normal(size=(n, source))
     if masking == "float-3d":
         attn = np.random.default_rng(4).normal(size=(n * HEADS, length, source))
     elif masking == "one-key":  # each query sees a single key
@@ -89,7 +91,9 @@ def test_forward_and_every_gradient_match_torch(xp, device, real_dtype, case):
         query,
         key,
         value,
-        key_padding_mask=None if kpm is None else xp.asarray(kpm, device=device),
+        key_padding_mask=None
+        if kpm is None
+        else xp.asarray(kpm, **(make if kpm.dtype.kind == "f" else {"device": device})),
         attn_mask=None
         if attn is None
         else xp.asarray(attn, **(make if attn.dtype.kind == "f" else {"device": device})),
