@@ -127,3 +127,36 @@ def test_the_checkpoint_records_the_task_and_rebuilds_the_encoder(tmp_path):
     assert saved == record
     again = sentiment.encoder_from_record(saved)
     np.testing.assert_array_equal(again.ids("bad day"), encoder.ids("bad day"))
+
+
+@pytest.mark.backend("torch")
+def test_the_bag_model_trains_on_torch_as_on_numpy_in_float64():
+    """Same seed, same losses: the epoch's mean loss agrees to 1e-9, relative."""
+    from xpnn.cli.backends import to_device
+    from xpnn.losses import CrossEntropyLoss
+    from xpnn.optim import Adam
+    from xpnn.training import fit
+
+    data = sentiment.sentiment(0, corpus=_small_corpus(), vocabulary=50, bigram_buckets=8)
+    assert data.encoder is not None
+    losses = {}
+    for backend in ("numpy", "torch"):
+        choice = choose(backend, dtype="float64")
+        model = sentiment.bag_classifier(choice, data.encoder.size, 3, 4, seed=0)
+        x = (
+            to_device(choice, data.x_train, integral=True),
+            to_device(choice, data.lengths_train, integral=True),
+        )
+        history = fit(
+            model,
+            CrossEntropyLoss(),
+            Adam(model.body, lr=3e-3),
+            x,
+            to_device(choice, data.y_train, integral=True),
+            epochs=1,
+            batch_size=16,
+            lengths_input=1,
+        )
+        losses[backend] = history.loss
+    assert len(losses["numpy"]) == 1
+    np.testing.assert_allclose(losses["torch"], losses["numpy"], rtol=1e-9, atol=0)
