@@ -27,7 +27,9 @@ decides per array how the new value is stored:
   a buffer is replaced in the state.
 
 Both branches round identically (``x * scale`` first, then the sum), so the
-choice changes no result. The arithmetic stays in each parameter's dtype:
+choice changes no result. Plain SGD (no momentum, weight decay or maximize),
+whose update is ``param + (-lr) * grad``, is written by ``step`` itself with
+the same two branches, without a call per parameter. The arithmetic stays in each parameter's dtype:
 gradients are cast to it and hyper-parameters are Python floats, which the
 standard's operators combine with an array without changing its dtype. No
 step converts an array to a Python scalar, so lazy arrays are never computed
@@ -250,7 +252,7 @@ class Optimizer:
         """Return the 0-d arrays kept for ``like``'s dtype and device, by value."""
         try:
             where = like.device  # the standard's attribute: no call on every step
-        except AttributeError:  # Dask arrays have none
+        except Exception:  # Dask arrays have none, and a JAX tracer may refuse it
             where = device_of(like)
         key = (like.dtype, where)
         kept = self._scalars.get(key)
