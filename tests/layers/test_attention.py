@@ -169,6 +169,26 @@ def test_gradients_match_finite_differences(xp, device):
     check_gradients(f, backward, [query, key])
 
 
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_one_sequence_without_batch_axis_matches_torch(xp, device, batch_first):
+    make = {"dtype": xp.float32, "device": device}
+    layer = MultiheadAttention(E, HEADS, batch_first=batch_first, seed=0, xp=xp, **make)
+    twin = _twin(layer, torch.nn.MultiheadAttention(E, HEADS, batch_first=batch_first).double())
+    x = random_array(xp, (3, E), seed=1, **make)
+    padding = xp.asarray(np.array([False, False, True]), device=device)
+    (out, weights), backward = layer.forward(x, x, x, key_padding_mask=padding)
+    dx, dk, dv = backward(random_array(xp, (3, E), seed=2, **make))
+    tx = torch.tensor(to_numpy(x), dtype=torch.float64, requires_grad=True)
+    t_out, t_weights = twin(tx, tx, tx, key_padding_mask=torch.tensor(to_numpy(padding)))
+    t_out.backward(torch.tensor(to_numpy(random_array(xp, (3, E), seed=2, **make))).double())
+    tol = {"xp": xp, "device": device, "dtype": xp.float32}
+    assert_close(out, t_out.detach().numpy(), **tol)
+    assert_close(weights, t_weights.detach().numpy(), **tol)
+    assert_close(dx, tx.grad.numpy(), **tol)
+    assert dk is None
+    assert dv is None
+
+
 def test_dropout_acts_in_training_only(xp, device):
     make = {"dtype": xp.float32, "device": device}
     layer = MultiheadAttention(E, HEADS, dropout=0.5, batch_first=True, seed=3, xp=xp, **make)
@@ -207,6 +227,8 @@ def test_bad_inputs_are_refused():
     with pytest.raises(ValueError, match="divisible"):
         MultiheadAttention(5, 2)
     with pytest.raises(ValueError, match=r"query must be a batch of shape \(L, N, E\)"):
+        layer(np.zeros((3, 2, 1, E)), x, x)
+    with pytest.raises(ValueError, match=r"so key must be one too, \(S, E\)"):
         layer(np.zeros((3, E)), x, x)
     with pytest.raises(ValueError, match="expected last dimension 4"):
         layer(np.zeros((3, 2, 5)), x, x)

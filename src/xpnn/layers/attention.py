@@ -117,9 +117,9 @@ def _check_mha(
     for name, x in (("query", query), ("key", key), ("value", value)):
         if x.ndim != 3:
             raise ValueError(
-                f"{name} must be a batch of shape {layout} (batch_first={batch_first}), got "
-                f"shape {shape_str(tuple(x.shape))}; add a batch dimension of 1 for a single "
-                f"sequence"
+                f"{name} must be a batch of shape {layout} (batch_first={batch_first}), or "
+                f"one sequence of shape (L, E) like the query, got shape "
+                f"{shape_str(tuple(x.shape))}"
             )
         check_known_shape(name, x, "MultiheadAttention")
         if x.shape[2] != embed_dim:
@@ -388,7 +388,9 @@ class MultiheadAttention(Module):
         Parameters
         ----------
         query : array of shape (L, N, E), or (N, L, E) with batch_first
-            Queries.
+            Queries; or one sequence, (L, E), as PyTorch takes it (``key``
+            and ``value`` (S, E), ``key_padding_mask`` (S,), ``attn_mask``
+            (L, S) or (num_heads, L, S); the results lose the batch axis).
         key, value : arrays of shape (S, N, E), or (N, S, E) with batch_first
             Keys and values. When ``key`` and ``value`` are ``query`` itself
             (self-attention) the three projections are one product.
@@ -423,6 +425,18 @@ class MultiheadAttention(Module):
             that one array and ``dkey``, ``dvalue`` are ``None``; all three
             are ``None`` with ``input_grad=False``.
         """
+        if getattr(query, "ndim", None) == 2:  # one sequence, as PyTorch takes it
+            return self._unbatched(
+                query,
+                key,
+                value,
+                key_padding_mask=key_padding_mask,
+                need_weights=need_weights,
+                attn_mask=attn_mask,
+                average_attn_weights=average_attn_weights,
+                is_causal=is_causal,
+                input_grad=input_grad,
+            )
         weight = self.params["in_proj_weight"]
         forward = self._checks.check(
             _check_mha,
@@ -532,6 +546,55 @@ class MultiheadAttention(Module):
             if not input_grad:
                 return None, None, None
             return grads[0], grads[1], grads[2]
+
+        return (out, weights), backward
+
+    def _unbatched(
+        self,
+        query: Array,
+        key: Array,
+        value: Array,
+        *,
+        key_padding_mask: Array | None,
+        attn_mask: Array | None,
+        **options: Any,
+    ) -> tuple[tuple[Array, Array | None], Any]:
+        """Attend over one sequence, (L, E): a batch of one, without its batch axis."""
+        xp = array_namespace(query=query)
+        for name, x in (("key", key), ("value", value)):
+            if getattr(x, "ndim", None) != 2:
+                raise ValueError(
+                    f"query is one sequence, (L, E), so {name} must be one too, (S, E); got "
+                    f"shape {shape_str(tuple(getattr(x, 'shape', ())))}"
+                )
+        axis = 0 if self.batch_first else 1
+
+        def batch(x: Array) -> Array:
+            return xp.expand_dims(x, axis=axis)
+
+        q = batch(query)
+        k = q if key is query else batch(key)
+        v = q if value is query else k if value is key else batch(value)
+        if key_padding_mask is not None and key_padding_mask.ndim == 1:
+            key_padding_mask = xp.expand_dims(key_padding_mask, axis=0)
+        (out, weights), back = self.forward(
+            q, k, v, key_padding_mask=key_padding_mask, attn_mask=attn_mask, **options
+        )
+        out = xp.squeeze(out, axis=axis)
+        weights = None if weights is None else xp.squeeze(weights, axis=0)
+
+        def backward(
+            d_attn_output: Array, d_attn_weights: Array | None = None, *, retain_graph: bool = False
+        ) -> tuple[Array | None, Array | None, Array | None]:
+            if tuple(d_attn_output.shape) != tuple(out.shape):
+                raise ValueError(
+                    f"d_attn_output must have the output's shape {shape_str(tuple(out.shape))}, "
+                    f"got {shape_str(tuple(d_attn_output.shape))}"
+                )
+            d_w = None if d_attn_weights is None else xp.expand_dims(d_attn_weights, axis=0)
+            grads = back(batch(d_attn_output), d_w, retain_graph=retain_graph)
+            dq, dk, dv = (None if g is None else xp.squeeze(g, axis=axis) for g in grads)
+            return dq, dk, dv
 
         return (out, weights), backward
 
