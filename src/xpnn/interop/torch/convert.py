@@ -79,6 +79,7 @@ from ...layers import (
 )
 from ...layers.attention import MultiheadAttention
 from ...layers.embedding import Embedding
+from ...layers.recurrent import GRU, LSTM, RNN
 from ...layers.transformer import TransformerEncoder, TransformerEncoderLayer
 from ...losses import Loss
 from .losses import is_torch_loss, loss_from_torch, loss_to_torch
@@ -466,6 +467,30 @@ def _build_torch_encoder(layer: TransformerEncoder, **place: Any) -> nn.Transfor
     )
 
 
+def _recurrent_settings(layer: Any) -> dict[str, Any]:
+    # The same attributes, under the same names, on both sides.
+    settings = {
+        "input_size": layer.input_size,
+        "hidden_size": layer.hidden_size,
+        "num_layers": layer.num_layers,
+        "bias": bool(layer.bias),
+        "batch_first": layer.batch_first,
+        "dropout": float(layer.dropout),
+        "bidirectional": layer.bidirectional,
+    }
+    if isinstance(layer, nn.RNN | RNN):
+        settings["nonlinearity"] = layer.nonlinearity
+    return settings
+
+
+def _check_lstm(module: nn.LSTM, path: str) -> None:
+    if module.proj_size:
+        raise ValueError(
+            f"nn.LSTM(proj_size={module.proj_size}){_where(path)} has no xpnn equal: xpnn's "
+            "LSTM has no projection"
+        )
+
+
 _STATEFUL = (
     _Stateful(
         nn.Linear,
@@ -511,6 +536,9 @@ _STATEFUL = (
         build_torch=_build_torch_encoder,
         build_xpnn=_build_encoder,
     ),
+    _Stateful(nn.RNN, RNN, _recurrent_settings, _recurrent_settings),
+    _Stateful(nn.GRU, GRU, _recurrent_settings, _recurrent_settings),
+    _Stateful(nn.LSTM, LSTM, _recurrent_settings, _recurrent_settings, _check_lstm),
 )
 _STATEFUL_BY_TORCH = {row.torch_type: row for row in _STATEFUL}
 _STATEFUL_BY_XPNN = {row.xpnn_type: row for row in _STATEFUL}
@@ -641,8 +669,11 @@ def from_torch(
         ``nn.Conv1d``/``nn.Conv2d``, the max, average and adaptive average
         pools (1d, 2d), ``nn.Flatten``, ``nn.Unflatten``,
         ``nn.BatchNorm1d``/``nn.BatchNorm2d``, ``nn.LayerNorm``,
-        ``nn.RMSNorm`` and ``nn.Embedding`` (without ``max_norm``,
-        ``scale_grad_by_freq`` or ``sparse``). Subclasses are refused,
+        ``nn.RMSNorm``, ``nn.RNN``, ``nn.GRU``, ``nn.LSTM`` (without
+        ``proj_size``), ``nn.Embedding`` (without ``max_norm``,
+        ``scale_grad_by_freq`` or ``sparse``), ``nn.MultiheadAttention``,
+        ``nn.TransformerEncoderLayer`` and ``nn.TransformerEncoder``.
+        Subclasses are refused,
         since their ``forward`` may differ. Or a loss module with an xpnn
         twin of the same name (``nn.CrossEntropyLoss``, ``nn.NLLLoss``,
         ``nn.MSELoss``, ...), converted with its options and class weights
