@@ -37,7 +37,17 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from xpnn_bench import conv, linear, memory, mlp, report, scaling  # noqa: E402
+from xpnn_bench import (  # noqa: E402
+    attention,
+    conv,
+    linear,
+    memory,
+    mlp,
+    recurrent,
+    report,
+    scaling,
+    speech,
+)
 from xpnn_bench.harness import (  # noqa: E402
     ROOT,
     Backend,
@@ -75,6 +85,8 @@ class Sizes:
     distributed_size: str = "standard"
     # The batch of the convolution and LeNet benchmarks.
     conv_batch: int = 64
+    # The batch of the GRU, encoder-layer and spoken-digits step benchmarks.
+    sequence_batch: int = 32
 
 
 _STANDARD_SHAPES: tuple[Shape, ...] = ((32, 64, 64), (256, 512, 512), (1024, 1024, 1024))
@@ -97,6 +109,7 @@ SIZES = {
         compiled_budget_s=0.2,
         distributed_size="smoke",
         conv_batch=2,
+        sequence_batch=2,
     ),
     "standard": Sizes(
         shapes=_STANDARD_SHAPES,
@@ -304,6 +317,24 @@ def _measure_conv(backends: list[Backend], sizes: Sizes) -> tuple[list[Any], lis
         )
         _say(f"lenet step {backend.label} float32: {_brief(found)}")
     return conv_entries, lenet_entries
+
+
+def _measure_sequences(backends: list[Backend], sizes: Sizes) -> dict[str, list[Any]]:
+    """Time the GRU and encoder-layer forward + backward and the spoken-digits step, float32."""
+    cases = {
+        "gru": recurrent.gru_variants,
+        "encoder_layer": attention.encoder_layer_variants,
+        "speech_step": speech.step_variants,
+    }
+    found: dict[str, list[Any]] = {name: [] for name in cases}
+    batch = sizes.sequence_batch
+    for backend in (b for b in backends if b.name in ("numpy", "torch")):
+        plan = _plan(sizes, backend)
+        for name, variants in cases.items():
+            timings = interleaved(variants(backend, "float32", batch), backend.sync, plan)
+            found[name].append({**_where(backend, "float32"), "batch": batch, **_compared(timings)})
+            _say(f"{name} {backend.label} float32: {_brief(timings)}")
+    return found
 
 
 def _mlp_sync(backend: Backend) -> Any:
@@ -590,6 +621,7 @@ def main(argv: list[str] | None = None) -> int:
     results["linear"] = _measure_linear(backends, dtypes, sizes)
     results["mlp"] = _measure_mlp(backends, dtypes, sizes)
     results["conv"], results["lenet"] = _measure_conv(backends, sizes)
+    results.update(_measure_sequences(backends, sizes))
     results["scaling_batch"], results["scaling_depth"] = _measure_scaling(backends, sizes)
     if sizes.overlap_memory:
         results["memory"] = memory_results()

@@ -92,6 +92,7 @@ def test_smoke_run_writes_every_output(smoke):
         "## Convolution and the LeNet step",
         "## Peak memory",
         "## Fixed cost per call",
+        "## Sequence layers and the spoken-digits step",
         "## Scaling with the batch size",
         "## Scaling with depth",
     ):
@@ -144,6 +145,22 @@ def test_smoke_results_have_every_comparison(smoke):
     assert set(lenet) == measured & set(compared)
     if "torch-cpu" in lenet:
         assert set(lenet["torch-cpu"]["ratios"]) == {"xpnn/autograd"}
+
+    # The sequence cases: GRU against hand-written NumPy and nn.GRU, the rest against torch.
+    expected_ratios = {
+        ("gru", "numpy"): {"xpnn/native"},
+        ("gru", "torch"): {"xpnn/autograd"},
+        ("encoder_layer", "numpy"): set(),
+        ("encoder_layer", "torch"): {"xpnn/autograd"},
+        ("speech_step", "numpy"): set(),
+        ("speech_step", "torch"): {"xpnn/autograd"},
+    }
+    for key in ("gru", "encoder_layer", "speech_step"):
+        entries = {f"{e['backend']}-{e['device']}": e for e in results[key]}
+        assert set(entries) == measured & set(compared)
+        for e in entries.values():
+            _positive_medians(e["timings"])
+            assert set(e["ratios"]) == expected_ratios[key, e["backend"]]
 
     memory = {f"{e['backend']}-{e['device']}": e for e in results["memory"]}
     assert set(memory) == measured

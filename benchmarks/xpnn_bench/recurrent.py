@@ -37,13 +37,13 @@ STEPS = 40
 VARIANTS = ("xpnn", "native", "autograd")
 
 
-def gru_variants(backend: Backend, dtype: str) -> dict[str, Variant]:
-    """Build the GRU forward + backward variants for one backend and dtype."""
+def gru_variants(backend: Backend, dtype: str, batch: int = BATCH) -> dict[str, Variant]:
+    """Build the GRU forward + backward variants for one backend, dtype and batch."""
     rng = host_rng(40)
     where = {"xp": backend.xp, "device": backend.device, "dtype": backend.dtype(dtype)}
     layer = xpnn.GRU(FEATURES, HIDDEN, seed=0, **where)
-    x_host = rng.standard_normal((STEPS, BATCH, FEATURES))
-    dy_host = rng.standard_normal((STEPS, BATCH, HIDDEN))
+    x_host = rng.standard_normal((STEPS, batch, FEATURES))
+    dy_host = rng.standard_normal((STEPS, batch, HIDDEN))
     x, dy = backend.asarray(x_host, dtype), backend.asarray(dy_host, dtype)
     names = list(layer.params)
 

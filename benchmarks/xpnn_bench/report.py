@@ -46,6 +46,30 @@ def _ratio(value: float | None) -> str:
 # -- targets -------------------------------------------------------------------
 
 
+#: ``(results key, the variant xpnn is held against, target name, limit)``.
+_SEQUENCE_TARGETS = (
+    ("gru", "native", "GRU fwd+bwd / hand-written NumPy GRU", 1.2),
+    ("gru", "autograd", "GRU fwd+bwd / nn.GRU + autograd", 2.0),
+    ("encoder_layer", "autograd", "TransformerEncoderLayer fwd+bwd / torch autograd", 1.5),
+    ("speech_step", "autograd", "spoken-digits step / torch autograd + Adam", 1.5),
+)
+
+#: How the sequence section names each case and what it is held against.
+_SEQUENCE_CASES = {
+    "gru": ("GRU 13->64, 40 steps, fwd+bwd", "hand-written NumPy GRU", "nn.GRU + autograd"),
+    "encoder_layer": (
+        "TransformerEncoderLayer, length 40, d_model 64, 4 heads, fwd+bwd",
+        "-",
+        "nn.TransformerEncoderLayer + autograd",
+    ),
+    "speech_step": (
+        "spoken-digits GRU step (lengths 6..40, Adam)",
+        "-",
+        "nn.GRU on packed sequences + Adam",
+    ),
+}
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Check the results against xpnn's performance targets.
 
@@ -152,6 +176,13 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         if entry["device"] == "cpu" and ratio is not None:
             paired = entry.get("paired_ratios", {}).get("xpnn/autograd")
             add("LeNet step / torch autograd + Adam", entry, ratio, 1.5, "<=", paired)
+    # The sequence layers and the spoken-digits step; older results files have none.
+    for key, other, name, limit in _SEQUENCE_TARGETS:
+        for entry in results.get(key, []):
+            ratio = entry["ratios"].get(f"xpnn/{other}")
+            if entry["device"] == "cpu" and ratio is not None:
+                paired = entry.get("paired_ratios", {}).get(f"xpnn/{other}")
+                add(name, entry, ratio, limit, "<=", paired)
     for entry in results["memory"]:
         if entry["backend"] == "torch" and entry["device"] == "cpu" and entry.get("ratio"):
             add("peak memory / torch autograd", entry, entry["ratio"], 1.0, "<=")
@@ -291,6 +322,44 @@ def _conv_section(results: dict[str, Any]) -> list[str]:
         "NumPy against `sliding_window_view` + `tensordot` written by hand, on PyTorch against "
         "`nn.Conv2d` with autograd. Then one training step of that network (forward, "
         "`CrossEntropyLoss`, backward, `Adam`) against the same network in PyTorch.",
+        "",
+        *_table(header, rows),
+    ]
+
+
+def _sequence_section(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for key, (what, native, autograd) in _SEQUENCE_CASES.items():
+        for e in results.get(key, []):
+            t = {k: v["median_s"] for k, v in e["timings"].items()}
+            other = "native" if "native" in t else "autograd" if "autograd" in t else None
+            against = {"native": native, "autograd": autograd}.get(other or "", "-")
+            rows.append(
+                [
+                    f"{e['backend']}-{e['device']}",
+                    f"{what}, batch {e['batch']}",
+                    seconds(t["xpnn"]),
+                    against,
+                    seconds(t[other]) if other else "-",
+                    _ratio(e["ratios"].get(f"xpnn/{other}")) if other else "-",
+                ]
+            )
+    if not rows:
+        return []
+    per_step = [
+        f"{e['backend']} {seconds(e['timings']['xpnn']['median_s'] / 40)}"
+        for e in results.get("gru", [])
+    ]
+    header = ["backend", "what", "xpnn", "against", "time", "ratio"]
+    return [
+        "## Sequence layers and the spoken-digits step",
+        "",
+        "Forward + backward of a `GRU` (given the gradient of every output) and of a "
+        "post-norm `TransformerEncoderLayer` (feed-forward 256, dropout 0), then one training "
+        "step of `xpnn train --task spoken-digits`'s default model (GRU 64, `Linear`, "
+        "`CrossEntropyLoss`, `Adam`) on recordings of 6 to 40 frames; float32. The time loop "
+        "is a Python loop of standard operations; forward + backward per time step: "
+        f"{', '.join(per_step) or '-'}.",
         "",
         *_table(header, rows),
     ]
@@ -551,6 +620,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines += _linear_section(results)
     lines += _mlp_section(results)
     lines += _conv_section(results)
+    lines += _sequence_section(results)
     if results["memory"]:
         lines += _memory_section(results)
     lines += _dispatch_section(results)
