@@ -154,7 +154,8 @@ def test_resume_takes_the_settings_of_the_run(finished, tmp_path, capsys):
     copy = tmp_path / "copy"
     copy.mkdir()
     for name in run_files.RUN_FILES:
-        (copy / name).write_bytes((finished / name).read_bytes())
+        if (finished / name).exists():  # words.png belongs to the runs on texts
+            (copy / name).write_bytes((finished / name).read_bytes())
     assert _run("--resume", str(copy), "--epochs", "2") == 0
     said = capsys.readouterr().out
     assert f"resuming the run in {copy} after epoch 1 of 2" in said

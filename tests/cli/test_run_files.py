@@ -107,7 +107,9 @@ def test_the_files_of_a_run_are_one_set(numpy_run):
     for name, record in metrics["files"].items():
         content = (output / name).read_bytes()
         assert record == {"bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}
-    assert sorted(p.name for p in output.iterdir()) == sorted(run_files.RUN_FILES)
+    # Every file of a digits run; words.png belongs to the runs on texts.
+    drawn = set(run_files.RUN_FILES) - {"words.png"}
+    assert sorted(p.name for p in output.iterdir()) == sorted(drawn)
 
 
 def test_a_mismatched_set_is_told_apart(tmp_path, xpnn_command):
