@@ -371,6 +371,7 @@ def test_every_other_layer_holds_no_parameters():
     for name, cls in LAYERS.items():
         with_parameters = ("BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "Embedding")
         with_parameters += ("MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder")
+        with_parameters += ("RNN", "GRU", "LSTM")
         if name not in ("Linear", "Sequential", "LayerNorm", "RMSNorm", *with_parameters):
             assert cls(**settings.get(name, {})).params == {}, name
 

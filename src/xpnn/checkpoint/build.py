@@ -148,6 +148,32 @@ _CHILD_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Gates per recurrent layer: the rows of its weights are gates x hidden_size.
+_GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+_MOST_LAYERS = 100_000
+
+
+def _recurrent_shapes(
+    kind: str, settings: Mapping[str, Any], prefix: str
+) -> dict[str, tuple[int, ...]]:
+    hidden = _as_size(settings.get("hidden_size"))
+    rows = _GATES[kind] * hidden
+    directions = 2 if settings.get("bidirectional", False) else 1
+    with_bias = settings.get("bias", True)
+    shapes: dict[str, tuple[int, ...]] = {}
+    # A forged count stops here, at more tensors than any real file holds:
+    # the sizes then exceed the stored ones, and nothing is built.
+    for layer in range(min(_as_size(settings.get("num_layers", 1)), _MOST_LAYERS)):
+        width = _as_size(settings.get("input_size")) if layer == 0 else directions * hidden
+        for suffix in ("", "_reverse")[:directions]:
+            shapes[f"{prefix}weight_ih_l{layer}{suffix}"] = (rows, width)
+            shapes[f"{prefix}weight_hh_l{layer}{suffix}"] = (rows, hidden)
+            if with_bias:
+                shapes[f"{prefix}bias_ih_l{layer}{suffix}"] = (rows,)
+                shapes[f"{prefix}bias_hh_l{layer}{suffix}"] = (rows,)
+    return shapes
+
+
 def declared_shapes(
     config: object, prefix: str = "", *, buffers: bool = False
 ) -> dict[str, tuple[int, ...]]:
@@ -211,6 +237,8 @@ def declared_shapes(
     if kind == "Embedding" and isinstance(settings, Mapping):
         table = (_as_size(settings.get("num_embeddings")), _as_size(settings.get("embedding_dim")))
         return {} if buffers else {f"{prefix}weight": table}
+    if kind in _GATES and isinstance(settings, Mapping):
+        return {} if buffers else _recurrent_shapes(kind, settings, prefix)
     if kind == "MultiheadAttention" and isinstance(settings, Mapping):
         embed = _as_size(settings.get("embed_dim"))
         attention: dict[str, tuple[int, ...]] = {f"{prefix}in_proj_weight": (3 * embed, embed)}
