@@ -13,7 +13,7 @@ import numpy as np
 
 from .._compat import array_namespace, describe_type, dtype_name
 from .._transfer import to_numpy
-from ..layers import BatchNorm1d, BatchNorm2d, Dropout, Module
+from ..layers import BatchNorm1d, BatchNorm2d, Module
 from ._common import DTYPES, ExportError
 
 
@@ -34,10 +34,10 @@ def _check_model(model: object) -> Module:
             f"to_onnx takes an xpnn Module (Linear, Sequential, ...), got {describe_type(model)}"
         )
     for path, module in _named_modules(model):
-        if isinstance(module, Dropout) and module.training and module.p > 0.0:
+        if module.draws_on_host:
             where = f" (layer {path!r})" if path else ""
             raise ExportError(
-                f"Dropout(p={module.p}){where} is in training mode, which has no ONNX graph: "
+                f"{module!r}{where} is in training mode, which has no ONNX graph: "
                 "its masks are drawn from a host random generator at every call, and a traced "
                 "graph would hold one mask as a constant for every prediction. Export the "
                 "inference path: call model.eval() first"

@@ -88,9 +88,10 @@ def _check_model(model: Module, who: str = "as_function") -> None:
 def _check_modes(model: Module) -> None:
     """Refuse the layers in training mode that a function of ``(params, x)`` cannot run."""
     for module in model.modules():
-        if isinstance(module, Dropout) and module.training and module.p > 0.0:
+        if module.draws_on_host:
+            kind = "a Dropout layer" if isinstance(module, Dropout) else repr(module)
             raise ValueError(
-                "the model has a Dropout layer in training mode, which the JAX function cannot "
+                f"the model has {kind} in training mode, which the JAX function cannot "
                 "run: its mask would be drawn once per trace, and again, differently, when the "
                 "backward rule recomputes the forward pass. Call model.eval() first"
             )

@@ -34,7 +34,7 @@ from typing import Any
 
 from .._compat import Array, DType, Namespace, array_namespace, device, dtype_name
 from ..functional.losses import check_label_values
-from ..layers import Dropout, Module, edge_features, forward_on_data
+from ..layers import Module, edge_features, forward_on_data
 from ..losses import LabelLoss
 from ..losses import Loss as LossObject
 from ..optim import Optimizer
@@ -75,19 +75,21 @@ def _threaded(optimizer: Optimizer, loss_fn: Loss, state: State) -> Iterator[Non
 
 
 def check_traceable(model: Module, why: str) -> None:
-    """Refuse Dropout in training mode, whose host-drawn masks a trace would freeze.
+    """Refuse a layer that draws masks on the host now, since a trace would freeze them.
 
     ``why`` names what would trace the step, for the message (``"jax.jit"``).
     Batch norms pass: their running statistics travel through the step as
-    buffers.
+    buffers. :attr:`~xpnn.Module.draws_on_host` tells the layers that draw
+    (``Dropout``, a recurrent layer's or an attention's dropout, in training
+    mode).
     """
     for module in model.modules():
-        if isinstance(module, Dropout) and module.training and module.p > 0.0:
+        if module.draws_on_host:
             raise ValueError(
-                f"the model has Dropout(p={module.p}) in training mode, which {why} cannot run: "
-                "its masks are drawn by a host random generator, and a traced step would keep "
-                "the first mask for every step. Remove the Dropout, set p=0, or train eagerly "
-                "(xpnn.fit)"
+                f"the model has {module!r} in training mode, which {why} cannot run: it draws "
+                "dropout masks by a host random generator, and a traced step would keep the "
+                "first masks for every step. Set its dropout to 0, call eval() on it, or train "
+                "eagerly (xpnn.fit)"
             )
 
 

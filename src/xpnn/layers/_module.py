@@ -215,6 +215,19 @@ class Module:
         """Tell whether the output always has the input's shape (activations, Dropout)."""
         return False
 
+    @property
+    def draws_on_host(self) -> bool:
+        """Tell whether a forward pass now draws random masks on the host.
+
+        True for a dropout (of ``Dropout``, between a recurrent layer's
+        layers, on attention weights) in training mode with a probability
+        above 0. A traced step (``jax.jit``, ``torch.compile``) would keep
+        the first masks for every step, so tracing code refuses such a
+        module. The module's own layer only; children answer for
+        themselves.
+        """
+        return False
+
     def named_children(self) -> list[tuple[str, Module]]:
         """Return ``(name, module)`` for the direct sub-modules, in order.
 

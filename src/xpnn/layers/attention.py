@@ -307,6 +307,11 @@ class MultiheadAttention(Module):
         return [("out_proj", self.out_proj)]
 
     @property
+    def draws_on_host(self) -> bool:
+        """True in training mode with dropout on the weights (host-drawn masks)."""
+        return self.training and self.dropout > 0.0
+
+    @property
     def in_proj_weight(self) -> Array:
         """The packed input projections, (3E, E)."""
         return self.params["in_proj_weight"]

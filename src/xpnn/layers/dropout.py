@@ -73,6 +73,11 @@ class Dropout(Module):
         )
         return bernoulli_mask(self._rng, shape, p=self.p, xp=xp, device=device(x), dtype=x.dtype)
 
+    @property
+    def draws_on_host(self) -> bool:
+        """True in training mode with ``p > 0``: each forward pass draws a mask on the host."""
+        return self.training and self.p > 0.0
+
     def forward(self, x: Array, *, input_grad: bool = True) -> tuple[Array, Backward]:
         """Return ``(y, backward)``; in eval mode or with ``p == 0``, ``y`` is ``x``.
 

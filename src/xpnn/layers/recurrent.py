@@ -150,6 +150,11 @@ class _Recurrent(Module):
         """The dtype of the parameters."""
         return self.params["weight_ih_l0"].dtype
 
+    @property
+    def draws_on_host(self) -> bool:
+        """True in training mode with dropout between two or more layers (host-drawn masks)."""
+        return self.training and self.dropout > 0.0 and self.num_layers > 1
+
     def _weights(self) -> list[tuple[Array, Array, Array | None, Array | None]]:
         directions = 2 if self.bidirectional else 1
         p = self.params
