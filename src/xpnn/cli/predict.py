@@ -164,9 +164,15 @@ def load_run(
         raise SelectionError(str(exc).splitlines()[0]) from None
     model = body
     if task.get("input") == "text":
-        from .sentiment import BagClassifier
+        from .sentiment import TEXT_CLASSIFIERS
 
-        model = BagClassifier(body)  # type: ignore[arg-type]
+        kind = TEXT_CLASSIFIERS.get(str(task.get("model")))
+        if kind is None:
+            raise SelectionError(
+                f"{checkpoint} records a text model {task.get('model')!r} that xpnn predict "
+                f"does not know; it knows {', '.join(TEXT_CLASSIFIERS)}"
+            )
+        model = kind(body)  # type: ignore[arg-type]
     model.eval()
     return Loaded(model=model, task=task, choice=choice)
 
