@@ -50,6 +50,9 @@ __all__ = [
 #: for runs whose checkpoint records no task.
 IMAGE_TASKS: dict[str, tuple[int, int, int]] = {"digits": (1, 8, 8), "mnist": (1, 28, 28)}
 
+#: The file names that a run on texts refuses as input: images meant for another run.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"})
+
 #: What ``--help`` says about the inputs.
 INPUT_HELP = (
     "inputs: texts for --task sentiment runs ('-' reads one text per line of standard "
@@ -194,6 +197,11 @@ def read_texts(inputs: list[str], stdin: Any = None) -> list[str]:
     for number, text in enumerate(texts, start=1):
         if not text.strip():
             raise SelectionError(f"input {number} is an empty text; give each text some words")
+        if Path(text).suffix.lower() in IMAGE_SUFFIXES and Path(text).is_file():
+            raise SelectionError(
+                f"{text} is an image file, but this run reads texts; give it an image run "
+                "(--task digits or mnist)"
+            )
     if not texts:
         raise SelectionError("standard input held no text; give one text per line")
     return texts
