@@ -296,7 +296,7 @@ def plot_words(scores: np.ndarray, tokens: list[str], class_names: list[str], pa
         top = np.argsort(-push[:, column], kind="stable")[:WORDS_SHOWN][::-1]
         axes.barh(range(top.size), push[top, column], color=f"C{column}")
         axes.set_yticks(range(top.size), [tokens[i] for i in top])
-        axes.set(title=f"toward {name}", xlabel="logit above the mean of the classes")
+        axes.set(title=f"toward {name}", xlabel="logit of the word alone, less the mean")
     figure.tight_layout()
     _save(plt, figure, path)
     return True
