@@ -52,6 +52,7 @@ __all__ = [
     "preprocessing",
     "read_corpus",
     "sentiment",
+    "sentiment_for",
     "text_transformer",
     "token_scores",
     "train_encoder",
@@ -459,6 +460,8 @@ TEXT_MODELS: dict[str, Callable[..., SequenceClassifier]] = {
     "transformer": text_transformer,
 }
 TEXT_BUCKETS = {"bag": BIGRAM_BUCKETS, "transformer": 0}
+#: The words each model reads of a text at most (None: all).
+TEXT_MAX_TOKENS = {"bag": None, "transformer": MAX_TOKENS}
 #: The classifier class of each, to put a loaded checkpoint's body back in.
 TEXT_CLASSIFIERS: dict[str, type[SequenceClassifier]] = {
     "bag": BagClassifier,
@@ -491,3 +494,16 @@ def words_picture(model: Module, encoder: Encoder) -> Callable[[Path], bool]:
         return plot_words(scores, tokens, list(CLASSES), path)
 
     return draw
+
+
+def sentiment_for(seed: int, model: str) -> TextDataset:
+    """Return :func:`sentiment`'s data as the model called ``model`` reads them.
+
+    The bag model reads words and word pairs; the transformer words alone,
+    the first :data:`MAX_TOKENS` of a text.
+    """
+    return sentiment(
+        seed,
+        bigram_buckets=TEXT_BUCKETS.get(model, 0),
+        max_tokens=TEXT_MAX_TOKENS.get(model),
+    )
