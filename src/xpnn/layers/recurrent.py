@@ -61,6 +61,38 @@ class _Recurrent(Module):
     """What ``RNN``, ``GRU`` and ``LSTM`` share: parameters, checks, the pass."""
 
     mode: str
+    #: The cell that the shared constructor builds (``RNN`` has its own, for ``nonlinearity``).
+    _cell = ""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        seed: Seed = None,
+        xp: object | None = None,
+        device: Device | str | None = None,
+        dtype: DType | None = None,
+    ) -> None:
+        self._build(
+            self._cell,
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            seed,
+            xp,
+            device,
+            dtype,
+        )
 
     def _build(
         self,
@@ -474,35 +506,7 @@ class GRU(_Recurrent):
     ((5, 2, 3), True, (12, 4))
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        *,
-        seed: Seed = None,
-        xp: object | None = None,
-        device: Device | str | None = None,
-        dtype: DType | None = None,
-    ) -> None:
-        self._build(
-            "GRU",
-            input_size,
-            hidden_size,
-            num_layers,
-            bias,
-            batch_first,
-            dropout,
-            bidirectional,
-            seed,
-            xp,
-            device,
-            dtype,
-        )
+    _cell = "GRU"
 
 
 class LSTM(_Recurrent):
@@ -537,35 +541,7 @@ class LSTM(_Recurrent):
     ((5, 2, 4), (2, 2, 4), (2, 2, 4))
     """
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bias: bool = True,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        bidirectional: bool = False,
-        *,
-        seed: Seed = None,
-        xp: object | None = None,
-        device: Device | str | None = None,
-        dtype: DType | None = None,
-    ) -> None:
-        self._build(
-            "LSTM",
-            input_size,
-            hidden_size,
-            num_layers,
-            bias,
-            batch_first,
-            dropout,
-            bidirectional,
-            seed,
-            xp,
-            device,
-            dtype,
-        )
+    _cell = "LSTM"
 
 
 for _cls in (RNN, GRU, LSTM):
