@@ -726,6 +726,32 @@ class Module:
         return f"{type(self).__name__}({settings})"
 
 
+class Placed(Module):
+    """A module that lives where one of its parameters lives.
+
+    ``xp``, ``device`` and ``dtype`` are read from the parameter named by
+    the class attribute ``_placed_by`` (``"weight"`` unless a layer names
+    another), so they follow :meth:`Module.to` and assignments.
+    """
+
+    _placed_by: ClassVar[str] = "weight"
+
+    @property
+    def xp(self) -> Namespace:
+        """The namespace of the parameters (it follows :meth:`to`)."""
+        return array_namespace(weight=self.params[self._placed_by])
+
+    @property
+    def device(self) -> Device:
+        """Where the parameters live (JAX reports no default device: this is where they landed)."""
+        return device_of(self.params[self._placed_by])
+
+    @property
+    def dtype(self) -> DType:
+        """The dtype of the parameters."""
+        return self.params[self._placed_by].dtype
+
+
 def device_repr(where: object) -> str:
     """Show a device the short way users type it."""
     text = str(where)

@@ -44,7 +44,7 @@ from ..functional.linear import (
     linear_kernel,
 )
 from ..init import xavier_uniform, zeros
-from ._module import Module, backward_again, call_backward
+from ._module import Module, Placed, backward_again, call_backward
 from .linear import Linear
 
 __all__ = ["MultiheadAttention", "check_flag", "check_probability"]
@@ -168,7 +168,7 @@ def _check_mha_backward(
     return Checked(xp=xp)
 
 
-class MultiheadAttention(Module):
+class MultiheadAttention(Placed):
     """Multi-head attention, as ``torch.nn.MultiheadAttention``.
 
     ``out_proj(concat_h(softmax(q_h k_h.T / sqrt(D) + mask) v_h))`` with
@@ -321,20 +321,7 @@ class MultiheadAttention(Module):
         """The packed input biases, (3E,), or None without bias."""
         return self.params.get("in_proj_bias")
 
-    @property
-    def xp(self) -> Namespace:
-        """The namespace of the parameters."""
-        return array_namespace(weight=self.params["in_proj_weight"])
-
-    @property
-    def device(self) -> Device:
-        """Where the parameters live."""
-        return device_of(self.params["in_proj_weight"])
-
-    @property
-    def dtype(self) -> DType:
-        """The dtype of ``in_proj_weight``."""
-        return self.params["in_proj_weight"].dtype
+    _placed_by = "in_proj_weight"
 
     # -- the projections -----------------------------------------------------
 

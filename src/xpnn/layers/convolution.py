@@ -11,15 +11,10 @@ from .._compat import (
     Array,
     Device,
     DType,
-    Namespace,
-    array_namespace,
     library_name,
     resolve_device,
     resolve_dtype,
     resolve_namespace,
-)
-from .._compat import (
-    device as device_of,
 )
 from ..functional.convolution import (
     check_conv,
@@ -31,13 +26,13 @@ from ..functional.convolution import (
     conv_tuple,
 )
 from ..init import Initializer, Seed, host_generator
-from ._module import Backward, Module, backward_again, device_repr
+from ._module import Backward, Placed, backward_again, device_repr
 from .linear import _initializer, _size
 
 __all__ = ["Conv1d", "Conv2d"]
 
 
-class _ConvNd(Module):
+class _ConvNd(Placed):
     """The layer both convolutions share; ``_nd`` is the number of spatial axes."""
 
     _nd: ClassVar[int] = 0
@@ -104,21 +99,6 @@ class _ConvNd(Module):
         if bias:
             self.params["bias"] = draw_bias((out_channels,), **make)
             self.grads["bias"] = None
-
-    @property
-    def xp(self) -> Namespace:
-        """The namespace of the parameters (it follows :meth:`to`)."""
-        return array_namespace(weight=self.params["weight"])
-
-    @property
-    def device(self) -> Device:
-        """Where the weight lives."""
-        return device_of(self.params["weight"])
-
-    @property
-    def dtype(self) -> DType:
-        """The dtype of the weight."""
-        return self.params["weight"].dtype
 
     @property
     def weight(self) -> Array:

@@ -8,15 +8,10 @@ from .._compat import (
     Array,
     Device,
     DType,
-    Namespace,
-    array_namespace,
     library_name,
     resolve_device,
     resolve_dtype,
     resolve_namespace,
-)
-from .._compat import (
-    device as device_of,
 )
 from ..functional.linear import (
     check_linear,
@@ -25,7 +20,7 @@ from ..functional.linear import (
     linear_kernel,
 )
 from ..init import INITIALIZERS, Initializer, Seed, host_generator
-from ._module import Backward, Module, backward_again, device_repr
+from ._module import Backward, Placed, backward_again, device_repr
 
 __all__ = ["Linear"]
 
@@ -52,7 +47,7 @@ def _initializer(name: str, value: str | Initializer) -> Initializer:
     return INITIALIZERS[value]
 
 
-class Linear(Module):
+class Linear(Placed):
     """A fully connected layer: ``y = x @ weight + bias``.
 
     Parameters
@@ -143,21 +138,6 @@ class Linear(Module):
         if bias:
             self.params["bias"] = draw_bias((out_features,), **make)
             self.grads["bias"] = None
-
-    @property
-    def xp(self) -> Namespace:
-        """The namespace of the parameters (it follows :meth:`to`)."""
-        return array_namespace(weight=self.params["weight"])
-
-    @property
-    def device(self) -> Device:
-        """Where the weight lives (JAX reports no default device; this is where it landed)."""
-        return device_of(self.params["weight"])
-
-    @property
-    def dtype(self) -> DType:
-        """The dtype of the weight."""
-        return self.params["weight"].dtype
 
     @property
     def weight(self) -> Array:

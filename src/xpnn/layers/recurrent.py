@@ -16,8 +16,6 @@ from .._compat import (
     Array,
     Device,
     DType,
-    Namespace,
-    array_namespace,
     resolve_device,
     resolve_dtype,
     resolve_namespace,
@@ -34,7 +32,7 @@ from ..functional.recurrent import (
     recurrent_kernel,
 )
 from ..init import uniform
-from ._module import Module, backward_again
+from ._module import Placed, backward_again
 
 __all__ = ["GRU", "LSTM", "RNN"]
 
@@ -57,7 +55,7 @@ def _flag(name: str, value: object) -> bool:
     return value
 
 
-class _Recurrent(Module):
+class _Recurrent(Placed):
     """What ``RNN``, ``GRU`` and ``LSTM`` share: parameters, checks, the pass."""
 
     mode: str
@@ -167,20 +165,7 @@ class _Recurrent(Module):
 
     # -- where the parameters live ---------------------------------------------
 
-    @property
-    def xp(self) -> Namespace:
-        """The namespace of the parameters (it follows :meth:`to`)."""
-        return array_namespace(weight=self.params["weight_ih_l0"])
-
-    @property
-    def device(self) -> Device:
-        """Where the parameters live."""
-        return device_of(self.params["weight_ih_l0"])
-
-    @property
-    def dtype(self) -> DType:
-        """The dtype of the parameters."""
-        return self.params["weight_ih_l0"].dtype
+    _placed_by = "weight_ih_l0"
 
     @property
     def draws_on_host(self) -> bool:
