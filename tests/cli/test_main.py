@@ -55,10 +55,13 @@ def test_bad_arguments_give_one_line_and_exit_2(xpnn_command, args, message):
 
 def test_every_command_is_in_the_parser():
     names = [command.name for command in parser.COMMANDS]
-    assert names == ["train", "export", "info", "check"]
+    assert names == ["train", "export", "predict", "info", "check"]
     built = parser.build_parser()
     for command in parser.COMMANDS:
-        argv = {"export": ["export", "a.safetensors", "b.onnx"]}.get(command.name, [command.name])
+        argv = {
+            "export": ["export", "a.safetensors", "b.onnx"],
+            "predict": ["predict", "run", "a text"],
+        }.get(command.name, [command.name])
         args = built.parse_args(argv)
         assert (args.command, args.run) == (command.name, command.run)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -162,3 +163,57 @@ def test_each_model_trains_on_torch_as_on_numpy_in_float64(name):
         losses[backend] = history.loss
     assert len(losses["numpy"]) == 1
     np.testing.assert_allclose(losses["torch"], losses["numpy"], rtol=1e-9, atol=0)
+
+
+def _train_small(folder, *argv):
+    """Run xpnn train --task sentiment on 60 tweets of a small file; return its status."""
+    pytest.importorskip("sklearn")
+    import xpnn.cli.sentiment as module
+    from xpnn.cli import main
+
+    corpus = _small_corpus()
+    rows = [b"sentiment,confidence,text"] + [
+        f"{sentiment.CLASSES[label]},1.0,{text}".encode()
+        for text, label in zip(corpus.texts, corpus.labels, strict=True)
+    ]
+    (folder / "tweets.csv").write_bytes(b"\r\n".join(rows) + b"\r\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(module, "corpus_file", lambda: folder / "tweets.csv")
+        return main(["train", "--task", "sentiment", "--output", str(folder / "run"), *argv])
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """The output of a two-epoch run of the bag model on the small file."""
+    folder = tmp_path_factory.mktemp("sentiment")
+    assert _train_small(folder, "--epochs", "2") == 0
+    return folder / "run"
+
+
+def test_the_transformer_trains_from_the_command_line(tmp_path):
+    assert _train_small(tmp_path, "--model", "transformer", "--epochs", "1", "--hidden", "8") == 0
+    assert "words.png" not in json.loads((tmp_path / "run" / "metrics.json").read_text())["files"]
+
+
+def test_a_model_of_another_task_is_refused(tmp_path, capsys):
+    assert _train_small(tmp_path, "--model", "gru") == 2
+    assert "whose models are bag, transformer" in capsys.readouterr().err
+
+
+def test_train_writes_the_run_and_its_pictures(small_run):
+    metrics = json.loads((small_run / "metrics.json").read_text())
+    assert (metrics["task"], metrics["model"], metrics["epochs"]) == ("sentiment", "bag", 2)
+    assert (metrics["batch_size"], metrics["hidden"], metrics["schedule"]) == (128, 16, "cosine")
+    files = set(metrics["files"])
+    assert {"model.safetensors", "curves.png", "confusion.png", "words.png"} <= files
+    assert "mistakes.png" not in files
+
+
+def test_predict_reads_texts_with_the_trained_run(small_run, capsys):
+    from xpnn.cli import main
+
+    capsys.readouterr()
+    assert main(["predict", str(small_run), "great love good", "--json"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["input"] == "great love good"
+    assert line["class"] in sentiment.CLASSES

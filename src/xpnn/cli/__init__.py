@@ -1,12 +1,14 @@
-"""The ``xpnn`` command: ``train``, ``export``, ``info`` and ``check``.
+"""The ``xpnn`` command: ``train``, ``export``, ``predict``, ``info`` and ``check``.
 
 Bad arguments get one line on standard error that says what is available,
 and exit status 2; no traceback.
 
 One module per job: :mod:`~xpnn.cli.parser` parses the arguments and holds
 the table of commands; each command runs in a module of its own
-(:mod:`~xpnn.cli.train`, :mod:`~xpnn.cli.export`, :mod:`~xpnn.cli.info`,
-:mod:`~xpnn.cli.check`), helped by :mod:`~xpnn.cli.data` (the data set),
+(:mod:`~xpnn.cli.train`, :mod:`~xpnn.cli.export`, :mod:`~xpnn.cli.predict`,
+:mod:`~xpnn.cli.info`, :mod:`~xpnn.cli.check`), helped by
+:mod:`~xpnn.cli.data` (the data sets), :mod:`~xpnn.cli.sentiment` (the
+tweets, their tokens and the text models),
 :mod:`~xpnn.cli.models` (the model and its memory check),
 :mod:`~xpnn.cli.cluster` (the Dask cluster), :mod:`~xpnn.cli.plot` (the
 learning curves), :mod:`~xpnn.cli.run_files` (a run's folder and its files,

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .._version import __version__
-from . import check, export, info, train
+from . import check, export, info, predict, train
 from .cluster import DASK_THREADS, DASK_WORKERS
 from .run_files import output_directory
 
@@ -252,14 +252,15 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         action=GivenOption,
         type=positive_int,
         default=20,
-        help="passes over the training rows; 8 for --task mnist, 30 for --task spoken-digits",
+        help="passes over the training rows; 8 for --task mnist, 30 for --task "
+        "spoken-digits, 6 for --task sentiment",
     )
     parser.add_argument(
         "--batch-size",
         action=GivenOption,
         type=positive_int,
         default=32,
-        help="rows per optimizer step; 64 for --task mnist",
+        help="rows per optimizer step; 64 for --task mnist, 128 for --task sentiment",
     )
     parser.add_argument(
         "--lr", action=GivenOption, type=positive_float, default=3e-3, help="learning rate"
@@ -278,7 +279,8 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         default="none",
         help="learning-rate schedule: none (--lr throughout), cosine (from --lr down to 0 "
         "along a cosine, stepped each epoch) or onecycle (1cycle peaking at --lr, stepped "
-        "each batch); onecycle for --task mnist, cosine for --task spoken-digits",
+        "each batch); onecycle for --task mnist, cosine for --task spoken-digits and "
+        "--task sentiment",
     )
     parser.add_argument(
         "--task",
@@ -287,7 +289,8 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         default="digits",
         help="digits (scikit-learn's 8x8 digits), mnist (5,000 real 28x28 MNIST digits, "
         "from xpnn[images]) or spoken-digits (3,000 recordings of spoken digits as MFCC "
-        "sequences, from xpnn[speech])",
+        "sequences, from xpnn[speech]) or sentiment (37,243 real tweets, negative, neutral "
+        "or positive, from xpnn[text])",
     )
     parser.add_argument(
         "--model",
@@ -297,7 +300,10 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         "cnn-bn (cnn with batch norm); for spoken-digits: gru or lstm (the final state, then "
         "Linear), conv (two 1-D convolutions, a mean over the frames, then Linear) or "
         "transformer (projection, position encodings, two encoder layers, a mean, then "
-        "Linear); default: mlp for digits, cnn-bn for mnist, gru for spoken-digits",
+        "Linear); for sentiment: bag (fastText-style: token vectors, their mean, then "
+        "Linear) or transformer (token vectors and learned positions, two encoder layers, "
+        "a mean, then Linear); default: mlp for digits, cnn-bn for mnist, gru for "
+        "spoken-digits, bag for sentiment",
     )
     parser.add_argument(
         "--hidden",
@@ -305,7 +311,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=64,
         help="units of the hidden layer (of the state, the channels or the model width of "
-        "the spoken-digits models)",
+        "the spoken-digits models; the width of the token vectors for sentiment, 16 there)",
     )
     parser.add_argument(
         "--seed",
@@ -391,11 +397,15 @@ COMMANDS: tuple[Command, ...] = (
         help="train an MLP on scikit-learn's handwritten digits",
         description="Train a classifier: Linear-ReLU-Linear on the 8x8 digits that scikit-learn "
         "ships (--task digits), a LeNet-style CNN on 5,000 real 28x28 MNIST digits "
-        "(--task mnist), or a GRU on 3,000 spoken digits (--task spoken-digits).",
+        "(--task mnist), a GRU on 3,000 spoken digits (--task spoken-digits), or a "
+        "fastText-style bag of tokens on 37,243 tweets (--task sentiment).",
         epilog="Writes into the --output directory: metrics.json (test and per-epoch "
         "scores, and the settings of the run), model.safetensors (the model, the "
-        "optimizer's state and the schedule's, for xpnn export and xpnn.load) and "
-        "curves.png (the learning curves; needs matplotlib).",
+        "optimizer's state and the schedule's, and the task with the preparation of its "
+        "input, for xpnn predict, xpnn export and xpnn.load) and curves.png (the learning "
+        "curves; needs matplotlib), with confusion.png, mistakes.png (images and "
+        "recordings) and words.png (the words that push hardest toward each class, for the "
+        "bag model of texts).",
         arguments=_train_arguments,
         run=train.run,
     ),
@@ -406,6 +416,17 @@ COMMANDS: tuple[Command, ...] = (
         "it through ndonnx and write an ONNX graph; needs pip install 'xpnn[onnx]'.",
         arguments=_export_arguments,
         run=export.run,
+    ),
+    Command(
+        "predict",
+        help="the class a trained run gives texts or images, with its probability",
+        description="Load a run of xpnn train (its --output folder or its model.safetensors) "
+        "on any backend and print, per input, the predicted class, its probability and the "
+        "input. sentiment runs take texts ('-' reads one per line of standard input); digits "
+        "and mnist runs take image files (PNG), turned grey and resized to the task's size, "
+        "dark ink on light paper inverted.",
+        arguments=predict.add_arguments,
+        run=predict.run,
     ),
     Command(
         "info",
