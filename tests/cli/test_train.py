@@ -147,7 +147,9 @@ def test_non_finite_learning_rates_are_refused(xpnn_command, tmp_path, value):
 def test_a_diverging_run_exits_1_and_keeps_the_good_run(xpnn_command, tmp_path):
     good = xpnn_command("train", "--epochs", "1", "--output", str(tmp_path))
     assert good.returncode == 0, good.stderr
-    before = {name: (tmp_path / name).read_bytes() for name in run_files.RUN_FILES}
+    # A digits run: every run file but words.png, which belongs to runs on texts.
+    drawn = [name for name in run_files.RUN_FILES if name != "words.png"]
+    before = {name: (tmp_path / name).read_bytes() for name in drawn}
     result = xpnn_command(
         "train", "--epochs", "3", "--lr", "1e308", "--force", "--output", str(tmp_path)
     )
@@ -159,5 +161,5 @@ def test_a_diverging_run_exits_1_and_keeps_the_good_run(xpnn_command, tmp_path):
     assert " of epoch 1 is " in line
     assert "lower the learning rate" in line
     assert f"nothing written to {tmp_path}" in line
-    after = {name: (tmp_path / name).read_bytes() for name in run_files.RUN_FILES}
+    after = {name: (tmp_path / name).read_bytes() for name in drawn}
     assert after == before
