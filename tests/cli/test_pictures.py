@@ -52,3 +52,21 @@ def test_the_worst_mistakes_come_first(tmp_path, monkeypatch):
     assert plot_mistakes(predictions, tmp_path / "mistakes.png")
     assert len(titles) == MISTAKES_SHOWN
     assert titles[0] == "true 0\nsaid 1 (90%)"
+
+
+def test_the_confusion_matrix_names_the_classes(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    kept = []
+    monkeypatch.setattr(plt, "close", lambda figure=None: kept.append(figure))
+    named = _predictions([0, 1, 2], [0, 2, 2])
+    named.class_names = ("negative", "neutral", "positive")
+    for predictions, expected in (
+        (_predictions([0, 1, 2], [0, 2, 2]), ["0", "1", "2"]),
+        (named, ["negative", "neutral", "positive"]),
+    ):
+        assert plot_confusion(predictions, tmp_path / "confusion.png")
+        axes = kept[-1].axes[0]
+        assert [label.get_text() for label in axes.get_xticklabels()] == expected
+        assert [label.get_text() for label in axes.get_yticklabels()] == expected

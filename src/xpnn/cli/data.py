@@ -60,6 +60,9 @@ class Dataset:
         ``x_train`` and ``x_test`` are then ``(n, steps, n_features)``,
         each sequence followed by zeros up to the longest; None for data
         that are no sequences.
+    class_names : tuple of str, optional
+        What each class index stands for, for the pictures; None where the
+        index says it (the digits).
     """
 
     name: str
@@ -72,6 +75,7 @@ class Dataset:
     augmented: str = ""
     lengths_train: np.ndarray | None = None
     lengths_test: np.ndarray | None = None
+    class_names: tuple[str, ...] | None = None
 
     @property
     def features(self) -> int:

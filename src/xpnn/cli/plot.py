@@ -40,6 +40,9 @@ class Predictions:
     lengths : numpy.ndarray of shape (n,), optional
         For sequences, ``images`` of shape ``(n, steps, features)``: each
         one's valid steps; ``mistakes.png`` draws its features over them.
+    class_names : tuple of str, optional
+        What each class index stands for (``"negative"``, ...); the
+        pictures show the indices when None.
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class Predictions:
         images: np.ndarray,
         image_shape: tuple[int, ...] | None,
         lengths: np.ndarray | None = None,
+        class_names: tuple[str, ...] | None = None,
     ) -> None:
         self.labels = labels
         self.probabilities = probabilities
@@ -56,6 +60,7 @@ class Predictions:
         self.images = images
         self.image_shape = image_shape
         self.lengths = lengths
+        self.class_names = class_names
 
     @property
     def classes(self) -> int:
@@ -150,9 +155,12 @@ def plot_confusion(predictions: Predictions, path: Path) -> bool:
                     fontsize=8,
                     color="white" if dark else "black",
                 )
+    names = predictions.class_names or [str(index) for index in range(classes)]
     axes.set(
         xticks=range(classes),
         yticks=range(classes),
+        xticklabels=names,
+        yticklabels=names,
         xlabel="predicted class",
         ylabel="true class",
         title=f"test split: {int(np.trace(counts))}/{int(counts.sum())} right",

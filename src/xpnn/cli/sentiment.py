@@ -308,6 +308,7 @@ def sentiment(
         x_test=x_test,
         y_test=corpus.labels[test],
         classes=len(CLASSES),
+        class_names=CLASSES,
         lengths_train=lengths_train,
         lengths_test=lengths_test,
         encoder=encoder,

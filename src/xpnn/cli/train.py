@@ -494,6 +494,7 @@ def _predictions(model: Module, data: Dataset, x_test: Any) -> Predictions:
         image_shape=data.image_shape,
         # Token ids make no picture: no mistakes.png for texts.
         lengths=None if isinstance(data, TextDataset) else data.lengths_test,
+        class_names=data.class_names,
     )
 
 
