@@ -46,6 +46,7 @@ from xpnn_bench import (  # noqa: E402
     recurrent,
     report,
     scaling,
+    sentiment,
     speech,
 )
 from xpnn_bench.harness import (  # noqa: E402
@@ -85,8 +86,8 @@ class Sizes:
     distributed_size: str = "standard"
     # The batch of the convolution and LeNet benchmarks.
     conv_batch: int = 64
-    # The batch of the GRU, encoder-layer and spoken-digits step benchmarks.
-    sequence_batch: int = 32
+    # The batch of the sequence benchmarks; None: each its own (32, the bag model's 128).
+    sequence_batch: int | None = None
 
 
 _STANDARD_SHAPES: tuple[Shape, ...] = ((32, 64, 64), (256, 512, 512), (1024, 1024, 1024))
@@ -320,17 +321,18 @@ def _measure_conv(backends: list[Backend], sizes: Sizes) -> tuple[list[Any], lis
 
 
 def _measure_sequences(backends: list[Backend], sizes: Sizes) -> dict[str, list[Any]]:
-    """Time the GRU and encoder-layer forward + backward and the spoken-digits step, float32."""
+    """Time the GRU and encoder layer forward + backward, the speech and sentiment steps."""
     cases = {
-        "gru": recurrent.gru_variants,
-        "encoder_layer": attention.encoder_layer_variants,
-        "speech_step": speech.step_variants,
+        "gru": (recurrent.gru_variants, recurrent.BATCH),
+        "encoder_layer": (attention.encoder_layer_variants, attention.BATCH),
+        "speech_step": (speech.step_variants, speech.BATCH),
+        "bag_step": (sentiment.step_variants, sentiment.BATCH),
     }
     found: dict[str, list[Any]] = {name: [] for name in cases}
-    batch = sizes.sequence_batch
     for backend in (b for b in backends if b.name in ("numpy", "torch")):
         plan = _plan(sizes, backend)
-        for name, variants in cases.items():
+        for name, (variants, own_batch) in cases.items():
+            batch = sizes.sequence_batch or own_batch
             timings = interleaved(variants(backend, "float32", batch), backend.sync, plan)
             found[name].append({**_where(backend, "float32"), "batch": batch, **_compared(timings)})
             _say(f"{name} {backend.label} float32: {_brief(timings)}")

@@ -52,6 +52,7 @@ _SEQUENCE_TARGETS = (
     ("gru", "autograd", "GRU fwd+bwd / nn.GRU + autograd", 2.0),
     ("encoder_layer", "autograd", "TransformerEncoderLayer fwd+bwd / torch autograd", 1.5),
     ("speech_step", "autograd", "spoken-digits step / torch autograd + Adam", 1.5),
+    ("bag_step", "autograd", "sentiment bag step / nn.EmbeddingBag + Adam", 2.0),
 )
 
 #: How the sequence section names each case and what it is held against.
@@ -66,6 +67,11 @@ _SEQUENCE_CASES = {
         "spoken-digits GRU step (lengths 6..40, Adam)",
         "-",
         "nn.GRU on packed sequences + Adam",
+    ),
+    "bag_step": (
+        "sentiment bag step (130,000 x 16 table, 4..60 tokens, Adam)",
+        "-",
+        "nn.EmbeddingBag + Adam",
     ),
 }
 
@@ -357,7 +363,9 @@ def _sequence_section(results: dict[str, Any]) -> list[str]:
         "Forward + backward of a `GRU` (given the gradient of every output) and of a "
         "post-norm `TransformerEncoderLayer` (feed-forward 256, dropout 0), then one training "
         "step of `xpnn train --task spoken-digits`'s default model (GRU 64, `Linear`, "
-        "`CrossEntropyLoss`, `Adam`) on recordings of 6 to 40 frames; float32. The time loop "
+        "`CrossEntropyLoss`, `Adam`) on recordings of 6 to 40 frames, and one of "
+        "`xpnn train --task sentiment`'s `bag` model (`Embedding` of 130,000 rows, masked "
+        "mean, `Linear`, `Adam`) on texts of 4 to 60 Zipf-drawn token ids; float32. The time loop "
         "is a Python loop of standard operations; forward + backward per time step: "
         f"{', '.join(per_step) or '-'}.",
         "",
