@@ -21,3 +21,10 @@ def require_backend(config: pytest.Config, name: str) -> None:
     """
     if not any(spec.name == name for spec, _ in selected_cases(config)):
         pytest.skip(f"this run does not select the {name} backend (--xp-backend)")
+
+
+def require_float64(xp: object, device: object, why: str = "finite differences need") -> None:
+    """Skip on a device without float64 (array_api_strict's ``no_float64``, Apple's MPS)."""
+    info = xp.__array_namespace_info__()  # type: ignore[attr-defined]
+    if "float64" not in info.dtypes(device=device, kind="real floating"):
+        pytest.skip(f"device {device!r} has no float64, which {why}")

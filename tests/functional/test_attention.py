@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from selection import require_float64
 from xpnn.functional import (
     merge_heads,
     merge_heads_backward,
@@ -20,11 +21,6 @@ from xpnn.functional.attention import attention_mask
 from xpnn.testing import assert_close, check_gradients, random_array, to_numpy
 
 N, H, L, S, D = 2, 2, 3, 4, 3
-
-
-def _needs_float64(xp, device):
-    if "float64" not in xp.__array_namespace_info__().dtypes(device=device, kind="real floating"):
-        pytest.skip(f"device {device!r} has no float64, which finite differences need")
 
 
 def _t(a):
@@ -83,7 +79,7 @@ def test_forward_and_gradients_match_torch(xp, device, real_dtype, case):
 
 
 def test_gradients_match_finite_differences(xp, device):
-    _needs_float64(xp, device)
+    require_float64(xp, device)
     make = {"dtype": xp.float64, "device": device}
     q = random_array(xp, (1, 2, 2, 2), seed=0, **make)
     k = random_array(xp, (1, 2, 3, 2), seed=1, **make)

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from selection import require_float64
 from xpnn.functional import layer_norm, layer_norm_backward, rms_norm, rms_norm_backward
 from xpnn.testing import assert_close, check_gradients, random_array, to_numpy
 
@@ -89,6 +90,7 @@ def test_rms_norm_matches_torch(xp, device, real_dtype, shape, normalized, with_
 
 
 def test_gradients_match_finite_differences(xp, device):
+    require_float64(xp, device)
     dtype = xp.float64
     x, dy, weight, bias = _inputs(xp, device, dtype, (2, 2, 3), (2, 3), True, True)
 

@@ -7,16 +7,12 @@ import pytest
 import torch
 
 import xpnn
+from selection import require_float64
 from xpnn import Linear, MultiheadAttention
 from xpnn.layers import from_config
 from xpnn.testing import assert_close, check_gradients, random_array, to_numpy
 
 E, HEADS = 4, 2
-
-
-def _needs_float64(xp, device):
-    if "float64" not in xp.__array_namespace_info__().dtypes(device=device, kind="real floating"):
-        pytest.skip(f"device {device!r} has no float64, which finite differences need")
 
 
 def _randomise(model, xp, device, dtype, seed=20):
@@ -149,7 +145,7 @@ def test_forward_and_every_gradient_match_torch(xp, device, real_dtype, case):
 
 
 def test_gradients_match_finite_differences(xp, device):
-    _needs_float64(xp, device)
+    require_float64(xp, device)
     make = {"dtype": xp.float64, "device": device}
     layer = MultiheadAttention(E, HEADS, batch_first=True, seed=0, xp=xp, **make)
     _randomise(layer, xp, device, xp.float64)

@@ -7,16 +7,12 @@ import pytest
 import torch
 
 import xpnn
+from selection import require_float64
 from xpnn import LayerNorm, Linear, Sequential, TransformerEncoder, TransformerEncoderLayer
 from xpnn.layers import from_config
 from xpnn.testing import assert_close, check_gradients, random_array, to_numpy
 
 E, HEADS, FF, L = 4, 2, 6, 3
-
-
-def _needs_float64(xp, device):
-    if "float64" not in xp.__array_namespace_info__().dtypes(device=device, kind="real floating"):
-        pytest.skip(f"device {device!r} has no float64, which finite differences need")
 
 
 def _randomise(model, xp, device, dtype, seed=20):
@@ -99,7 +95,7 @@ def test_encoder_with_norm_matches_torch(xp, device, real_dtype):
 
 
 def test_gradients_match_finite_differences(xp, device):
-    _needs_float64(xp, device)
+    require_float64(xp, device)
     make = {"xp": xp, "device": device, "dtype": xp.float64}
     layer = TransformerEncoderLayer(E, HEADS, FF, dropout=0.0, batch_first=True, seed=0, **make)
     x = random_array(xp, (1, 2, E), dtype=xp.float64, device=device, seed=1)
