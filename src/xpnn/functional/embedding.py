@@ -19,8 +19,9 @@ sizes (Dask):
    holds the run's sum, added as a balanced tree (rounding error growing
    with ``log2`` of the run's length, as pairwise summation's);
 3. ``searchsorted(sorted, arange(V), side="right")`` finds each word's
-   last row; a gather of those rows, zeroed where the word does not occur
-   (or is ``padding_idx``), is ``dweight``.
+   last row; one gather of those rows from the sums behind a zero row,
+   where a word that does not occur (or is ``padding_idx``) takes the zero
+   row, is ``dweight``.
 
 Nothing is written in place, and no ``(n, V)`` one-hot matrix is built.
 Cost: time ``O(n log n)`` for the sort, ``O(n E log n)`` for the scan and
@@ -243,7 +244,9 @@ def embedding_backward_kernel(
     found = (ends > 0) & (xp.take(padded_keys, ends) == words)
     if padding_idx is not None:
         found = found & (words != padding_idx)
-    grad = xp.where(found[:, None], xp.take(padded_sums, ends, axis=0), zero_row)
+    # Row 0 of padded_sums is zeros: a word without rows gathers it, so the
+    # (V, E) gradient is one gather, with no select over it.
+    grad = xp.take(padded_sums, xp.where(found, ends, xp.zeros_like(ends)), axis=0)
     return gradient_as(xp, grad, weight_dtype)
 
 
