@@ -126,3 +126,29 @@ def test_a_second_signal_inside_the_commit_waits_for_its_end():
         assert request.aborted_by == signal.SIGTERM
         with pytest.raises(KeyboardInterrupt):  # outside the commit: at once
             signal.raise_signal(signal.SIGINT)
+
+
+def test_a_failure_after_the_abort_is_the_abort(monkeypatch, capsys):
+    # A second Ctrl-C inside a library's import can be swallowed there, and
+    # the run then fails on the half-imported module: still the abort, 130.
+    import argparse
+    import contextlib
+
+    from xpnn.cli import train as command
+
+    def swallowed(args, choice, on, previous, request):
+        request(signal.SIGINT, None)
+        with contextlib.suppress(KeyboardInterrupt):
+            request(signal.SIGINT, None)
+        raise AttributeError("module 'matplotlib' has no attribute 'get_data_path'")
+
+    def plain_failure(args, choice, on, previous, request):
+        raise AttributeError("a bug, not an abort")
+
+    args = argparse.Namespace(output="run")
+    monkeypatch.setattr(command, "_train", swallowed)
+    assert command.train(args, None) == 130
+    assert "aborted" in capsys.readouterr().err
+    monkeypatch.setattr(command, "_train", plain_failure)
+    with pytest.raises(AttributeError, match="a bug"):
+        command.train(args, None)

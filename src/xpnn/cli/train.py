@@ -287,13 +287,25 @@ def train(
     try:
         with request.installed():
             return _train(args, choice, on, previous, request)
+    except Exception:
+        # A second signal that lands inside a library's import (matplotlib's
+        # while the pictures are drawn) can be swallowed there, and the run
+        # then fails on the half-imported module: after an abort, that
+        # failure is the abort's.
+        if request.aborted_by is None:
+            raise
+        return _aborted(args, request)
     except KeyboardInterrupt:
-        print(
-            f"xpnn train: aborted; {args.output} holds its previous files or the complete new "
-            "run, never part of one",
-            file=sys.stderr,
-        )
-        return 128 + (request.aborted_by or signal.SIGINT)
+        return _aborted(args, request)
+
+
+def _aborted(args: argparse.Namespace, request: StopRequest) -> int:
+    print(
+        f"xpnn train: aborted; {args.output} holds its previous files or the complete new "
+        "run, never part of one",
+        file=sys.stderr,
+    )
+    return 128 + (request.aborted_by or signal.SIGINT)
 
 
 def _train(
